@@ -1,0 +1,71 @@
+"""The ``mixhic`` command: one subcommand per step, each a thin wrapper over a library call.
+
+Subcommands are imported lazily so that ``mixhic --help`` and ``mixhic simulate`` do not
+pay for importing Ray, torch or MLflow. Each entry names ``module:function``; the
+function takes the remaining argv and returns an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("mixhic.pipelines.simulate", "simulate a small realistic genome as .mcool/bigWig/bedpe/BED"),
+    "prepare": ("mixhic.pipelines.prepare", "window genome files into Parquet datasets with Ray Data"),
+    "pretrain": ("mixhic.platform.pretrain", "pre-train MIX-HIC with Ray Train"),
+    "finetune": ("mixhic.platform.finetune", "fine-tune on hic | loops | cage"),
+    "evaluate": ("mixhic.platform.evaluate", "evaluate a checkpoint on a dataset split"),
+    "demo": ("mixhic.platform.demo", "simulate -> prepare -> pretrain -> fine-tune -> evaluate -> register"),
+    "ablate": ("mixhic.platform.ablate", "modality ablation table and few-shot curve"),
+    "tune": ("mixhic.platform.tuning", "Ray Tune search over the pretraining loss weights"),
+    "serve": ("mixhic.serve.app", "serve a model over HTTP with Ray Serve"),
+    "predict": ("mixhic.serve.predict", "genome-wide prediction to .cool / bedpe / bigWig"),
+    "submit": ("mixhic.platform.jobs", "submit a mixhic command to a Ray cluster as a job"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "commands:\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="mixhic",
+        description="MIX-HIC: multimodal 3D-genome pre-training on Ray.",
+        epilog=_usage(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="command")
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    ns = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if ns.verbose > 1 else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    module = importlib.import_module(COMMANDS[ns.command][0])
+    try:
+        return int(module.cli_main(ns.args) or 0)
+    except KeyboardInterrupt:
+        logging.getLogger("mixhic").error("interrupted")
+        return 130
+    except Exception as exc:  # user-facing errors end in one clear line
+        from mixhic.platform.errors import is_user_error
+
+        if is_user_error(exc) and ns.verbose == 0:
+            logging.getLogger("mixhic").error("%s", exc)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,16 @@
+"""Errors a user can act on: they print as one line, without a traceback."""
+
+from __future__ import annotations
+
+__all__ = ["MixHicError", "is_user_error"]
+
+
+class MixHicError(ValueError):
+    """Base class for input/config errors whose message names the file, key or field."""
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """True for errors that should print as one line (ours, config errors, missing files)."""
+    from mixhic.platform.config import ConfigError
+
+    return isinstance(exc, (MixHicError, ConfigError, FileNotFoundError))

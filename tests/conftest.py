@@ -1,0 +1,53 @@
+"""Shared fixtures: one session-scoped local Ray, tmp homes, the simulated genome, real files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data" / "real"
+
+# Ray writes ~/.ray/auth_token and session dirs: keep them out of the real home.
+# Unix socket paths must stay short, hence a short prefix under /tmp.
+_TMP_HOME = Path(tempfile.mkdtemp(prefix="mxh-"))
+os.environ["HOME"] = str(_TMP_HOME)
+os.environ.setdefault("RAY_TMPDIR", str(_TMP_HOME / "ray"))
+os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{_TMP_HOME}/mlflow.db")
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.pop("RAY_ADDRESS", None)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_TMP_HOME, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole session (2 CPUs, no dashboard)."""
+    import ray
+
+    from mixhic.platform.runtime import ensure_ray
+
+    ensure_ray(num_cpus=2, object_store_gb=1.5)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not REAL_DATA.is_dir():
+        pytest.skip("../shared/data/real is absent (fresh clone): real-file tests skipped")
+    return REAL_DATA
