@@ -1,0 +1,84 @@
+"""MLflow pyfunc for a fine-tuned MIX-HIC model ("models from code": nothing is pickled).
+
+MLflow runs this file when it loads a model logged by
+:func:`mixhic.platform.tracking.log_and_register_model`. The weights travel as the
+artifact ``model_dir`` (``model.safetensors`` + ``mixhic.json``) and are read by
+:func:`mixhic.platform.checkpoints.load_model_dir`.
+
+Input: ``{"epi": (B, C, 2L) float32, "hic": (B, W, W) float32}`` (``hic`` needed by the
+bimodal/nonpre modes, ignored by infer/epi), as a dict of arrays or a DataFrame whose
+``epi``/``hic`` cells are arrays. Output (numpy float32): Hi-C task (B, W, W) maps; loops
+(B,) probabilities (sigmoid of the logits); CAGE (B, W) tracks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import mlflow
+import numpy as np
+
+__all__ = ["MixHicPyfunc", "predict_arrays", "to_arrays"]
+
+_NEEDS_HIC = ("bimodal", "nonpre")
+
+
+def to_arrays(model_input: Any) -> dict[str, np.ndarray]:
+    """``{"epi": ..., "hic": ...}`` float32 arrays from a dict or a pandas DataFrame."""
+    if hasattr(model_input, "columns"):  # pandas DataFrame: one row per sample
+        cols = {c: [np.asarray(v, dtype=np.float32) for v in model_input[c]]
+                for c in model_input.columns}
+        model_input = {c: np.stack(v) for c, v in cols.items() if v}
+    if not isinstance(model_input, Mapping):
+        raise ValueError(
+            f"model input: expected a dict/DataFrame with 'epi' (and 'hic'), got "
+            f"{type(model_input).__name__}"
+        )
+    if "epi" not in model_input:
+        raise ValueError("model input: missing 'epi' (B, C, 2L) array")
+    out = {"epi": np.asarray(model_input["epi"], dtype=np.float32)}
+    if model_input.get("hic") is not None:
+        out["hic"] = np.asarray(model_input["hic"], dtype=np.float32)
+    return out
+
+
+def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any]) -> np.ndarray:
+    """Run a fine-tuned model on numpy inputs; loops logits become probabilities."""
+    import torch
+
+    if meta.get("kind") != "finetune":
+        raise ValueError(f"mixhic.json kind: only 'finetune' models predict, got {meta.get('kind')!r}")
+    arrays = to_arrays(inputs)
+    epi = torch.from_numpy(np.ascontiguousarray(arrays["epi"]))
+    if epi.ndim == 2:
+        epi = epi[None]
+    hic = None
+    if meta.get("mode") in _NEEDS_HIC:
+        if "hic" not in arrays:
+            raise ValueError(f"model input: mode {meta.get('mode')!r} needs a 'hic' (B, W, W) array")
+        hic = torch.from_numpy(np.ascontiguousarray(arrays["hic"]))
+        if hic.ndim == 2:
+            hic = hic[None]
+    model.eval()
+    with torch.inference_mode():
+        pred = model(epi, hic=hic)
+        if meta.get("task") == "loops":
+            pred = torch.sigmoid(pred)
+    return pred.float().cpu().numpy()
+
+
+class MixHicPyfunc(mlflow.pyfunc.PythonModel):
+    """Loads the model directory artifact once; ``predict`` maps inputs to predictions."""
+
+    def load_context(self, context: Any) -> None:
+        from mixhic.platform.checkpoints import load_model_dir
+
+        self.model, self.meta = load_model_dir(context.artifacts["model_dir"])
+        self.model.eval()
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None):
+        return predict_arrays(self.model, self.meta, model_input)
+
+
+mlflow.models.set_model(MixHicPyfunc())
