@@ -1,0 +1,134 @@
+"""The two modality encoders.
+
+- ``HicEncoder``: (B, W, W) contact map -> (B, S^2, 8E) tokens (S = 3 at W = 50).
+- ``EpiEncoder``: (B, C, 2L) tracks -> (B, N, 8E) tokens (N = 12 at W = 50) plus the
+  earlier stages' outputs as skips for the decoders.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import EncoderLayer, HicBlock
+from .config import MixHicConfig
+
+__all__ = ["HicEncoder", "EpiEncoder", "check_hic", "check_epi"]
+
+
+def check_hic(cfg: MixHicConfig, hic: torch.Tensor) -> None:
+    W = cfg.window_bins
+    if hic.dim() != 3 or hic.shape[1:] != (W, W):
+        raise ValueError(f"hic: expected shape (B, {W}, {W}) (window_bins={W}), "
+                         f"got {tuple(hic.shape)}")
+
+
+def check_epi(cfg: MixHicConfig, epi: torch.Tensor) -> None:
+    C, L2 = cfg.n_tracks, 2 * cfg.epi_bins
+    if epi.dim() != 3 or epi.shape[1:] != (C, L2):
+        raise ValueError(f"epi: expected shape (B, {C}, {L2}) (n_tracks={C}, 2*epi_bins; "
+                         f"x-anchor bins then y-anchor bins), got {tuple(epi.shape)}")
+
+
+class HicEncoder(nn.Module):
+    """ViT over p x p patches with four stages and Conv2d(k4, s2, p1) downsampling.
+
+    (B, W, W) -> patches (B, (W/p)^2, p*p) -> Linear -> [+ learned positions] ->
+    stages at widths E..8E on grids 25 -> 12 -> 6 -> 3 -> LayerNorm -> (B, 9, 8E).
+    """
+
+    def __init__(self, cfg: MixHicConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        p, dims, sides = cfg.patch_size, cfg.stage_dims, cfg.hic_grid_sizes
+        self.patch_embed = nn.Linear(p * p, dims[0])
+        if cfg.hic_pos_embed:
+            self.pos_embed = nn.Parameter(torch.zeros(1, sides[0] ** 2, dims[0]))
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.stages = nn.ModuleList(
+            nn.ModuleList(HicBlock(d, cfg.n_heads, cfg.mlp_ratio, cfg.dropout) for _ in range(n))
+            for d, n in zip(dims, cfg.hic_depths)
+        )
+        self.downs = nn.ModuleList(
+            nn.Conv2d(dims[i], dims[i + 1], kernel_size=4, stride=2, padding=1)
+            for i in range(cfg.n_stages - 1)
+        )
+        self.norm = nn.LayerNorm(dims[-1])
+
+    def forward(self, hic: torch.Tensor) -> torch.Tensor:
+        """hic (B, W, W) -> tokens (B, S_last^2, 8E)."""
+        check_hic(self.cfg, hic)
+        B, p = hic.shape[0], self.cfg.patch_size
+        side = self.cfg.hic_grid_sizes[0]
+        x = hic.reshape(B, side, p, side, p).permute(0, 1, 3, 2, 4).reshape(B, side * side, p * p)
+        x = self.patch_embed(x)  # (B, S^2, E)
+        if self.cfg.hic_pos_embed:
+            x = x + self.pos_embed
+        for i, blocks in enumerate(self.stages):
+            for blk in blocks:
+                x = blk(x, side)
+            if i < len(self.downs):
+                grid = x.transpose(1, 2).reshape(B, -1, side, side)  # (B, D, S, S)
+                grid = self.downs[i](grid)  # (B, 2D, S', S')
+                side = grid.shape[-1]
+                x = grid.flatten(2).transpose(1, 2)  # (B, S'^2, 2D)
+        return self.norm(x)
+
+
+class EpiEncoder(nn.Module):
+    """Conv stem + transformer stages over one token per Hi-C bin.
+
+    Stem, run on each anchor separately so no convolution straddles the x/y seam:
+    (B, C, 2L) -> (2B, C, L) -> Conv1d(C->E, k1) + ReLU -> n x [Conv1d(k3) + BN + ReLU
+    (+ MaxPool p_i)] with prod(p_i) = L / W -> (B, 2W, E) [+ learned positions].
+    Stages: 2W -> W -> W/2 -> ... tokens at widths E..8E, Conv1d(k4, s2, p1) between.
+    """
+
+    def __init__(self, cfg: MixHicConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        dims, E = cfg.stage_dims, cfg.embed_dim
+        pools = cfg.epi_pools
+        self.stem_in = nn.Conv1d(cfg.n_tracks, E, kernel_size=1)
+        layers: list[nn.Module] = []
+        for i in range(max(cfg.epi_stem_convs, len(pools))):
+            layers += [nn.Conv1d(E, E, kernel_size=3, padding=1, bias=False),
+                       nn.BatchNorm1d(E), nn.ReLU()]
+            if i < len(pools):
+                layers.append(nn.MaxPool1d(pools[i]))
+        self.stem = nn.Sequential(*layers)
+        if cfg.epi_pos_embed:
+            self.pos_embed = nn.Parameter(torch.zeros(1, 2 * cfg.window_bins, E))
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.stages = nn.ModuleList(
+            nn.Sequential(*(EncoderLayer(d, cfg.n_heads, cfg.mlp_ratio, cfg.dropout)
+                            for _ in range(n)))
+            for d, n in zip(dims, cfg.epi_depths)
+        )
+        self.downs = nn.ModuleList(
+            nn.Conv1d(dims[i], dims[i + 1], kernel_size=4, stride=2, padding=1)
+            for i in range(cfg.n_stages - 1)
+        )
+        self.norm = nn.LayerNorm(dims[-1])
+
+    def forward(self, epi: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """epi (B, C, 2L) -> (tokens (B, N_last, 8E), skips [(B, N_i, dims[i]) for i < last]).
+
+        At the paper geometry: tokens (B, 12, 8E); skips (B, 100, E), (B, 50, 2E),
+        (B, 25, 4E).
+        """
+        check_epi(self.cfg, epi)
+        B, C, L2 = epi.shape
+        W = self.cfg.window_bins
+        x = epi.reshape(B, C, 2, L2 // 2).transpose(1, 2).reshape(2 * B, C, L2 // 2)
+        x = self.stem(torch.relu(self.stem_in(x)))  # (2B, E, W)
+        x = x.reshape(B, 2, -1, W).permute(0, 1, 3, 2).reshape(B, 2 * W, -1)  # (B, 2W, E)
+        if self.cfg.epi_pos_embed:
+            x = x + self.pos_embed
+        skips: list[torch.Tensor] = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i < len(self.downs):
+                skips.append(x)
+                x = self.downs[i](x.transpose(1, 2)).transpose(1, 2)  # (B, N/2, 2D)
+        return self.norm(x), skips

@@ -1,0 +1,94 @@
+"""The MIX-HIC fine-tuning model: encoders + interaction (+ mapping) + fusion + one head.
+
+Modes (only the modules a mode uses are built, so every parameter gets a gradient):
+
+- ``bimodal``: Hi-C + epi; encoders and interaction block meant to be loaded from
+  pretraining (``load_pretrained``).
+- ``nonpre``: the same network trained from scratch (never loaded from pretraining).
+- ``infer``: epi only; pseudo Hi-C tokens = mapping e2m of the epi interaction tokens
+  (MIX-HIC-Infer); no Hi-C encoder.
+- ``epi``: epi only, no mapping and no cross-attention: the single-modal baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import FusionLayer, init_weights
+from .config import MixHicConfig
+from .crossmodal import InteractionBlock, MappingBlock
+from .encoders import EpiEncoder, HicEncoder, check_hic
+from .heads import TASKS, build_head
+
+__all__ = ["FinetuneModel", "MODES", "TASKS"]
+
+MODES = ("bimodal", "nonpre", "infer", "epi")
+
+
+class FinetuneModel(nn.Module):
+    """``forward(epi, hic=None)``: epi (B, C, 2L), hic (B, W, W) -> prediction.
+
+    Predictions: task ``hic`` (B, W, W) contact values; ``loops`` (B,) logits;
+    ``cage`` (B, W) values. ``hic`` is required in bimodal/nonpre and ignored otherwise.
+    """
+
+    def __init__(self, cfg: MixHicConfig, task: str = "loops", mode: str = "bimodal") -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        self.cfg, self.task, self.mode = cfg, task, mode
+        self.uses_hic = mode in ("bimodal", "nonpre")
+        if self.uses_hic:
+            self.hic_encoder = HicEncoder(cfg)
+        self.epi_encoder = EpiEncoder(cfg)
+        self.interaction = InteractionBlock(cfg, ("hic", "epi") if self.uses_hic else ("epi",))
+        if mode == "infer":
+            self.mapping = MappingBlock(cfg, ("e2m",))
+        cross = mode != "epi"
+        self.fusion = nn.ModuleList(
+            FusionLayer(cfg.model_dim, cfg.n_heads, cfg.mlp_ratio, cfg.dropout, cross=cross)
+            for _ in range(cfg.fusion_layers)
+        )
+        self.fusion_norm = nn.LayerNorm(cfg.model_dim)
+        self.head = build_head(cfg, task)
+        self.apply(init_weights)
+
+    @property
+    def uses_pretrained(self) -> bool:
+        """False for ``nonpre``, which is defined as never loading pretrained weights."""
+        return self.mode != "nonpre"
+
+    def forward(self, epi: torch.Tensor, hic: torch.Tensor | None = None) -> torch.Tensor:
+        e, skips = self.epi_encoder(epi)  # (B, Ne, 8E), skips
+        _, _, e_tok = self.interaction(e, "epi")  # (B, Ne, 8E)
+        ctx: torch.Tensor | None
+        if self.uses_hic:
+            if hic is None:
+                raise ValueError(f"hic: required in mode {self.mode!r} (use 'infer' or 'epi' "
+                                 "for epigenomic-only input)")
+            check_hic(self.cfg, hic)
+            if hic.shape[0] != epi.shape[0]:
+                raise ValueError(f"hic and epi batch sizes differ: {hic.shape[0]} vs "
+                                 f"{epi.shape[0]}")
+            _, _, ctx = self.interaction(self.hic_encoder(hic), "hic")  # (B, Nh, 8E)
+        elif self.mode == "infer":
+            ctx = self.mapping(e_tok, "e2m")  # pseudo Hi-C tokens (B, Nh, 8E)
+        else:
+            ctx = None
+        x = e_tok
+        for layer in self.fusion:
+            x = layer(x, ctx)
+        return self.head(self.fusion_norm(x), skips)
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """MSE for ``hic`` and ``cage``, BCE-with-logits for ``loops`` (target 0/1)."""
+        if pred.shape != target.shape:
+            raise ValueError(f"target: expected shape {tuple(pred.shape)} for task "
+                             f"{self.task!r}, got {tuple(target.shape)}")
+        if self.task == "loops":
+            return F.binary_cross_entropy_with_logits(pred.float(), target.float())
+        return F.mse_loss(pred.float(), target.float())

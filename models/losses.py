@@ -1,0 +1,66 @@
+"""Pretraining and fine-tuning losses (pure functions of tensors) and the loss weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["LossWeights", "info_nce", "orthogonality_loss", "mapping_loss", "pool_tokens"]
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the pretraining losses: ``con * L_con + orth * L_orth + map * L_map``.
+
+    Defaults follow the published schedule after warm-up: 0.5 * (con + orth) + 0.5 * map.
+    """
+
+    con: float = 0.5
+    orth: float = 0.5
+    map: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("con", "orth", "map"):
+            val = getattr(self, name)
+            if not isinstance(val, (int, float)) or isinstance(val, bool) or not val >= 0:
+                raise ValueError(f"LossWeights.{name}: must be a number >= 0 (got {val!r})")
+
+
+def pool_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, N, D) -> (B, D) by mean over tokens; (B, D) passes through."""
+    return x.mean(dim=1) if x.dim() == 3 else x
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
+    """Symmetric CLIP-style InfoNCE; pair i of ``a`` matches pair i of ``b``.
+
+    a, b: (B, D) or (B, N, D) (mean-pooled over tokens), L2-normalised here.
+    Negatives are the other samples of the batch. Returns a scalar.
+    """
+    a = F.normalize(pool_tokens(a).float(), dim=-1)
+    b = F.normalize(pool_tokens(b).float(), dim=-1)
+    logits = a @ b.t() / temperature  # (B, B)
+    labels = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+
+
+def orthogonality_loss(shared: torch.Tensor, specific: torch.Tensor) -> torch.Tensor:
+    """Batch mean of the squared cosine between pooled shared and specific vectors.
+
+    shared, specific: (B, D) or (B, N, D). 0 when they are orthogonal, 1 when parallel.
+    """
+    s = F.normalize(pool_tokens(shared).float(), dim=-1)
+    p = F.normalize(pool_tokens(specific).float(), dim=-1)
+    return ((s * p).sum(-1) ** 2).mean()
+
+
+def mapping_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between L2-normalised prediction and target tokens.
+
+    pred, target: (B, N, D). 0 when they point the same way; at most 4.
+    """
+    p = F.normalize(pred.float(), dim=-1)
+    t = F.normalize(target.float(), dim=-1)
+    return ((p - t) ** 2).sum(-1).mean()
