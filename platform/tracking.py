@@ -30,6 +30,8 @@ import logging
 import math
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -63,8 +65,10 @@ _MAX_PARAM_VALUE = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
 _MAX_KEY = 250
 _BATCH = 100
 
-# Set by configure(): where local experiments keep their artifacts.
-_state: dict[str, Path | None] = {"runs_dir": None}
+# Set by configure(): where local experiments keep their artifacts, and the embedded URI
+# it chose (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which must not then be
+# mistaken for a user's choice by the next configure()).
+_state: dict[str, Any] = {"runs_dir": None, "own_uri": None}
 
 
 # --------------------------------------------------------------------------- setup
@@ -74,7 +78,7 @@ def default_tracking_uri(runs_dir: str | Path) -> str:
     Creates ``runs_dir`` when the embedded store is used.
     """
     env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
+    if env and env != _state["own_uri"]:
         return env
     root = Path(runs_dir).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -93,7 +97,9 @@ def configure(runs_dir: str | Path) -> str:
     """
     import mlflow
 
+    env = os.environ.get("MLFLOW_TRACKING_URI")
     uri = default_tracking_uri(runs_dir)
+    _state["own_uri"] = None if uri == env else uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     _state["runs_dir"] = Path(runs_dir).expanduser().resolve()
@@ -294,7 +300,8 @@ def log_and_register_model(
         the model when None (needs ``mixhic.platform.checkpoints``); without it the
         signature holds the inputs only.
     alias: e.g. ``"champion"``: set on the new version.
-    Logs into the active run if any. Returns the registered
+    Only ``model.safetensors`` and ``mixhic.json`` are logged (a training checkpoint's
+    optimizer state is left out). Logs into the active run if any. Returns the registered
     ``mlflow.entities.model_registry.ModelVersion``.
     """
     import mlflow
@@ -310,16 +317,23 @@ def log_and_register_model(
     if output_example is None:
         output_example = _predict_example(model_dir, example)
     signature = infer_signature(example, output_example)
-    info = mlflow.pyfunc.log_model(
-        name=name,
-        python_model=_pyfunc_code_path(),
-        artifacts={"model_dir": str(model_dir)},
-        signature=signature,
-        input_example=example,
-        registered_model_name=registered_name,
-        pip_requirements=_pip_requirements(),
-        tags={k: str(v) for k, v in (tags or {}).items()} or None,
-    )
+    with tempfile.TemporaryDirectory(prefix="mixhic-model-") as tmp:
+        # Only the two model files travel: a training checkpoint dir also holds the
+        # optimizer state (a torch pickle), which must not reach the registry.
+        clean = Path(tmp) / "model_dir"
+        clean.mkdir()
+        for f in MODEL_FILES:
+            shutil.copy2(model_dir / f, clean / f)
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=_pyfunc_code_path(),
+            artifacts={"model_dir": str(clean)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=registered_name,
+            pip_requirements=_pip_requirements(),
+            tags={k: str(v) for k, v in (tags or {}).items()} or None,
+        )
     client = mlflow.MlflowClient()
     mv = client.get_model_version(registered_name, str(info.registered_model_version))
     if alias:

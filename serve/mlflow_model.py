@@ -71,13 +71,14 @@ def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any
 class MixHicPyfunc(mlflow.pyfunc.PythonModel):
     """Loads the model directory artifact once; ``predict`` maps inputs to predictions."""
 
-    def load_context(self, context: Any) -> None:
+    # No type hints on load_context/predict: MLflow would read them as a schema.
+    def load_context(self, context):
         from mixhic.platform.checkpoints import load_model_dir
 
         self.model, self.meta = load_model_dir(context.artifacts["model_dir"])
         self.model.eval()
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None):
+    def predict(self, context, model_input, params=None):
         return predict_arrays(self.model, self.meta, model_input)
 
 
