@@ -1,0 +1,313 @@
+"""One chunk of one chromosome -> rows of every dataset, written as Parquet parts.
+
+This is the body of the Ray Data job of ``mixhic prepare``. A chunk is the windows whose
+x-anchor starts in bins ``[lo, hi)`` of one chromosome. Per chunk, the worker
+
+1. reads ONE band of the balanced matrix (rows ``[lo, max x + W)``, columns
+   ``[lo, max y + W)``) and ONE stretch of every track (one ``bw.values`` call each,
+   binned to ``epi_bin`` by reshape-mean), and the bin mask of the band;
+2. transforms the band and the tracks once (log1p / log2(1+x));
+3. slices every window of every dataset from memory with numpy views (no per-window I/O)
+   and computes QC for all windows at once with summed-area tables;
+4. writes one Parquet file per dataset, ``part-<chunk_id>.parquet`` (temp name +
+   rename), then a completion marker ``_chunks/<chunk_id>.json`` with its row counts.
+   A chunk is done iff its marker exists; deterministic names make a redo overwrite,
+   never duplicate.
+
+Settings and tasks are plain JSON-able dicts (built by :mod:`mixhic.pipelines.prepare`),
+so they travel to any worker of a cluster; files are opened in the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mixhic.pipelines import normalize, readers
+from mixhic.pipelines.schema import WindowShape, dataset_schema, tensor_column, validate_table
+from mixhic.pipelines.windows import (
+    grid_windows,
+    sample_negatives,
+    slice_epi,
+    slice_hic,
+)
+
+__all__ = ["ChunkWorker", "process_chunk", "write_chunk", "marker_path", "open_handles"]
+
+log = logging.getLogger(__name__)
+
+
+def _fs(uri: str):
+    import pyarrow.fs as pafs
+
+    return pafs.FileSystem.from_uri(uri if "://" in uri else os.path.abspath(uri))
+
+
+def marker_path(staging_root: str, chunk_id: str) -> str:
+    return f"{staging_root.rstrip('/')}/_chunks/{chunk_id}.json"
+
+
+def open_handles(settings: dict) -> dict[str, Any]:
+    """Open the Hi-C file and the bigWigs named in ``settings`` (in the worker process)."""
+    handles: dict[str, Any] = {
+        "cooler": readers.open_cooler(settings["hic"]["uri"]),
+        "tracks": [readers.open_bigwig(t["uri"]) for t in settings["tracks"]],
+        "cage": None,
+    }
+    if settings.get("cage_uri"):
+        handles["cage"] = readers.open_bigwig(settings["cage_uri"], "CAGE track")
+    return handles
+
+
+def _window_sums(mask: np.ndarray, x: np.ndarray, y: np.ndarray, w: int) -> np.ndarray:
+    """Sum of a 2D 0/1 mask over every window ``[x:x+w, y:y+w]`` (summed-area table)."""
+    s = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int32)
+    np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1, out=s[1:, 1:])
+    return s[x + w, y + w] - s[x, y + w] - s[x + w, y] + s[x, y]
+
+
+def _plan(settings: dict, task: dict) -> dict[str, dict[str, np.ndarray]]:
+    """Static windows of the chunk (absolute bins); loops hold positives only."""
+    w = settings["window_bins"]
+    res = settings["hic"]["resolution"]
+    n, lo, hi = task["n_bins"], task["lo"], task["hi"]
+    plans: dict[str, dict[str, np.ndarray]] = {}
+    for name in ("pretrain", "hic"):
+        spec = settings["datasets"].get(name)
+        if spec is None:
+            continue
+        x, y = grid_windows(n, w, spec["step_bp"], res, spec["offsets_bp"])
+        sel = (x >= lo) & (x < hi)
+        plans[name] = {"x": x[sel], "y": y[sel]}
+    if "loops" in settings["datasets"]:
+        half = w // 2
+        i = np.asarray(task.get("loops_i", []), dtype=np.int64)
+        j = np.asarray(task.get("loops_j", []), dtype=np.int64)
+        plans["loops"] = {"x": i - half, "y": j - half, "i": i, "j": j}
+    if "cage" in settings["datasets"]:
+        x = np.asarray(task.get("tss_x", []), dtype=np.int64)
+        plans["cage"] = {"x": x, "y": x.copy()}
+    return plans
+
+
+def process_chunk(
+    settings: dict, task: dict, handles: dict[str, Any]
+) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    """Read the chunk once, slice all windows, run QC; return ``(tables, stats)``.
+
+    ``tables`` maps dataset -> Arrow table (schema-valid, possibly empty); ``stats`` holds
+    QC drop counts per dataset and covered bp per track.
+    """
+    w = settings["window_bins"]
+    res = settings["hic"]["resolution"]
+    epi_bin = settings["epi_bin"]
+    per_bin = res // epi_bin
+    n, lo = task["n_bins"], task["lo"]
+    chrom = task["chrom"]
+    shape = WindowShape(w, len(settings["tracks"]), w * per_bin)
+    plans = _plan(settings, task)
+    loops = settings["datasets"].get("loops")
+    rng = np.random.default_rng([settings["seed"], task["chrom_index"], task["chunk_index"]])
+
+    # ---- extent of the band: every window, plus the negatives' search region
+    r1 = c1 = lo
+    for p in plans.values():
+        if len(p["x"]):
+            r1 = max(r1, int(p["x"].max()) + w)
+            c1 = max(c1, int(p["y"].max()) + w)
+    if loops is not None and len(plans["loops"]["x"]):
+        half = w // 2
+        r1 = max(r1, min(n, task["hi"] + w))
+        c1 = max(c1, min(n, task["hi"] + half + loops["max_bins"] + w))
+    stats: dict[str, Any] = {"dropped": {}, "covered_bp": [0] * len(settings["tracks"]), "span_bp": 0}
+    if r1 == lo:  # no window in this chunk
+        return {name: _empty(settings, name, shape) for name in plans}, stats
+
+    # ---- one read per file
+    info = readers.HicInfo(**settings["hic"])
+    band = readers.read_band(handles["cooler"], info, chrom, (lo, r1), (lo, c1))  # (R, C) f64
+    masked = readers.read_bin_mask(handles["cooler"], info, chrom, lo, c1)  # (C,)
+    tracks = np.empty((len(handles["tracks"]), (c1 - lo) * per_bin), dtype=np.float32)
+    for t, (bw, tchrom) in enumerate(zip(handles["tracks"], task["track_chroms"])):
+        vals, covered = readers.read_track_bins(
+            bw, tchrom, lo * res, c1 * res, epi_bin, settings["epi_missing"], settings["epi_fill"]
+        )
+        tracks[t] = vals
+        stats["covered_bp"][t] = covered
+    stats["span_bp"] = (c1 - lo) * res
+    epi_bad = (~np.isfinite(tracks)).any(axis=0).reshape(-1, per_bin).any(axis=1)  # (C,) per Hi-C bin
+    tracks = normalize.epi_transform(np.nan_to_num(tracks, nan=0.0, posinf=0.0, neginf=0.0),
+                                     settings["epi_transform"])
+
+    # ---- negatives need the band (non-zero contact)
+    if loops is not None and len(plans["loops"]["x"]):
+        p = plans["loops"]
+        half = w // 2
+
+        def has_contact(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            ok = (j - lo < band.shape[1]) & (i - lo < band.shape[0])
+            v = np.zeros(len(i))
+            v[ok] = band[i[ok] - lo, j[ok] - lo]
+            return ok & np.isfinite(v) & (v > 0)
+
+        n_neg = int(round(loops["negative_ratio"] * len(p["i"])))
+        ni, nj = sample_negatives(
+            p["i"], p["j"], n_neg, n, w, has_contact, rng,
+            loops["min_bins"], loops["max_bins"],
+            i_range=(task["lo"] + half, task["hi"] + half),
+            jitter_bins=loops["jitter_bins"], exclude_bins=loops["exclude_bins"],
+        )
+        x = np.concatenate([p["x"], ni - half])
+        y = np.concatenate([p["y"], nj - half])
+        label = np.concatenate([np.ones(len(p["x"]), np.int8), np.zeros(len(ni), np.int8)])
+        order = np.lexsort((y, x))
+        plans["loops"] = {"x": x[order], "y": y[order], "loop": label[order]}
+
+    # ---- transform once, then QC and slicing of every window
+    mode = settings["hic_transform"]
+    band_t = normalize.hic_transform(
+        band[None], "log1p" if mode == "log1p_window_max" else mode, settings["hic_cap"]
+    )[0]
+    nonzero = np.isfinite(band) & (band > 0)
+    has_inf = bool(np.isinf(band).any())
+    bl = np.asarray(task.get("blacklist", []), dtype=np.int64).reshape(-1, 2)
+    cage = None
+    if "cage" in plans and handles.get("cage") is not None:
+        vals, _ = readers.read_track_bins(
+            handles["cage"], task["cage_chrom"], lo * res, c1 * res, res,
+            settings["epi_missing"], settings["epi_fill"],
+        )
+        cage = normalize.epi_transform(np.nan_to_num(vals[: c1 - lo]), "log2p1")
+
+    tables: dict[str, pa.Table] = {}
+    for name, p in plans.items():
+        x, y = p["x"] - lo, p["y"] - lo  # offsets into the band
+        drops: dict[str, int] = {}
+        keep = np.ones(len(x), dtype=bool)
+        if len(x):
+            frac = (_window_sums(nonzero, x, y, w) / float(w * w)).astype(np.float32)
+            nmask = normalize.masked_bin_counts(masked, x, y, w)
+            bad_epi = np.concatenate([[0], np.cumsum(epi_bad)])
+            nonfinite = ((bad_epi[x + w] - bad_epi[x]) + (bad_epi[y + w] - bad_epi[y])) > 0
+            if has_inf:
+                nonfinite |= _window_sums(np.isinf(band), x, y, w) > 0
+            rules = {
+                "low_nonzero": frac < settings["min_nonzero_frac"],
+                "masked": nmask > settings["max_masked_bins"],
+                "nonfinite": nonfinite,
+            }
+            if len(bl):
+                span = w * res
+                rules["blacklist"] = normalize.blacklist_overlap(
+                    p["x"] * res, span, bl[:, 0], bl[:, 1]
+                ) | normalize.blacklist_overlap(p["y"] * res, span, bl[:, 0], bl[:, 1])
+            for reason, hit in rules.items():
+                drops[reason] = int((hit & keep).sum())
+                keep &= ~hit
+        else:
+            frac = np.zeros(0, np.float32)
+            nmask = np.zeros(0, np.int16)
+        stats["dropped"][name] = drops
+        x, y = x[keep], y[keep]
+        if len(x) == 0:
+            tables[name] = _empty(settings, name, shape)
+            continue
+        hic = slice_hic(band_t, x, y, w)  # (N, W, W) f32
+        if mode == "log1p_window_max" and len(hic):
+            top = hic.reshape(len(hic), -1).max(axis=1)
+            top[top == 0] = 1.0
+            hic /= top[:, None, None]
+        epi = slice_epi(tracks, x, y, w * per_bin, per_bin)  # (N, C, 2L)
+        cols = {
+            "sample": pa.array([settings["sample"]] * len(x), pa.string()),
+            "chrom": pa.array([chrom] * len(x), pa.string()),
+            "x_start": pa.array((x + lo) * res, pa.int64()),
+            "y_start": pa.array((y + lo) * res, pa.int64()),
+            "resolution": pa.array(np.full(len(x), res), pa.int32()),
+            "split": pa.array([task["split"]] * len(x), pa.string()),
+            "hic": tensor_column(hic, shape.hic_shape),
+            "epi": tensor_column(epi, shape.epi_shape),
+            "nonzero_frac": pa.array(frac[keep], pa.float32()),
+            "masked_bins": pa.array(nmask[keep], pa.int16()),
+        }
+        if name == "loops":
+            cols["loop"] = pa.array(p.get("loop", np.ones(0, np.int8))[keep], pa.int8())
+        if name == "cage":
+            target = (
+                np.lib.stride_tricks.sliding_window_view(cage, w)[x]
+                if cage is not None and len(x) else np.zeros((len(x), w), np.float32)
+            )
+            cols["cage"] = tensor_column(target, (w,))
+        schema = dataset_schema(name, shape)
+        table = pa.table([cols[f.name] for f in schema], schema=schema)
+        validate_table(table, name, shape)
+        tables[name] = table
+    return tables, stats
+
+
+def _empty(settings: dict, name: str, shape: WindowShape) -> pa.Table:
+    return dataset_schema(name, shape).empty_table()
+
+
+def write_chunk(
+    staging: str, task: dict, tables: dict[str, pa.Table], stats: dict, compression: str
+) -> dict[str, Any]:
+    """Write the chunk's parts (temp + rename) then its completion marker; return the marker."""
+    import pyarrow.parquet as pq
+
+    fs, root = _fs(staging)
+    root = root.rstrip("/")
+    cid = task["chunk_id"]
+    files = {}
+    for name, table in tables.items():
+        if table.num_rows == 0:
+            continue
+        final = f"{root}/{name}/part-{cid}.parquet"
+        tmp = f"{root}/{name}/.part-{cid}.parquet.tmp"
+        fs.create_dir(f"{root}/{name}", recursive=True)
+        pq.write_table(table, tmp, filesystem=fs, compression=compression)
+        fs.move(tmp, final)
+        files[name] = f"part-{cid}.parquet"
+    marker = {
+        "chunk_id": cid,
+        "chrom": task["chrom"],
+        "split": task["split"],
+        "rows": {name: t.num_rows for name, t in tables.items()},
+        "files": files,
+        **stats,
+    }
+    fs.create_dir(f"{root}/_chunks", recursive=True)
+    mpath = marker_path(root, cid)
+    with fs.open_output_stream(mpath + ".tmp") as fh:
+        fh.write(json.dumps(marker).encode())
+    fs.move(mpath + ".tmp", mpath)
+    return marker
+
+
+class ChunkWorker:
+    """Ray Data callable class: opens the files once per worker, processes task batches.
+
+    ``__call__`` takes a batch ``{"task": array of JSON strings}`` and returns
+    ``{"chunk_id": ..., "marker": JSON strings}`` (the rows themselves go to Parquet).
+    """
+
+    def __init__(self, settings_json: str):
+        self.settings = json.loads(settings_json)
+        self.handles = open_handles(self.settings)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ids, markers = [], []
+        for text in batch["task"]:
+            task = json.loads(str(text))
+            tables, stats = process_chunk(self.settings, task, self.handles)
+            marker = write_chunk(
+                self.settings["staging"], task, tables, stats, self.settings["compression"]
+            )
+            ids.append(task["chunk_id"])
+            markers.append(json.dumps(marker))
+        return {"chunk_id": np.asarray(ids, dtype=object), "marker": np.asarray(markers, dtype=object)}

@@ -1,0 +1,652 @@
+"""``mixhic prepare CONFIG [key=value ...]``: genome files -> windowed Parquet with Ray Data.
+
+    >>> cfg = load_config("prepare-demo", PrepareConfig, ["root=/tmp/genome", "out=/tmp/data"])
+    >>> manifest = prepare(cfg)
+    >>> manifest.rows["loops"]          # {"train": ..., "val": ..., "test": ...}
+
+Paths. Relative input paths and ``out`` are resolved against ``root`` (default: the
+current directory), so a config can name ``genome.mcool`` and be pointed at any
+``mixhic simulate`` output with ``root=/path``. ``out`` may also be a pyarrow filesystem
+URI (``file:///...``, ``s3://...``); inputs must be local files (HDF5/bigWig).
+
+Layout of ``out``::
+
+    <out>/pretrain/part-<chunk>.parquet ...   one directory per dataset
+    <out>/hic/ ... <out>/loops/ ... <out>/cage/ ...
+    <out>/manifest.json                       written last: the output is complete
+    <out>/.staging/                           only while running or after an interruption
+
+The driver validates every input (names, resolution, weights, coordinates) before any
+task starts, then runs one Ray Data task per chromosome chunk
+(:mod:`mixhic.pipelines.extract`). Interrupted runs resume: chunks whose completion
+marker exists in ``.staging`` are skipped, the others are redone with the same file
+names; datasets are moved into place only when every chunk is done, then the manifest
+is written. A rerun with identical inputs and parameters is a no-op (``run.force=true``
+redoes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from mixhic.pipelines import readers
+from mixhic.pipelines.manifest import (
+    Manifest,
+    code_version,
+    file_checksum,
+    fingerprint,
+    read_manifest,
+    write_manifest,
+)
+from mixhic.pipelines.names import match_names, resolve_name
+from mixhic.pipelines.schema import DATASETS, WindowShape, dataset_schema
+from mixhic.pipelines.windows import (
+    assign_split,
+    chunk_ranges,
+    loop_anchor_bins,
+    loop_windows,
+    tss_windows,
+)
+from mixhic.platform.config import load_config, to_dict
+from mixhic.platform.errors import MixHicError
+
+__all__ = [
+    "HicInput",
+    "TrackInput",
+    "Inputs",
+    "GridPlan",
+    "LoopPlan",
+    "CagePlan",
+    "Datasets",
+    "Splits",
+    "Normalization",
+    "QcConfig",
+    "RunConfig",
+    "PrepareConfig",
+    "prepare",
+    "cli_main",
+]
+
+log = logging.getLogger(__name__)
+
+
+# ============================================================================ config
+
+
+@dataclass(frozen=True)
+class HicInput:
+    """The Hi-C file: ``x.cool``, ``x.mcool::resolutions/N``, ``x.mcool::/N`` or ``x.mcool``."""
+
+    uri: str
+    resolution: int | None = None  # bp; required for a multi-resolution file without ::group
+    weight: str | None = "weight"  # bins column with balancing weights; null = raw counts
+    divisive: bool | None = None  # null = from the column's attributes / hic2cool convention
+    multiplier: float | None = None  # null = auto (undo unit-marginal balancing)
+
+
+@dataclass(frozen=True)
+class TrackInput:
+    name: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class Inputs:
+    hic: HicInput
+    tracks: tuple[TrackInput, ...]
+    loops: str | None = None  # bedpe of true loops (loops dataset)
+    cage: str | None = None  # CAGE bigWig (cage dataset)
+    tss: str | None = None  # TSS BED (cage dataset)
+    blacklist: str | None = None  # BED of regions whose windows are dropped
+
+    def __post_init__(self):
+        if not self.tracks:
+            raise ValueError("tracks: at least one track is needed")
+        names = [t.name for t in self.tracks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tracks: duplicate track names {names}")
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """Grid windows (pretrain, hic): starts every ``step_bp``; y - x in ``offsets_bp``."""
+
+    enabled: bool = True
+    step_bp: int = 62_500
+    offsets_bp: tuple[int, ...] = (0,)
+
+    def __post_init__(self):
+        if self.step_bp <= 0:
+            raise ValueError(f"step_bp must be positive, got {self.step_bp}")
+        if not self.offsets_bp or any(o < 0 for o in self.offsets_bp):
+            raise ValueError(f"offsets_bp must be non-negative, got {self.offsets_bp}")
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    enabled: bool = True
+    min_distance_bp: int = 20_000
+    max_distance_bp: int = 2_000_000
+    negative_ratio: float = 1.0  # negatives per positive
+    jitter_bins: int = 2  # distance kernel half-width for negatives
+    exclude_bins: int = 2  # negatives stay farther than this from every positive
+
+    def __post_init__(self):
+        if not 0 < self.min_distance_bp < self.max_distance_bp:
+            raise ValueError("min_distance_bp/max_distance_bp: need 0 < min < max")
+        if self.negative_ratio < 0:
+            raise ValueError(f"negative_ratio must be >= 0, got {self.negative_ratio}")
+
+
+@dataclass(frozen=True)
+class CagePlan:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Datasets:
+    pretrain: GridPlan = field(default_factory=GridPlan)
+    hic: GridPlan = field(default_factory=GridPlan)
+    loops: LoopPlan = field(default_factory=LoopPlan)
+    cage: CagePlan = field(default_factory=CagePlan)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Chromosomes of the validation and test splits; every other one is train."""
+
+    val: tuple[str, ...] = ("chr10", "chr11")
+    test: tuple[str, ...] = ("chr3", "chr13", "chr17")
+
+
+@dataclass(frozen=True)
+class Normalization:
+    hic: Literal["log1p_fixed", "log1p_window_max", "log1p", "none"] = "log1p_fixed"
+    hic_cap: float = 255.0  # log1p_fixed: contacts clipped here, then scaled to [0, 1]
+    epi: Literal["log2p1", "none"] = "log2p1"
+    epi_missing: Literal["fill", "ignore"] = "fill"  # see readers.read_track_bins
+    epi_fill: float = 0.0
+    require_track_data: bool = True  # a track without data on a chromosome is an error
+
+
+@dataclass(frozen=True)
+class QcConfig:
+    min_nonzero_frac: float = 0.1
+    max_masked_bins: int = 0  # 0 = the paper's "all finite"
+
+    def __post_init__(self):
+        if not 0 <= self.min_nonzero_frac <= 1:
+            raise ValueError(f"min_nonzero_frac must be in [0, 1], got {self.min_nonzero_frac}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    chunk_bins: int = 2000  # window starts per task (10 Mb at 5 kb)
+    workers: int | None = None  # concurrent tasks; null = the cluster's CPUs
+    num_cpus: int | None = None  # local Ray only
+    seed: int = 0
+    force: bool = False
+    compression: Literal["snappy", "zstd", "lz4", "none"] = "snappy"
+    checksum: Literal["fast", "sha256"] = "fast"
+
+    def __post_init__(self):
+        if self.chunk_bins <= 0:
+            raise ValueError(f"chunk_bins must be positive, got {self.chunk_bins}")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    inputs: Inputs
+    out: str = "prepared"
+    root: str = "."
+    sample: str = "sample"
+    window_bins: int = 50
+    epi_bin: int = 100
+    chromosomes: tuple[str, ...] = ()  # empty = every Hi-C chromosome long enough
+    aliases: dict[str, str] = field(default_factory=dict)  # Hi-C name -> name in other files
+    datasets: Datasets = field(default_factory=Datasets)
+    splits: Splits = field(default_factory=Splits)
+    normalize: Normalization = field(default_factory=Normalization)
+    qc: QcConfig = field(default_factory=QcConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        if self.window_bins < 2:
+            raise ValueError(f"window_bins must be >= 2, got {self.window_bins}")
+        if self.epi_bin <= 0:
+            raise ValueError(f"epi_bin must be positive, got {self.epi_bin}")
+
+    @property
+    def enabled(self) -> list[str]:
+        return [d for d in DATASETS if getattr(self.datasets, d).enabled]
+
+
+# ============================================================================ driver
+
+
+def _resolve(cfg: PrepareConfig, path: str | None) -> str | None:
+    if path is None or "://" in path or os.path.isabs(path.split("::")[0]):
+        return path
+    return os.path.join(cfg.root, path)
+
+
+def _out_uri(cfg: PrepareConfig) -> str:
+    out = _resolve(cfg, cfg.out)
+    return out if "://" in out else os.path.abspath(out)
+
+
+def _chrom_filter(chroms: np.ndarray, hic_names: list[str], aliases, where: str) -> dict[str, str]:
+    """Map names used in a text file to Hi-C names (unmatched names are left out)."""
+    present = sorted(set(chroms.tolist()))
+    fwd = match_names(hic_names, present, aliases)
+    return {v: k for k, v in fwd.items()}
+
+
+def _check_coords(name: str, starts, ends, size: int, where: str) -> None:
+    if len(ends) and int(np.max(ends)) > size:
+        k = int(np.argmax(ends))
+        raise MixHicError(
+            f"{where}: region {name}:{int(starts[k])}-{int(ends[k])} is past the end of "
+            f"{name} (length {size} bp)"
+        )
+
+
+def build_tasks(cfg: PrepareConfig) -> tuple[dict, list[dict], dict]:
+    """Validate inputs and plan the job: ``(settings, tasks, meta)`` (all JSON-able)."""
+    inp = cfg.inputs
+    enabled = cfg.enabled
+    if not enabled:
+        raise MixHicError("datasets: every dataset is disabled; nothing to prepare")
+    hic_uri = _resolve(cfg, inp.hic.uri)
+    info = readers.inspect_hic(
+        hic_uri, inp.hic.resolution, inp.hic.weight, inp.hic.divisive,
+        inp.hic.multiplier,
+    )
+    res, w = info.resolution, cfg.window_bins
+    if res % cfg.epi_bin:
+        raise MixHicError(f"epi_bin {cfg.epi_bin} must divide the Hi-C resolution {res}")
+    hic_names = info.chromnames
+    if cfg.chromosomes:
+        chroms = [resolve_name(c, hic_names, info.uri, cfg.aliases) for c in cfg.chromosomes]
+    else:
+        chroms = [c for c in hic_names if -(-info.chromsizes[c] // res) >= w]
+    if not chroms:
+        raise MixHicError(f"{info.uri}: no chromosome holds a {w}-bin window")
+    n_bins = {c: -(-info.chromsizes[c] // res) for c in chroms}
+    short = [c for c in chroms if n_bins[c] < w]
+    if short:
+        raise MixHicError(f"{info.uri}: chromosome {short[0]} is shorter than one {w}-bin window")
+
+    # ---- tracks: names per chromosome, data present
+    tracks = [{"name": t.name, "uri": readers.local_path(_resolve(cfg, t.uri), f"track {t.name!r}")}
+              for t in inp.tracks]
+    track_chroms: dict[str, list[str | None]] = {c: [] for c in chroms}
+    coverage_checked = []
+    for t in tracks:
+        bw = readers.open_bigwig(t["uri"], f"track {t['name']!r}")
+        try:
+            available = list(bw.chroms())
+            for c in chroms:
+                where = f"{t['uri']} (track {t['name']!r})"
+                if cfg.normalize.require_track_data:
+                    name = resolve_name(c, available, where, cfg.aliases)
+                    readers.check_track_data(bw, name, where)
+                else:
+                    name = match_names([c], available, cfg.aliases).get(c)
+                track_chroms[c].append(name)
+            coverage_checked.append(t["name"])
+        finally:
+            bw.close()
+
+    settings = {
+        "sample": cfg.sample,
+        "hic": {k: getattr(info, k) for k in info.__dataclass_fields__},
+        "window_bins": w,
+        "epi_bin": cfg.epi_bin,
+        "tracks": tracks,
+        "cage_uri": None,
+        "datasets": {},
+        "hic_transform": cfg.normalize.hic,
+        "hic_cap": cfg.normalize.hic_cap,
+        "epi_transform": cfg.normalize.epi,
+        "epi_missing": cfg.normalize.epi_missing,
+        "epi_fill": cfg.normalize.epi_fill,
+        "min_nonzero_frac": cfg.qc.min_nonzero_frac,
+        "max_masked_bins": cfg.qc.max_masked_bins,
+        "seed": cfg.run.seed,
+        "compression": cfg.run.compression,
+        "staging": None,
+    }
+    per_chrom: dict[str, dict[str, np.ndarray]] = {c: {} for c in chroms}
+    meta: dict = {"inputs": {"hic": hic_uri, "tracks": {t["name"]: t["uri"] for t in tracks}},
+                  "dropped": {}}
+    for name in ("pretrain", "hic"):
+        if name in enabled:
+            plan = getattr(cfg.datasets, name)
+            for off in plan.offsets_bp:
+                if off % res:
+                    raise MixHicError(f"datasets.{name}.offsets_bp: {off} is not a multiple of {res}")
+            settings["datasets"][name] = {"step_bp": plan.step_bp, "offsets_bp": list(plan.offsets_bp)}
+
+    if "loops" in enabled:
+        lp = cfg.datasets.loops
+        if not inp.loops:
+            raise MixHicError("inputs.loops: a bedpe file is needed for the loops dataset "
+                              "(or set datasets.loops.enabled=false)")
+        path = readers.local_path(_resolve(cfg, inp.loops), "bedpe")
+        meta["inputs"]["loops"] = path
+        bp = readers.read_bedpe(path)
+        to_hic = _chrom_filter(np.concatenate([bp["chrom1"], bp["chrom2"]]), hic_names,
+                               cfg.aliases, path)
+        c1 = np.asarray([to_hic.get(c) for c in bp["chrom1"]], dtype=object)
+        c2 = np.asarray([to_hic.get(c) for c in bp["chrom2"]], dtype=object)
+        drops = {"trans": int((c1 != c2).sum()), "distance": 0, "edge": 0, "other_chrom": 0}
+        for c in chroms:
+            sel = (c1 == c) & (c2 == c)
+            _check_coords(c, np.r_[bp["start1"][sel], bp["start2"][sel]],
+                          np.r_[bp["end1"][sel], bp["end2"][sel]], info.chromsizes[c], path)
+            i, j, dist = loop_anchor_bins(bp["start1"][sel], bp["end1"][sel],
+                                          bp["start2"][sel], bp["end2"][sel], res)
+            ok = (dist >= lp.min_distance_bp) & (dist <= lp.max_distance_bp)
+            drops["distance"] += int((~ok).sum())
+            i, j = i[ok], j[ok]
+            x, y, keep = loop_windows(i, j, n_bins[c], w)
+            drops["edge"] += int((~keep).sum())
+            pairs = np.unique(np.stack([i[keep], j[keep]], 1), axis=0).reshape(-1, 2)
+            per_chrom[c]["loops"] = pairs
+        drops["other_chrom"] = int(((c1 == c2) & ~np.isin(c1, chroms)).sum())
+        meta["dropped"]["loops_plan"] = drops
+        settings["datasets"]["loops"] = {
+            "min_bins": max(1, lp.min_distance_bp // res),
+            "max_bins": lp.max_distance_bp // res,
+            "negative_ratio": lp.negative_ratio,
+            "jitter_bins": lp.jitter_bins,
+            "exclude_bins": lp.exclude_bins,
+        }
+
+    cage_chroms: dict[str, str | None] = {c: None for c in chroms}
+    if "cage" in enabled:
+        if not inp.cage or not inp.tss:
+            raise MixHicError("inputs.cage and inputs.tss: a CAGE bigWig and a TSS BED are "
+                              "needed for the cage dataset (or set datasets.cage.enabled=false)")
+        cage_uri = readers.local_path(_resolve(cfg, inp.cage), "CAGE track")
+        settings["cage_uri"] = cage_uri
+        settings["datasets"]["cage"] = {}
+        meta["inputs"]["cage"] = cage_uri
+        bw = readers.open_bigwig(cage_uri, "CAGE track")
+        try:
+            for c in chroms:
+                if cfg.normalize.require_track_data:
+                    cage_chroms[c] = resolve_name(c, list(bw.chroms()), cage_uri, cfg.aliases)
+                    readers.check_track_data(bw, cage_chroms[c], cage_uri)
+                else:
+                    cage_chroms[c] = match_names([c], list(bw.chroms()), cfg.aliases).get(c)
+        finally:
+            bw.close()
+        tss_path = readers.local_path(_resolve(cfg, inp.tss), "TSS BED")
+        meta["inputs"]["tss"] = tss_path
+        bed = readers.read_bed(tss_path)
+        to_hic = _chrom_filter(bed["chrom"], hic_names, cfg.aliases, tss_path)
+        hc = np.asarray([to_hic.get(c) for c in bed["chrom"]], dtype=object)
+        pos = np.where(bed["strand"] == "-", bed["end"] - 1, bed["start"])
+        for c in chroms:
+            sel = hc == c
+            _check_coords(c, bed["start"][sel], bed["end"][sel], info.chromsizes[c], tss_path)
+            per_chrom[c]["tss"] = tss_windows(pos[sel], n_bins[c], w, res)[0]
+
+    blacklist: dict[str, np.ndarray] = {}
+    if inp.blacklist:
+        bl_path = readers.local_path(_resolve(cfg, inp.blacklist), "blacklist BED")
+        meta["inputs"]["blacklist"] = bl_path
+        bed = readers.read_bed(bl_path)
+        to_hic = _chrom_filter(bed["chrom"], hic_names, cfg.aliases, bl_path)
+        hc = np.asarray([to_hic.get(c) for c in bed["chrom"]], dtype=object)
+        for c in chroms:
+            sel = hc == c
+            blacklist[c] = np.stack([bed["start"][sel], bed["end"][sel]], 1)
+
+    # ---- tasks: one per chromosome chunk
+    tasks = []
+    half = w // 2
+    for ci, c in enumerate(chroms):
+        split = assign_split(c, cfg.splits.val, cfg.splits.test)
+        loops = per_chrom[c].get("loops", np.zeros((0, 2), np.int64))
+        tss_x = per_chrom[c].get("tss", np.zeros(0, np.int64))
+        for k, (lo, hi) in enumerate(chunk_ranges(n_bins[c] - w + 1, cfg.run.chunk_bins)):
+            lsel = (loops[:, 0] - half >= lo) & (loops[:, 0] - half < hi)
+            tsel = (tss_x >= lo) & (tss_x < hi)
+            bl = blacklist.get(c, np.zeros((0, 2), np.int64))
+            tasks.append({
+                "chunk_id": f"{ci:04d}-{k:05d}",
+                "chrom": c,
+                "chrom_index": ci,
+                "chunk_index": k,
+                "n_bins": n_bins[c],
+                "lo": lo,
+                "hi": hi,
+                "split": split,
+                "track_chroms": track_chroms[c],
+                "cage_chrom": cage_chroms[c],
+                "loops_i": loops[lsel, 0].tolist(),
+                "loops_j": loops[lsel, 1].tolist(),
+                "tss_x": tss_x[tsel].tolist(),
+                "blacklist": bl.tolist(),
+            })
+    meta["chromosomes"] = {
+        c: {"length": info.chromsizes[c], "bins": n_bins[c],
+            "split": assign_split(c, cfg.splits.val, cfg.splits.test),
+            "tracks": track_chroms[c]}
+        for c in chroms
+    }
+    meta["hic"] = settings["hic"]
+    return settings, tasks, meta
+
+
+def _fs(uri: str):
+    import pyarrow.fs as pafs
+
+    return pafs.FileSystem.from_uri(uri)
+
+
+def _exists(fs, path: str) -> bool:
+    import pyarrow.fs as pafs
+
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def _read_json(fs, path: str):
+    with fs.open_input_stream(path) as fh:
+        return json.loads(fh.read().decode())
+
+
+def _write_json(fs, path: str, obj) -> None:
+    with fs.open_output_stream(path + ".tmp") as fh:
+        fh.write(json.dumps(obj, sort_keys=True).encode())
+    fs.move(path + ".tmp", path)
+
+
+def _run_tasks(settings: dict, tasks: list[dict], workers: int | None) -> None:
+    """The Ray Data job: one map task per chunk; rows go to Parquet from the workers."""
+    import ray
+
+    from mixhic.pipelines.extract import ChunkWorker
+
+    if not tasks:
+        return
+    n_cpu = int(ray.cluster_resources().get("CPU", 1))
+    workers = max(1, min(workers or n_cpu, len(tasks)))
+    ds = ray.data.from_items(
+        [{"task": json.dumps(t)} for t in tasks], override_num_blocks=len(tasks)
+    )
+    ds = ds.map_batches(
+        ChunkWorker,
+        fn_constructor_args=(json.dumps(settings),),
+        batch_size=1,
+        concurrency=workers,
+        num_cpus=1,
+        batch_format="numpy",
+    )
+    from tqdm.auto import tqdm
+
+    done = 0
+    with tqdm(total=len(tasks), desc="prepare: chunks", unit="chunk") as bar:
+        for row in ds.iter_rows():
+            done += 1
+            bar.update(1)
+            if done % max(1, len(tasks) // 10) == 0 or done == len(tasks):
+                log.info("chunk %s done (%d/%d)", row["chunk_id"], done, len(tasks))
+
+
+def prepare(cfg: PrepareConfig) -> Manifest:
+    """Window the configured genome files into Parquet datasets; return the manifest.
+
+    Starts (or joins, with ``RAY_ADDRESS``) Ray. Idempotent: see the module docstring.
+    """
+    from mixhic.platform.runtime import ensure_ray
+
+    settings, tasks, meta = build_tasks(cfg)
+    out = _out_uri(cfg)
+    fs, root = _fs(out)
+    root = root.rstrip("/")
+    staging = f"{root}/.staging"
+    settings["staging"] = staging if "://" not in out else out.rstrip("/") + "/.staging"
+
+    inputs = {}
+    for key, path in _input_files(meta).items():
+        inputs[key] = file_checksum(path, cfg.run.checksum)
+    params = to_dict(cfg)
+    code = code_version()
+    fp = fingerprint({"params": params, "hic": meta["hic"]}, {k: v["digest"] for k, v in inputs.items()},
+                     code["package"])
+
+    existing = read_manifest(out)
+    if existing is not None and existing.fingerprint == fp and not cfg.run.force:
+        log.info("%s is up to date (fingerprint %s); run.force=true redoes it", out, fp)
+        return existing
+
+    # ---- staging: resume only a run of the same fingerprint
+    fs.create_dir(root, recursive=True)
+    plan_path = f"{staging}/_plan.json"
+    if _exists(fs, staging):
+        same = _exists(fs, plan_path) and _read_json(fs, plan_path).get("fingerprint") == fp
+        if not same or cfg.run.force:
+            log.info("discarding stale staging directory %s", staging)
+            fs.delete_dir(staging)
+    fs.create_dir(f"{staging}/_chunks", recursive=True)
+    _write_json(fs, plan_path, {"fingerprint": fp, "chunks": len(tasks)})
+
+    todo = []
+    for t in tasks:
+        m = f"{staging}/_chunks/{t['chunk_id']}.json"
+        if _exists(fs, m):
+            marker = _read_json(fs, m)
+            if all(_exists(fs, f"{staging}/{d}/{f}") for d, f in marker["files"].items()):
+                continue
+        todo.append(t)
+    if len(todo) < len(tasks):
+        log.info("resuming: %d of %d chunks already done", len(tasks) - len(todo), len(tasks))
+    log.info("preparing %s: %d chunks, datasets %s -> %s",
+             cfg.sample, len(todo), ", ".join(cfg.enabled), out)
+
+    ensure_ray(num_cpus=cfg.run.num_cpus)
+    _run_tasks(settings, todo, cfg.run.workers)
+
+    # ---- collect markers, then commit datasets and write the manifest last
+    markers = [_read_json(fs, f"{staging}/_chunks/{t['chunk_id']}.json") for t in tasks]
+    shape = WindowShape(cfg.window_bins, len(cfg.inputs.tracks),
+                        cfg.window_bins * (meta["hic"]["resolution"] // cfg.epi_bin))
+    rows = {d: {s: 0 for s in ("train", "val", "test")} for d in cfg.enabled}
+    dropped = {d: {} for d in cfg.enabled}
+    covered = np.zeros(len(cfg.inputs.tracks))
+    span = 0
+    for m in markers:
+        for d, n in m["rows"].items():
+            rows[d][m["split"]] += n
+        for d, reasons in m["dropped"].items():
+            for r, n in reasons.items():
+                dropped[d][r] = dropped[d].get(r, 0) + n
+        covered += np.asarray(m["covered_bp"], dtype=float)
+        span += m["span_bp"]
+    if "loops_plan" in meta["dropped"]:
+        dropped["loops"].update({f"plan_{k}": v for k, v in meta["dropped"]["loops_plan"].items()})
+
+    import pyarrow.parquet as pq
+
+    manifest_path = f"{root}/manifest.json"
+    if _exists(fs, manifest_path):
+        fs.delete_file(manifest_path)  # the output is incomplete until the new one is written
+    for d in cfg.enabled:
+        ddir = f"{staging}/{d}"
+        fs.create_dir(ddir, recursive=True)
+        if sum(rows[d].values()) == 0:
+            pq.write_table(dataset_schema(d, shape).empty_table(), f"{ddir}/part-empty.parquet",
+                           filesystem=fs)
+        final = f"{root}/{d}"
+        if _exists(fs, final):
+            fs.delete_dir(final)
+        fs.move(ddir, final)
+    for d in DATASETS:  # a dataset disabled now must not linger from an older run
+        if d not in cfg.enabled and _exists(fs, f"{root}/{d}"):
+            fs.delete_dir(f"{root}/{d}")
+
+    manifest = Manifest(
+        sample=cfg.sample,
+        fingerprint=fp,
+        params=params,
+        hic=meta["hic"],
+        inputs=inputs,
+        shapes={"window_bins": shape.window_bins, "n_tracks": shape.n_tracks,
+                "epi_bins": shape.epi_bins, "hic": list(shape.hic_shape),
+                "epi": list(shape.epi_shape), "tracks": [t.name for t in cfg.inputs.tracks],
+                "resolution": meta["hic"]["resolution"], "epi_bin": cfg.epi_bin,
+                "epi_transform": cfg.normalize.epi, "hic_transform": cfg.normalize.hic},
+        rows=rows,
+        dropped=dropped,
+        coverage={t.name: (float(covered[k] / span) if span else 0.0)
+                  for k, t in enumerate(cfg.inputs.tracks)},
+        chromosomes=meta["chromosomes"],
+        code=code,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        datasets=list(cfg.enabled),
+    )
+    write_manifest(out, manifest)
+    fs.delete_dir(staging)
+    log.info("wrote %s: %s", out, {d: sum(r.values()) for d, r in rows.items()})
+    return manifest
+
+
+def _input_files(meta: dict) -> dict[str, str]:
+    files = {"hic": meta["inputs"]["hic"].split("::")[0]}
+    for name, path in meta["inputs"]["tracks"].items():
+        files[f"track:{name}"] = path
+    for key in ("loops", "cage", "tss", "blacklist"):
+        if key in meta["inputs"]:
+            files[key] = meta["inputs"][key]
+    return files
+
+
+# ============================================================================ CLI
+
+
+def cli_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mixhic prepare",
+        description="Window .cool/.mcool + bigWig (+ bedpe, TSS BED) into Parquet datasets "
+        "with Ray Data. Relative paths resolve against `root`.",
+    )
+    parser.add_argument("config", help="YAML file or shipped config name (prepare-demo, prepare-paper)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. root=demo out=data")
+    ns = parser.parse_args(argv)
+    cfg = load_config(ns.config, PrepareConfig, ns.overrides)
+    manifest = prepare(cfg)
+    for d in manifest.datasets:
+        log.info("%-8s %s", d, manifest.rows[d])
+    return 0

@@ -1,0 +1,421 @@
+"""Readers for the files users bring: cooler (.cool/.mcool), bigWig, bedpe and BED.
+
+Everything here takes paths/URIs and returns numpy arrays; handles are opened by the caller
+(a Ray worker) and never travel between processes. Every failure users can cause is a
+:class:`~mixhic.platform.errors.MixHicError` whose one-line message names the file and
+the problem (missing file, resolution not in the file, no weight column, unknown
+chromosome, region past the end of a chromosome, a track with no data).
+
+Cooler URIs accepted (``file://`` prefix optional):
+    ``x.cool``                        a single-resolution file
+    ``x.mcool::resolutions/5000``     a multi-resolution file, standard layout
+    ``x.mcool::/2``                   legacy multi-resolution layout (groups ``/0``, ``/1``...)
+    ``x.mcool`` + ``resolution=5000`` the group of that bin size, whichever layout
+
+Balancing weights (the ``weight`` option): cooler's own ``cooler balance`` writes a
+*multiplicative* ``weight`` column (balanced = w_i * w_j * count); hic2cool writes
+*divisive* ``KR``/``VC``/``VC_SQRT`` columns (balanced = count / (w_i * w_j)). The kind is
+read from the column's ``divisive_weights`` attribute when present, else inferred
+(hic2cool-made file + KR/VC/VC_SQRT -> divisive), and can be forced with ``divisive``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mixhic.platform.errors import MixHicError
+
+__all__ = [
+    "local_path",
+    "parse_cooler_uri",
+    "list_resolutions",
+    "resolve_cooler_uri",
+    "HicInfo",
+    "inspect_hic",
+    "open_cooler",
+    "read_band",
+    "read_bin_mask",
+    "check_region",
+    "open_bigwig",
+    "track_chroms",
+    "check_track_data",
+    "read_track_bins",
+    "read_bedpe",
+    "read_bed",
+]
+
+log = logging.getLogger(__name__)
+
+_DIVISIVE_NAMES = ("KR", "VC", "VC_SQRT")
+
+
+def local_path(uri: str | os.PathLike, what: str = "input") -> str:
+    """A local filesystem path for ``uri`` (``file://`` stripped); checks that it exists."""
+    text = str(uri)
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    elif "://" in text:
+        raise MixHicError(
+            f"{text}: {what} must be a local file (HDF5/bigWig readers cannot stream "
+            f"remote URIs); copy it to the workers' filesystem first"
+        )
+    if not Path(text).exists():
+        raise MixHicError(f"{text}: {what} file not found")
+    return text
+
+
+# --------------------------------------------------------------------------- cooler
+
+
+def parse_cooler_uri(uri: str) -> tuple[str, str | None]:
+    """Split ``path::group`` into ``(local path, group or None)``; checks the file exists."""
+    text = str(uri)
+    path, sep, group = text.partition("::")
+    path = local_path(path, "Hi-C")
+    return path, (group if sep else None)
+
+
+def list_resolutions(path: str) -> dict[int, str]:
+    """Bin size -> group path of every cooler in ``path`` (one entry for a .cool)."""
+    import h5py
+
+    out: dict[int, str] = {}
+
+    def visit(name: str, grp) -> None:
+        if all(k in grp for k in ("bins", "chroms", "pixels", "indexes")):
+            binsize = grp.attrs.get("bin-size")
+            if binsize is not None and np.isfinite(float(binsize)):
+                out.setdefault(int(binsize), "/" + name.strip("/") if name else "/")
+
+    try:
+        with h5py.File(path, "r") as h5:
+            visit("", h5)
+            h5.visititems(lambda n, obj: visit(n, obj) if isinstance(obj, h5py.Group) else None)
+    except OSError as exc:
+        raise MixHicError(f"{path}: not a cooler/HDF5 file ({exc})") from None
+    return out
+
+
+def resolve_cooler_uri(uri: str, resolution: int | None = None) -> str:
+    """The full ``path::group`` URI of the cooler to read, choosing ``resolution`` if given.
+
+    Raises MixHicError listing the available resolutions when ``resolution`` is absent.
+    """
+    path, group = parse_cooler_uri(uri)
+    available = list_resolutions(path)
+    if not available:
+        raise MixHicError(f"{path}: contains no cooler")
+    listing = ", ".join(str(r) for r in sorted(available))
+    if group not in (None, "", "/"):
+        g = "/" + group.strip("/")
+        by_group = {v: k for k, v in available.items()}
+        if g not in by_group:
+            raise MixHicError(
+                f"{uri}: no cooler at {g!r} (resolutions in the file: {listing})"
+            )
+        if resolution is not None and by_group[g] != resolution:
+            raise MixHicError(
+                f"{uri}: holds {by_group[g]} bp bins but resolution={resolution} was asked "
+                f"(resolutions in the file: {listing})"
+            )
+        return f"{path}::{g}"
+    if resolution is None:
+        if len(available) > 1:
+            raise MixHicError(
+                f"{path}: holds several resolutions ({listing}); choose one with `resolution`"
+            )
+        return f"{path}::{next(iter(available.values()))}"
+    if resolution not in available:
+        raise MixHicError(
+            f"{path}: resolution {resolution} bp is not in the file (available: {listing})"
+        )
+    return f"{path}::{available[resolution]}"
+
+
+@dataclass(frozen=True)
+class HicInfo:
+    """What a worker needs to read a Hi-C file: all plain values (picklable)."""
+
+    uri: str  # full path::group
+    resolution: int
+    chromsizes: dict[str, int]
+    weight: str | None  # None = raw counts
+    divisive: bool
+    multiplier: float  # applied to balanced contacts to bring them back to count scale
+
+    @property
+    def chromnames(self) -> list[str]:
+        return list(self.chromsizes)
+
+
+def open_cooler(uri: str):
+    """A ``cooler.Cooler`` for a full ``path::group`` URI (cheap; reopens per read)."""
+    import cooler
+
+    try:
+        return cooler.Cooler(uri)
+    except (OSError, KeyError, ValueError) as exc:
+        raise MixHicError(f"{uri}: cannot open as a cooler ({exc})") from None
+
+
+def inspect_hic(
+    uri: str,
+    resolution: int | None = None,
+    weight: str | None = "weight",
+    divisive: bool | None = None,
+    multiplier: float | None = None,
+) -> HicInfo:
+    """Open a Hi-C file, choose the resolution, check the weight column, return :class:`HicInfo`.
+
+    Args:
+        weight: bins column holding balancing weights, or None for raw counts.
+        divisive: force the weight kind; None = from the column's attributes / hic2cool.
+        multiplier: factor on balanced contacts; None = automatic (multiplicative weights:
+            the column's ``scale`` attribute, else the median of 1/w^2, which both undo
+            cooler's unit-marginal rescaling; divisive or raw: 1).
+    """
+    import h5py
+
+    full = resolve_cooler_uri(uri, resolution)
+    clr = open_cooler(full)
+    binsize = clr.binsize
+    if binsize is None:
+        raise MixHicError(f"{full}: variable-size bins are not supported")
+    chromsizes = {str(k): int(v) for k, v in clr.chromsizes.items()}
+    if weight is None:
+        return HicInfo(full, int(binsize), chromsizes, None, False, float(multiplier or 1.0))
+    columns = [c for c in clr.bins().columns if c not in ("chrom", "start", "end")]
+    if weight not in columns:
+        hint = (
+            f"weight columns in the file: {', '.join(columns)}; pick one with hic.weight=<name>"
+            if columns
+            else "the file has no weight column"
+        )
+        raise MixHicError(
+            f"{full}: no balancing weight column {weight!r} ({hint}); run "
+            f"`cooler balance {full}` to add one, or set hic.weight=null for raw counts"
+        )
+    path, group = full.split("::", 1)
+    with h5py.File(path, "r") as h5:
+        attrs = dict(h5[group]["bins"][weight].attrs)
+        generated = str(h5[group].attrs.get("generated-by", h5.attrs.get("generated-by", "")))
+    if divisive is None:
+        if "divisive_weights" in attrs:
+            divisive = bool(attrs["divisive_weights"])
+        else:
+            divisive = generated.startswith("hic2cool") and weight in _DIVISIVE_NAMES
+    if multiplier is None:
+        multiplier = 1.0
+        if not divisive:
+            scale = attrs.get("scale")
+            if scale is not None and np.ndim(scale) == 0 and np.isfinite(scale):
+                multiplier = float(scale)
+            else:
+                w = np.asarray(clr.bins()[weight][:], dtype=np.float64)
+                w = w[np.isfinite(w) & (w > 0)]
+                if w.size == 0:
+                    raise MixHicError(f"{full}: weight column {weight!r} has no finite value")
+                multiplier = float(np.median(1.0 / w**2))
+    log.info(
+        "%s: %d bp, weight %s (%s), multiplier %.4g",
+        full, binsize, weight, "divisive" if divisive else "multiplicative", multiplier,
+    )
+    return HicInfo(full, int(binsize), chromsizes, weight, bool(divisive), float(multiplier))
+
+
+def check_region(chrom: str, start: int, end: int, chromsizes: dict[str, int], where: str) -> None:
+    """Raise MixHicError unless ``chrom:start-end`` lies within the chromosome."""
+    if chrom not in chromsizes:
+        shown = ", ".join(list(chromsizes)[:8])
+        raise MixHicError(f"{where}: unknown chromosome {chrom!r} (file has: {shown}, ...)")
+    size = chromsizes[chrom]
+    if start < 0 or end > size or start >= end:
+        raise MixHicError(
+            f"{where}: region {chrom}:{start}-{end} is past the end of {chrom} "
+            f"(length {size} bp)" if end > size else
+            f"{where}: invalid region {chrom}:{start}-{end}"
+        )
+
+
+def read_band(
+    clr, info: HicInfo, chrom: str, rows: tuple[int, int], cols: tuple[int, int]
+) -> np.ndarray:
+    """Balanced contacts of bins ``rows`` x ``cols`` (bin indices within ``chrom``).
+
+    Returns float64 ``(rows[1]-rows[0], cols[1]-cols[0])``; masked bins (NaN weight) are
+    NaN; contacts are multiplied by ``info.multiplier``.
+    """
+    res = info.resolution
+    size = info.chromsizes.get(chrom)
+    r0, r1 = rows
+    c0, c1 = cols
+    region1 = (chrom, r0 * res, min(r1 * res, size or 0))
+    region2 = (chrom, c0 * res, min(c1 * res, size or 0))
+    for region in (region1, region2):
+        check_region(*region, info.chromsizes, info.uri)
+    if info.weight is None:
+        mat = clr.matrix(balance=False).fetch(region1, region2).astype(np.float64)
+    else:
+        mat = clr.matrix(balance=info.weight, divisive_weights=info.divisive).fetch(
+            region1, region2
+        )
+    if info.multiplier != 1.0:
+        mat *= info.multiplier
+    return mat
+
+
+def read_bin_mask(clr, info: HicInfo, chrom: str, lo: int, hi: int) -> np.ndarray:
+    """Bool ``(hi-lo,)``: True where the bin is masked (NaN/zero weight)."""
+    if info.weight is None:
+        return np.zeros(hi - lo, dtype=bool)
+    offset = int(clr.offset(chrom))
+    w = np.asarray(clr.bins()[info.weight][offset + lo : offset + hi], dtype=np.float64)
+    return ~np.isfinite(w) | (w == 0)
+
+
+# --------------------------------------------------------------------------- bigWig
+
+
+def open_bigwig(uri: str, what: str = "track"):
+    """An open pyBigWig handle (caller closes it)."""
+    import pyBigWig
+
+    path = local_path(uri, what)
+    try:
+        bw = pyBigWig.open(path)
+    except RuntimeError:
+        bw = None
+    if bw is None or not bw.isBigWig():
+        raise MixHicError(f"{path}: {what} is not a readable bigWig file")
+    return bw
+
+
+def track_chroms(uri: str) -> dict[str, int]:
+    bw = open_bigwig(uri)
+    try:
+        return dict(bw.chroms())
+    finally:
+        bw.close()
+
+
+def check_track_data(bw, chrom: str, where: str) -> None:
+    """Raise MixHicError if the bigWig has no data at all on ``chrom``."""
+    size = bw.chroms(chrom)
+    if not size:
+        raise MixHicError(f"{where}: no chromosome {chrom!r} in the track")
+    # zoom-level summary: cheap; None when the chromosome holds no interval
+    got = bw.stats(chrom, 0, size, type="coverage")
+    if not got or got[0] is None or got[0] == 0:
+        raise MixHicError(
+            f"{where}: track has no data on {chrom} (set epi.require_data=false to fill "
+            f"missing chromosomes with epi.fill)"
+        )
+
+
+def read_track_bins(
+    bw,
+    chrom: str | None,
+    start: int,
+    end: int,
+    bin_size: int,
+    missing: str = "fill",
+    fill: float = 0.0,
+) -> tuple[np.ndarray, int]:
+    """Mean signal in bins of ``bin_size`` bp over ``[start, end)``: one bigWig read.
+
+    Missing data (bp with no interval) is handled explicitly:
+        ``missing="fill"``: missing bp count as ``fill`` in the mean (sparse bigWigs
+        omit zero stretches, so ``fill=0`` is their meaning);
+        ``missing="ignore"``: the mean of covered bp only; a bin with none -> ``fill``.
+    ``chrom=None`` (chromosome absent from the track) gives all-missing bins. Past the end
+    of the track's chromosome is missing data too.
+
+    Returns ``(values float32 (n_bins,), covered_bp)``; ``n_bins = ceil((end-start)/bin_size)``.
+    """
+    n = -(-(end - start) // bin_size)
+    raw = np.full(n * bin_size, np.nan, dtype=np.float64)
+    if chrom is not None:
+        size = bw.chroms(chrom) or 0
+        stop = min(end, size)
+        if stop > start:
+            raw[: stop - start] = bw.values(chrom, start, stop, numpy=True)
+    raw = raw.reshape(n, bin_size)
+    isnan = np.isnan(raw)
+    covered = int(raw.size - isnan.sum())
+    if missing == "fill":
+        raw[isnan] = fill
+        vals = raw.mean(axis=1)
+    elif missing == "ignore":
+        count = bin_size - isnan.sum(axis=1)
+        raw[isnan] = 0.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vals = raw.sum(axis=1) / count
+        vals[count == 0] = fill
+    else:
+        raise ValueError(f"missing must be 'fill' or 'ignore', got {missing!r}")
+    return vals.astype(np.float32), covered
+
+
+# --------------------------------------------------------------------------- text formats
+
+
+def _data_lines(path: str):
+    with open(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            yield lineno, line.rstrip("\n").split("\t") if "\t" in line else line.split()
+
+
+def read_bedpe(uri: str) -> dict[str, np.ndarray]:
+    """Loops as arrays: chrom1, start1, end1, chrom2, start2, end2 (header lines skipped)."""
+    path = local_path(uri, "bedpe")
+    cols: dict[str, list] = {k: [] for k in ("chrom1", "start1", "end1", "chrom2", "start2", "end2")}
+    for lineno, f in _data_lines(path):
+        if len(f) < 6:
+            raise MixHicError(f"{path}:{lineno}: bedpe needs 6 columns, got {len(f)}")
+        try:
+            vals = (f[0], int(f[1]), int(f[2]), f[3], int(f[4]), int(f[5]))
+        except ValueError:
+            if lineno == 1:  # a header line such as "chrom1 x1 x2 ..."
+                continue
+            raise MixHicError(f"{path}:{lineno}: bedpe coordinates must be integers") from None
+        for k, v in zip(cols, vals):
+            cols[k].append(v)
+    return {
+        k: np.asarray(v, dtype=object if k.startswith("chrom") else np.int64)
+        for k, v in cols.items()
+    }
+
+
+def read_bed(uri: str) -> dict[str, np.ndarray]:
+    """Intervals as arrays: chrom, start, end, name ('' if absent), strand ('.' if absent)."""
+    path = local_path(uri, "BED")
+    chrom, start, end, name, strand = [], [], [], [], []
+    for lineno, f in _data_lines(path):
+        if len(f) < 3:
+            raise MixHicError(f"{path}:{lineno}: BED needs at least 3 columns, got {len(f)}")
+        try:
+            s, e = int(f[1]), int(f[2])
+        except ValueError:
+            if lineno == 1:
+                continue
+            raise MixHicError(f"{path}:{lineno}: BED coordinates must be integers") from None
+        chrom.append(f[0])
+        start.append(s)
+        end.append(e)
+        name.append(f[3] if len(f) > 3 else "")
+        strand.append(f[5] if len(f) > 5 else ".")
+    return {
+        "chrom": np.asarray(chrom, dtype=object),
+        "start": np.asarray(start, dtype=np.int64),
+        "end": np.asarray(end, dtype=np.int64),
+        "name": np.asarray(name, dtype=object),
+        "strand": np.asarray(strand, dtype=object),
+    }
+
