@@ -28,7 +28,7 @@ def tiny() -> MixHicConfig:
         embed_dim=16,
         hic_depths=(1, 1, 1, 1),
         epi_depths=(1, 1, 1, 1),
-        n_heads=2,
+        n_heads=1,
         epi_stem_convs=3,
         fusion_layers=1,
         loop_hidden=16,
