@@ -1,0 +1,207 @@
+"""``mixhic finetune CONFIG [--task T] [--mode M] [key=value ...]``: fine-tune with Ray Train.
+
+    >>> cfg = load_config("demo-finetune", FinetuneConfig, ["task=loops", "mode=bimodal",
+    ...                   "pretrained=runs/ray/pretrain-demo/model"])
+    >>> result = finetune(cfg)      # result.metrics["test_auroc"], result.model_dir
+
+Tasks ``hic`` (maps from epi; modes infer | epi), ``loops`` and ``cage`` (any mode). The
+pretrained checkpoint (bimodal / infer / epi) is loaded with ``models.load_pretrained``
+and its report logged. Each epoch is validated on the val split; the best epoch by the
+task's metric (``early_stopping.metric``, default loops AUROC, hic Pearson, cage R^2) is
+kept, training stops after ``early_stopping.patience`` epochs without improvement, and
+the best checkpoint is evaluated on the test split (``test.data_dir``/``test.sample`` for
+cross-sample evaluation), exported as a model dir, logged and registered in MLflow as
+``mixhic-<task>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from mixhic.platform import data as data_mod
+from mixhic.platform.config import load_config
+from mixhic.platform.errors import MixHicError
+from mixhic.platform.train_config import MODES, TASKS, FinetuneConfig
+from mixhic.platform.trainer import TrainResult, fit
+
+__all__ = ["finetune", "registered_name", "cli_main"]
+
+log = logging.getLogger(__name__)
+
+
+def registered_name(task: str) -> str:
+    """MLflow registry name of the fine-tuned models of ``task``."""
+    return f"mixhic-{task}"
+
+
+def _model_config(cfg: FinetuneConfig, geometry, pre_meta: dict[str, Any] | None):
+    from mixhic.models import MixHicConfig
+
+    from mixhic.platform.pretrain import model_config_for
+
+    if pre_meta is None:
+        return model_config_for(cfg.model, geometry)
+    if pre_meta.get("preset") != cfg.model.preset:
+        log.info("model.preset %r ignored: the pretrained model's config (%s) is used",
+                 cfg.model.preset, pre_meta.get("preset"))
+    try:
+        mcfg = MixHicConfig(**pre_meta["model_config"]).replace(**cfg.model.overrides)
+    except (TypeError, ValueError) as exc:
+        raise MixHicError(f"model.overrides: {exc}") from None
+    got = (mcfg.window_bins, mcfg.epi_bins, mcfg.n_tracks)
+    want = (geometry.window_bins, geometry.epi_bins, geometry.n_tracks)
+    if got != want:
+        raise MixHicError(
+            f"pretrained: {cfg.pretrained} was trained on windows (W, L, C) = {got}, the data "
+            f"in {cfg.data.data_dir} has {want}"
+        )
+    return mcfg
+
+
+def finetune(
+    cfg: FinetuneConfig,
+    *,
+    storage_path: str | None = None,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Fine-tune ``cfg.task`` in ``cfg.mode``; returns the result with ``test_*`` metrics.
+
+    storage_path / run_name override ``cfg.run`` (Ray Tune passes its trial's);
+    parent_run_id nests the MLflow run; callbacks are extra Ray Train ``UserCallback``s.
+    """
+    import mlflow
+    import ray
+
+    from mixhic.platform.evaluate import evaluate_model, log_eval_artifacts, summary
+    from mixhic.platform.metrics import METRIC_MODE, PRIMARY_METRIC
+    from mixhic.platform.runtime import ensure_ray
+    from mixhic.platform.train_loop import batch_columns
+
+    task, mode = cfg.task, cfg.mode
+    if task == "hic" and mode in ("bimodal", "nonpre"):
+        raise MixHicError(f"mode: task 'hic' predicts the map from epigenomic tracks; mode "
+                          f"{mode!r} would take the target as input (use infer or epi)")
+    dataset = data_mod.dataset_for_task(task)
+    geometry = data_mod.read_geometry(cfg.data.data_dir, dataset)
+    use_pre = cfg.pretrained is not None and mode != "nonpre"
+    if cfg.pretrained is not None and not use_pre:
+        log.info("mode nonpre trains from scratch: pretrained %s not loaded", cfg.pretrained)
+    pre_meta = state = report = None
+    if use_pre:
+        pre_meta, state, report = _pretrained_checked(cfg, geometry)
+    mcfg = _model_config(cfg, geometry, pre_meta)
+    meta = {
+        "kind": "finetune", "task": task, "mode": mode,
+        "model_config": dataclasses.asdict(mcfg),
+        "preset": pre_meta["preset"] if pre_meta else cfg.model.preset,
+        "data": data_mod.data_meta(cfg.data.data_dir, dataset),
+        "run_id": None, "epoch": -1, "metrics": {},
+        "pretrained": cfg.pretrained if use_pre else None,
+    }
+    metric = cfg.early_stopping.metric or PRIMARY_METRIC[task]
+    score_mode = cfg.early_stopping.mode if cfg.early_stopping.metric else METRIC_MODE[task]
+    cols = batch_columns("finetune", task, mode)
+    val_cols = list(dict.fromkeys([*data_mod.KEY_COLUMNS, *cols]))
+    ensure_ray()
+    state_ref = ray.put(state) if state is not None else None
+    test_dir = cfg.test.data_dir or cfg.data.data_dir
+    test_sample = cfg.test.sample if cfg.test.sample is not None else cfg.data.sample
+
+    def after_fit(result: TrainResult, model_dir: str) -> None:
+        from mixhic.platform import tracking
+        from mixhic.platform.checkpoints import load_model_dir
+
+        if report is not None:
+            mlflow.log_text(report.summary() + "\n\nloaded:\n" + "\n".join(report.loaded)
+                            + "\n\nskipped:\n" + "\n".join(report.skipped)
+                            + "\n\nfresh:\n" + "\n".join(report.fresh), "load_report.txt")
+            result.load_report = report.summary()
+        model, model_meta = load_model_dir(model_dir)
+        metrics, preds = evaluate_model(model, model_meta, test_dir, split=cfg.test.split,
+                                        sample=test_sample, batch_size=cfg.data.eval_batch_size)
+        test = {f"test_{k}": v for k, v in summary(metrics).items()}
+        tracking.log_metrics(test)
+        result.metrics.update(test)
+        log_eval_artifacts(task, preds, "test")
+        if cfg.run.register:
+            ds = data_mod.open_split(test_dir, dataset, cfg.test.split, columns=
+                                     ["epi", "hic"] if "hic" in cols else ["epi"],
+                                     sample=test_sample)
+            example = ds.take_batch(2, batch_format="numpy")
+            mv = tracking.log_and_register_model(
+                model_dir, registered_name(task), dict(example),
+                tags={"mode": mode, "run_name": result.run_name},
+            )
+            result.model_version = str(mv.version)
+        else:
+            mlflow.log_artifacts(model_dir, "model")
+
+    result = fit(
+        "finetune", cfg, meta, dataset=dataset, columns=cols, val_columns=val_cols,
+        score_key=f"val_{metric}", score_mode=score_mode, pretrained_state=state_ref,
+        storage_path=storage_path, run_name=run_name, parent_run_id=parent_run_id,
+        callbacks=callbacks, after_fit=after_fit,
+        tags={"mixhic.task": task, "mixhic.mode": mode, "mixhic.preset": meta["preset"],
+              "mixhic.pretrained": cfg.pretrained if use_pre else "none"},
+    )
+    log.info("fine-tuning %s (%s/%s) done: best epoch %s, %s", result.run_name, task, mode,
+             result.best_epoch, {k: round(v, 4) for k, v in result.metrics.items()
+                                 if k.startswith("test_")})
+    return result
+
+
+def _pretrained_checked(cfg: FinetuneConfig, geometry):
+    """(meta, state_dict, LoadReport) of the pretrained model dir, loaded once on the
+    driver into a probe model: bad checkpoints fail here, before any worker starts."""
+    from mixhic.models import FinetuneModel, load_pretrained
+
+    from mixhic.platform import checkpoints as ckpt_io
+
+    local, tmp = ckpt_io.local_copy(cfg.pretrained)
+    try:
+        meta = ckpt_io.read_meta(local)
+        state = ckpt_io.load_state_dict(local)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    if meta["kind"] != "pretrain":
+        raise MixHicError(f"pretrained: {cfg.pretrained} is a {meta['kind']} model, not a "
+                          "pretraining model dir")
+    probe = FinetuneModel(_model_config(cfg, geometry, meta), task=cfg.task, mode=cfg.mode)
+    try:
+        report = load_pretrained(probe, state)
+    except ValueError as exc:
+        raise MixHicError(f"pretrained: {cfg.pretrained}: {exc}") from None
+    log.info("pretrained %s: %s", cfg.pretrained, report.summary())
+    return meta, state, report
+
+
+def cli_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mixhic finetune",
+        description="Fine-tune MIX-HIC on hic | loops | cage with Ray Train.",
+    )
+    parser.add_argument("config", help="YAML file or shipped config name (demo-finetune, "
+                        "paper-finetune-loops, ...)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")
+    parser.add_argument("--task", choices=TASKS, help="overrides the config's task")
+    parser.add_argument("--mode", choices=MODES, help="overrides the config's mode")
+    parser.add_argument("--pretrained", help="pretraining model dir / URI (overrides config)")
+    ns = parser.parse_args(argv)
+    overrides = list(ns.overrides)
+    for key in ("task", "mode", "pretrained"):
+        if getattr(ns, key) is not None:
+            overrides.append(f"{key}={getattr(ns, key)}")
+    cfg = load_config(ns.config, FinetuneConfig, overrides)
+    result = finetune(cfg)
+    for k, v in sorted(result.metrics.items()):
+        if k.startswith("test_"):
+            log.info("%-28s %.4f", k, v)
+    log.info("model dir: %s", result.model_dir)
+    return 0

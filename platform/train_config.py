@@ -1,0 +1,351 @@
+"""Typed run configs of the training recipes: pretrain, finetune, evaluate, demo, ablate.
+
+Each recipe is a frozen dataclass built from YAML by :func:`mixhic.platform.config.load_config`
+(shipped configs live in ``platform/configs``); values are checked in ``__post_init__`` and
+errors name the field. Sections are shared between recipes:
+
+    data      where the prepared Parquet datasets are and how batches are drawn
+    model     preset name + field overrides of :class:`mixhic.models.MixHicConfig`
+    optim     AdamW, linear warm-up then cosine decay, gradient clipping
+    loss      pretraining loss weights and the contrastive-only warm-up
+    scaling   Ray Train workers (fractional CPUs on a laptop, GPUs + bf16 on a cluster)
+    run       Ray Train storage (local dir or pyarrow URI), run name, MLflow experiment
+
+    >>> cfg = load_config("demo-pretrain", PretrainConfig, ["train.epochs=3"])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "TASKS",
+    "MODES",
+    "DataConfig",
+    "TestDataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "LossConfig",
+    "TrainConfig",
+    "EarlyStoppingConfig",
+    "ScalingConfig",
+    "RunConfig",
+    "PretrainConfig",
+    "FinetuneConfig",
+    "EvaluateConfig",
+    "DemoConfig",
+    "AblateConfig",
+]
+
+TASKS = ("hic", "loops", "cage")
+MODES = ("bimodal", "nonpre", "infer", "epi")
+Task = Literal["hic", "loops", "cage"]
+Mode = Literal["bimodal", "nonpre", "infer", "epi"]
+Split = Literal["train", "val", "test"]
+
+
+def _check(cond: bool, name: str, msg: str) -> None:
+    if not cond:
+        raise ValueError(f"{name}: {msg}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """A prepared dataset directory (``mixhic prepare`` output: Parquet + manifest.json).
+
+    ``sample`` keeps only rows of that sample (cell line); ``train_fraction`` keeps a seeded,
+    deterministic subset of the training rows (few-shot runs); val/test are never subsampled.
+    """
+
+    data_dir: str
+    sample: str | None = None
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    train_fraction: float = 1.0
+    fraction_seed: int = 0
+    shuffle_buffer: int = 256  # rows in the local shuffle buffer; 0 = read order
+    prefetch_batches: int = 2
+
+    def __post_init__(self) -> None:
+        _check(bool(self.data_dir), "data.data_dir", "must be a directory or URI")
+        _check(self.batch_size >= 1, "data.batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.eval_batch_size >= 1, "data.eval_batch_size", "must be >= 1")
+        _check(
+            0.0 < self.train_fraction <= 1.0,
+            "data.train_fraction",
+            f"must be in (0, 1], got {self.train_fraction}",
+        )
+        _check(self.shuffle_buffer >= 0, "data.shuffle_buffer", "must be >= 0")
+        _check(self.prefetch_batches >= 0, "data.prefetch_batches", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class TestDataConfig:
+    """Where the test split comes from (cross-sample evaluation: another sample or data dir).
+
+    ``data_dir`` / ``sample`` default to the training data's.
+    """
+
+    data_dir: str | None = None
+    sample: str | None = None
+    split: Split = "test"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A :func:`mixhic.models.get_preset` name and field overrides (window/track sizes come
+    from the dataset's manifest, never from here)."""
+
+    preset: str = "tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.preset), "model.preset", "must name a preset (tiny, paper-128, ...)")
+        reserved = {"window_bins", "epi_bins", "n_tracks"} & set(self.overrides)
+        _check(
+            not reserved,
+            "model.overrides",
+            f"{sorted(reserved)} come from the dataset manifest, not the model config",
+        )
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW; lr rises linearly for ``warmup_epochs`` then follows a cosine down to
+    ``lr * min_lr_ratio`` at the last step (``min_lr_ratio: 1`` = constant lr)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.1
+    grad_clip: float | None = 1.0  # max global grad norm; null = no clipping
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0 and math.isfinite(self.lr), "optim.lr", f"must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        _check(all(0 <= b < 1 for b in self.betas), "optim.betas", "must be in [0, 1)")
+        _check(self.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0")
+        _check(0 <= self.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]")
+        _check(
+            self.grad_clip is None or self.grad_clip > 0, "optim.grad_clip", "must be > 0 or null"
+        )
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Pretraining objective: contrastive only for ``contrastive_warmup_epochs`` epochs, then
+    ``con * L_con + orth * L_orth + map * L_map`` (the paper: 0.5, 0.5, 0.5 after 10 epochs)."""
+
+    con: float = 0.5
+    orth: float = 0.5
+    map: float = 0.5
+    contrastive_warmup_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("con", "orth", "map"):
+            value = getattr(self, name)
+            _check(value >= 0 and math.isfinite(value), f"loss.{name}", f"must be >= 0, got {value}")
+        _check(self.con + self.orth + self.map > 0, "loss", "at least one weight must be > 0")
+        _check(self.contrastive_warmup_epochs >= 0, "loss.contrastive_warmup_epochs", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Epoch budget. ``max_steps_per_epoch`` caps an epoch (smoke runs, benchmarks);
+    ``fail_at_epoch`` is a test hook: the first attempt raises after checkpointing that epoch."""
+
+    epochs: int = 10
+    max_steps_per_epoch: int | None = None
+    log_every_steps: int = 50
+    fail_at_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "train.epochs", f"must be >= 1, got {self.epochs}")
+        _check(
+            self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+            "train.max_steps_per_epoch",
+            "must be >= 1 or null",
+        )
+        _check(self.log_every_steps >= 1, "train.log_every_steps", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """Stop when the validation ``metric`` has not improved for ``patience`` epochs.
+    ``metric: null`` = the task's primary metric (loops AUROC, hic Pearson, cage R^2)."""
+
+    patience: int | None = 10
+    metric: str | None = None
+    mode: Literal["max", "min"] = "max"
+
+    def __post_init__(self) -> None:
+        _check(
+            self.patience is None or self.patience >= 1,
+            "early_stopping.patience",
+            "must be >= 1 or null (no early stopping)",
+        )
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """Ray Train workers. ``num_workers: 0`` runs Ray Train's local mode (in-process, for
+    debugging). On a 2-core laptop keep ``cpus_per_worker`` fractional so Ray Data gets a CPU."""
+
+    num_workers: int = 1
+    cpus_per_worker: float = 0.5
+    use_gpu: bool = False
+    bf16: bool = False
+    max_failures: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.num_workers >= 0, "scaling.num_workers", "must be >= 0")
+        _check(self.cpus_per_worker > 0, "scaling.cpus_per_worker", "must be > 0")
+        _check(self.max_failures >= -1, "scaling.max_failures", "must be >= -1 (-1 = unlimited)")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where a run lives. Ray Train writes checkpoints to ``storage_path/run_name`` (a local
+    dir or any pyarrow URI such as ``s3://bucket/runs``); re-running with the same name
+    resumes from the last checkpoint. MLflow: ``MLFLOW_TRACKING_URI`` if set, else
+    ``sqlite:///<runs_dir>/mlflow.db``. ``run_name: null`` = a fresh timestamped name."""
+
+    storage_path: str = "runs/ray"
+    run_name: str | None = None
+    experiment: str = "mixhic"
+    runs_dir: str = "runs"
+    seed: int = 0
+    register: bool = True  # register the best model in the MLflow model registry
+
+    def __post_init__(self) -> None:
+        _check(bool(self.storage_path), "run.storage_path", "must be a directory or URI")
+        _check(bool(self.experiment), "run.experiment", "must be a non-empty name")
+        if self.run_name is not None:
+            _check(
+                bool(self.run_name) and "/" not in self.run_name,
+                "run.run_name",
+                f"must be a plain name without '/', got {self.run_name!r}",
+            )
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    data: DataConfig
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tune ``task`` in ``mode`` (bimodal | nonpre | infer | epi). ``pretrained`` is a
+    pretraining model dir (path, URI, ``runs:/`` or ``models:/``); ``bimodal`` and ``infer``
+    need it, ``nonpre`` and ``epi`` train from scratch (a given checkpoint is then ignored)."""
+
+    task: Task
+    data: DataConfig
+    mode: Mode = "bimodal"
+    pretrained: str | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    test: TestDataConfig = field(default_factory=TestDataConfig)
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def uses_pretrained(self) -> bool:
+        """Whether the pretrained checkpoint is loaded (bimodal/infer with one given)."""
+        return self.pretrained is not None and self.mode in ("bimodal", "infer")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Metrics of a fine-tuned model dir on one split of a prepared dataset.
+
+    ``model``: path, URI, ``runs:/<id>/model`` or ``models:/<name>/<version>``. ``data_dir``
+    and ``sample`` may point at another cell line than the model was trained on."""
+
+    model: str
+    data_dir: str
+    split: Split = "test"
+    sample: str | None = None
+    batch_size: int = 64
+    plots: bool = True
+    log_to_mlflow: bool = True
+    experiment: str = "mixhic"
+    runs_dir: str = "runs"
+    run_name: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(bool(self.model), "model", "must name a model dir or URI")
+        _check(bool(self.data_dir), "data_dir", "must be a directory or URI")
+        _check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The end-to-end demo: simulate -> prepare -> pretrain -> fine-tune -> evaluate.
+
+    The step configs are shipped config names (or YAML paths); the demo points their data
+    and run sections at ``work_dir`` and applies the ``*_overrides`` (``key=value`` lists)."""
+
+    work_dir: str = "runs/demo"
+    simulate_preset: str = "tiny"
+    seed: int = 0
+    prepare_config: str = "prepare-demo"
+    pretrain_config: str = "demo-pretrain"
+    finetune_config: str = "demo-finetune"
+    tasks: tuple[Task, ...] = ("loops", "hic", "cage")
+    finetune_modes: dict[str, str] = field(
+        default_factory=lambda: {"loops": "bimodal", "hic": "infer", "cage": "bimodal"}
+    )
+    pretrain_overrides: tuple[str, ...] = ()
+    finetune_overrides: tuple[str, ...] = ()
+    experiment: str = "mixhic-demo"
+    runs_dir: str = "runs"
+
+    def __post_init__(self) -> None:
+        _check(len(self.tasks) >= 1, "tasks", "must list at least one task")
+        for task, mode in self.finetune_modes.items():
+            _check(task in TASKS, f"finetune_modes.{task}", f"unknown task (known: {TASKS})")
+            _check(mode in MODES, f"finetune_modes.{task}", f"unknown mode {mode!r} ({MODES})")
+
+
+@dataclass(frozen=True)
+class AblateConfig:
+    """The modality table (epi | infer | nonpre | bimodal) and the few-shot curve.
+
+    ``pretrained``: a pretraining model dir to reuse; ``null`` = pretrain first with
+    ``pretrain_config``. Each cell fine-tunes ``finetune_config`` (its task) with the mode
+    and ``train_fraction`` of that cell; the few-shot curve uses ``few_shot_mode``."""
+
+    finetune_config: str
+    pretrain_config: str | None = None
+    pretrained: str | None = None
+    task: Task | None = None
+    modes: tuple[Mode, ...] = ("epi", "infer", "nonpre", "bimodal")
+    fractions: tuple[float, ...] = (0.1, 0.5, 1.0)
+    few_shot_mode: Mode = "bimodal"
+    finetune_overrides: tuple[str, ...] = ()
+    pretrain_overrides: tuple[str, ...] = ()
+    out_dir: str = "runs/ablate"
+    experiment: str = "mixhic-ablate"
+    runs_dir: str = "runs"
+
+    def __post_init__(self) -> None:
+        _check(
+            self.pretrained is not None or self.pretrain_config is not None,
+            "pretrained",
+            "give a pretraining model dir, or pretrain_config to pretrain first",
+        )
+        _check(len(set(self.modes)) == len(self.modes), "modes", "must not repeat a mode")
+        for f in self.fractions:
+            _check(0 < f <= 1, "fractions", f"each must be in (0, 1], got {f}")
