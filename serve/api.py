@@ -1,0 +1,222 @@
+"""The HTTP API (FastAPI), independent of Ray Serve: :func:`build_api` over a backend.
+
+Routes (all JSON; schemas in :mod:`mixhic.serve.schemas`, listed in ``/openapi.json``):
+
+    GET  /healthz        liveness
+    GET  /v1/model       the served models: name, version, preset, task, mode, run id
+    POST /v1/hic         predicted Hi-C window (W, W) from tracks (infer-mode model)
+    POST /v1/loops       loop probability of a window's anchor pair (bimodal model)
+    POST /v1/cage        predicted log2(1 + CAGE) per Hi-C bin (W,)
+
+Each POST takes arrays or a region (see :class:`~mixhic.serve.schemas.WindowRequest`).
+Bad requests get a 4xx whose ``detail`` names the field (FastAPI's error layout:
+``[{"loc": ["body", "epi"], "msg": ..., "type": ...}]``): 413 body too large, 422 bad
+field (shape, non-finite values, unknown chromosome, region off the chromosome), 404 no
+model for the task. The backend (the Serve ingress, or anything with the same three
+methods) does the work; it is never handed an unchecked array.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from mixhic.serve.engine import ModelCard
+from mixhic.serve.schemas import (
+    CageResponse,
+    ErrorResponse,
+    Health,
+    HicResponse,
+    LoopResponse,
+    ModelCardOut,
+    ModelsResponse,
+    WindowRequest,
+)
+
+__all__ = ["Backend", "RequestError", "build_api", "BodySizeLimit", "window_arrays"]
+
+log = logging.getLogger(__name__)
+
+
+class RequestError(Exception):
+    """A client error: HTTP ``status`` and a message naming ``field``."""
+
+    def __init__(self, field: str, msg: str, status: int = 422) -> None:
+        super().__init__(f"{field}: {msg}")
+        self.field, self.msg, self.status = field, msg, status
+
+    def response(self) -> JSONResponse:
+        loc = ["body", *self.field.split(".")] if self.field else ["body"]
+        return JSONResponse(
+            status_code=self.status,
+            content={"detail": [{"loc": loc, "msg": f"{self.field}: {self.msg}",
+                                 "type": "value_error"}]},
+        )
+
+
+class Backend(Protocol):
+    """What the API needs from whoever holds the models and the genome files."""
+
+    async def cards(self) -> dict[str, ModelCard]:
+        """``{task: ModelCard}`` of the served models."""
+
+    async def predict(self, task: str, epi: np.ndarray, hic: np.ndarray | None) -> np.ndarray:
+        """One checked window -> the task's output (hic (W, W) | loops () | cage (W,))."""
+
+    async def region(self, card: ModelCard, chrom: str, start: int, start2: int | None):
+        """``(epi (C, 2L), hic (W, W) | None, WindowEcho)`` read from the genome files;
+        raises :class:`RequestError` for an unknown chromosome or a region off its end."""
+
+    @property
+    def region_requests(self) -> bool:
+        """True when genome files are configured."""
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for bodies over ``max_bytes`` (Content-Length or streamed)."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, int(max_bytes)
+
+    async def _reject(self, scope, send, size: str) -> None:
+        mb = self.max_bytes / 2**20
+        err = RequestError("body", f"request body of {size} exceeds the {mb:g} MiB limit "
+                                   f"(serve config max_body_mb)", status=413)
+        await err.response()(scope, None, send)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = -1
+                if length > self.max_bytes:
+                    return await self._reject(scope, send, f"{length} bytes")
+                break
+        # Chunked (or lying) bodies: buffer up to the limit, then replay.
+        messages, total = [], 0
+        while True:
+            msg = await receive()
+            messages.append(msg)
+            if msg["type"] != "http.request":
+                break
+            total += len(msg.get("body", b""))
+            if total > self.max_bytes:
+                return await self._reject(scope, send, f"more than {total} bytes")
+            if not msg.get("more_body", False):
+                break
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _array(values, field: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array of exactly ``shape`` with finite values, else RequestError(field)."""
+    try:
+        arr = np.asarray(values, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise RequestError(field, f"must be a rectangular array of numbers of shape "
+                                  f"{list(shape)} (rows of unequal length?)") from None
+    if arr.shape != shape:
+        raise RequestError(field, f"expected shape {list(shape)}, got {list(arr.shape)}")
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise RequestError(field, f"{bad} values are not finite (NaN or infinite)")
+    return arr
+
+
+def window_arrays(req: WindowRequest, card: ModelCard) -> tuple[np.ndarray, np.ndarray | None]:
+    """The checked ``epi`` (C, 2L) and ``hic`` (W, W) (or None) of an array request."""
+    epi = _array(req.epi, "epi", card.epi_shape)
+    hic = None
+    if card.needs_hic:
+        if req.hic is None:
+            raise RequestError("hic", f"required: the {card.task} model is {card.mode} "
+                                      f"(needs the Hi-C window, or give a region)")
+        hic = _array(req.hic, "hic", card.hic_shape)
+    return epi, hic
+
+
+def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20) -> FastAPI:
+    """The FastAPI app of the mixhic HTTP API over ``backend``."""
+    api = FastAPI(
+        title="mixhic",
+        version="1",
+        description="MIX-HIC inference: Hi-C maps, loop probabilities and CAGE from "
+                    "epigenomic tracks (+ Hi-C). Send arrays, or a region read from the "
+                    "server's genome files.",
+    )
+    api.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+
+    @api.exception_handler(RequestError)
+    async def _request_error(_: Request, exc: RequestError):
+        return exc.response()
+
+    errors = {
+        400: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
+        413: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+    }
+
+    async def card_for(task: str) -> ModelCard:
+        cards = await backend.cards()
+        if task not in cards:
+            raise RequestError("task", f"no {task} model is served here (served: "
+                                       f"{', '.join(sorted(cards)) or 'none'})", status=404)
+        return cards[task]
+
+    async def run(task: str, req: WindowRequest):
+        card = await card_for(task)
+        echo = None
+        if req.is_region:
+            if not backend.region_requests:
+                raise RequestError("chrom", "region requests need genome files in the serve "
+                                            "config (genome.mcool, genome.tracks); send "
+                                            "epi/hic arrays instead", status=400)
+            epi, hic, echo = await backend.region(card, req.chrom, req.start, req.start2)
+        else:
+            epi, hic = window_arrays(req, card)
+        out = await backend.predict(task, epi, hic)
+        return card, out, echo
+
+    @api.get("/healthz", response_model=Health, tags=["meta"])
+    async def healthz() -> Health:
+        return Health()
+
+    @api.get("/v1/model", response_model=ModelsResponse, tags=["meta"])
+    async def model_info() -> ModelsResponse:
+        cards = await backend.cards()
+        return ModelsResponse(
+            models=[ModelCardOut(**c.to_json()) for c in cards.values()],
+            tasks=sorted(cards),
+            region_requests=backend.region_requests,
+        )
+
+    @api.post("/v1/hic", response_model=HicResponse, responses=errors, tags=["predict"])
+    async def predict_hic(req: WindowRequest) -> HicResponse:
+        """Predicted Hi-C window (W, W), in the training scale of the model's data."""
+        card, out, echo = await run("hic", req)
+        return HicResponse(model=card.name, window=echo, hic=out.tolist())
+
+    @api.post("/v1/loops", response_model=LoopResponse, responses=errors, tags=["predict"])
+    async def predict_loops(req: WindowRequest) -> LoopResponse:
+        """Loop probability of the anchor pair at the centre of the window."""
+        card, out, echo = await run("loops", req)
+        return LoopResponse(model=card.name, window=echo, probability=float(out))
+
+    @api.post("/v1/cage", response_model=CageResponse, responses=errors, tags=["predict"])
+    async def predict_cage(req: WindowRequest) -> CageResponse:
+        """Predicted log2(1 + CAGE) per Hi-C bin of the x-anchor (W,)."""
+        card, out, echo = await run("cage", req)
+        return CageResponse(model=card.name, window=echo, cage=out.tolist())
+
+    return api
+

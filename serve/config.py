@@ -1,0 +1,216 @@
+"""Typed configs of ``mixhic serve`` and ``mixhic predict`` (YAML -> frozen dataclasses).
+
+Shipped defaults: ``platform/configs/serve-demo.yaml`` (:class:`ServeConfig`) and
+``platform/configs/predict-demo.yaml`` (:class:`PredictConfig`); load them with
+:func:`mixhic.platform.config.load_config` and override keys as ``key=value``.
+
+Models are named by *sources*: a model directory (``model.safetensors`` +
+``mixhic.json``), or an MLflow model URI (``models:/NAME@ALIAS``, ``models:/NAME/3``,
+``runs:/RUN_ID/model``). One app serves one model per task (hic, loops, cage): give
+several sources to serve several tasks from one app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "GenomeFiles",
+    "Batching",
+    "Autoscaling",
+    "DeploymentOptions",
+    "ServeConfig",
+    "LoopScan",
+    "PredictConfig",
+    "Device",
+]
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class GenomeFiles:
+    """Genome files that region requests (and ``mixhic predict``) read windows from.
+
+    ``mcool`` is a cooler URI: a ``.cool``, or ``.mcool`` (the resolution the model was
+    trained at is picked, or give ``file.mcool::resolutions/5000``). ``tracks`` maps each
+    track name the model was trained on (``mixhic.json`` ``data.tracks``) to a bigWig.
+    Normalisation parameters (resolution, epi bin, transforms, weight column) come from
+    the model's ``mixhic.json``, so requests see exactly what ``mixhic prepare`` wrote.
+    """
+
+    mcool: str | None = None
+    tracks: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, path in self.tracks.items():
+            if not str(path).strip():
+                raise ValueError(f"tracks.{name}: empty path")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.mcool) or bool(self.tracks)
+
+
+@dataclass(frozen=True)
+class Batching:
+    """``@serve.batch`` settings of the model deployment."""
+
+    max_batch_size: int = 16
+    batch_wait_timeout_s: float = 0.002
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size: must be >= 1, got {self.max_batch_size}")
+        if not 0 <= self.batch_wait_timeout_s <= 10:
+            raise ValueError(
+                f"batch_wait_timeout_s: must be in [0, 10] s, got {self.batch_wait_timeout_s}"
+            )
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """Ray Serve ``autoscaling_config`` (replaces a fixed ``num_replicas`` when set)."""
+
+    min_replicas: int = 1
+    max_replicas: int = 2
+    target_ongoing_requests: float = 16.0
+
+    def __post_init__(self) -> None:
+        if self.min_replicas < 0:
+            raise ValueError(f"min_replicas: must be >= 0, got {self.min_replicas}")
+        if self.max_replicas < max(1, self.min_replicas):
+            raise ValueError(
+                f"max_replicas: must be >= max(1, min_replicas), got {self.max_replicas}"
+            )
+        if self.target_ongoing_requests <= 0:
+            raise ValueError("target_ongoing_requests: must be > 0")
+
+
+@dataclass(frozen=True)
+class DeploymentOptions:
+    """Replicas and resources of one deployment."""
+
+    num_replicas: int = 1
+    autoscaling: Autoscaling | None = None
+    max_ongoing_requests: int = 64
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.num_replicas < 1:
+            raise ValueError(f"num_replicas: must be >= 1, got {self.num_replicas}")
+        if self.max_ongoing_requests < 1:
+            raise ValueError("max_ongoing_requests: must be >= 1")
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise ValueError("num_cpus / num_gpus: must be >= 0")
+
+    def serve_options(self) -> dict:
+        """Keyword arguments for ``Deployment.options``."""
+        opts: dict = {
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+        }
+        if self.autoscaling is not None:
+            a = self.autoscaling
+            opts["autoscaling_config"] = {
+                "min_replicas": a.min_replicas,
+                "max_replicas": a.max_replicas,
+                "target_ongoing_requests": a.target_ongoing_requests,
+            }
+        else:
+            opts["num_replicas"] = self.num_replicas
+        return opts
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``mixhic serve`` needs; ``models`` may be given on the command line."""
+
+    models: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_name: str = "mixhic"
+    route_prefix: str = "/"
+    max_body_mb: float = 8.0
+    device: Device = "auto"
+    batching: Batching = field(default_factory=Batching)
+    model_deployment: DeploymentOptions = field(default_factory=DeploymentOptions)
+    ingress: DeploymentOptions = field(
+        default_factory=lambda: DeploymentOptions(num_cpus=0.1, max_ongoing_requests=256)
+    )
+    genome: GenomeFiles = field(default_factory=GenomeFiles)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port: must be in 1..65535, got {self.port}")
+        if self.max_body_mb <= 0:
+            raise ValueError(f"max_body_mb: must be > 0, got {self.max_body_mb}")
+        if self.model_deployment.max_ongoing_requests < self.batching.max_batch_size:
+            raise ValueError(
+                "model_deployment.max_ongoing_requests: must be >= batching.max_batch_size "
+                f"({self.model_deployment.max_ongoing_requests} < "
+                f"{self.batching.max_batch_size}), else batches never fill"
+            )
+        if not self.route_prefix.startswith("/"):
+            raise ValueError(f"route_prefix: must start with '/', got {self.route_prefix!r}")
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 2**20)
+
+
+@dataclass(frozen=True)
+class LoopScan:
+    """Candidate anchor pairs for genome-wide loop calling.
+
+    Pairs (i, j) of bins with ``min_distance <= (j - i) * resolution <= max_distance``,
+    ``i`` and ``j`` on a grid of ``stride_bins``; each pair is scored in the window
+    centred on it. Pairs with probability >= ``min_probability`` go to the bedpe.
+    """
+
+    min_distance: int = 20_000
+    max_distance: int = 2_000_000
+    stride_bins: int = 2
+    min_probability: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.min_distance < 0 or self.max_distance < self.min_distance:
+            raise ValueError(
+                "min_distance/max_distance: need 0 <= min_distance <= max_distance, got "
+                f"{self.min_distance}, {self.max_distance}"
+            )
+        if self.stride_bins < 1:
+            raise ValueError(f"stride_bins: must be >= 1, got {self.stride_bins}")
+        if not 0 <= self.min_probability <= 1:
+            raise ValueError(f"min_probability: must be in [0, 1], got {self.min_probability}")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Genome-wide prediction: windows of ``chroms`` -> .cool / bedpe / bigWig in ``out_dir``."""
+
+    models: tuple[str, ...] = ()
+    out_dir: str = ""
+    chroms: tuple[str, ...] = ()  # empty: every chromosome of the Hi-C file
+    genome: GenomeFiles = field(default_factory=GenomeFiles)
+    step_bins: int = 0  # stride of diagonal windows (hic, cage); 0: half a window
+    loops: LoopScan = field(default_factory=LoopScan)
+    batch_size: int = 32
+    concurrency: int = 1  # model actors
+    num_cpus: float = 1.0  # per model actor
+    num_gpus: float = 0.0  # per model actor
+    device: Device = "auto"
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.step_bins < 0:
+            raise ValueError(f"step_bins: must be >= 0, got {self.step_bins}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency: must be >= 1, got {self.concurrency}")
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise ValueError("num_cpus / num_gpus: must be >= 0")
