@@ -71,6 +71,9 @@ __all__ = [
     "QcConfig",
     "RunConfig",
     "PrepareConfig",
+    "Job",
+    "plan_job",
+    "build_tasks",
     "prepare",
     "cli_main",
 ]
@@ -505,6 +508,38 @@ def _run_tasks(settings: dict, tasks: list[dict], workers: int | None) -> None:
                 log.info("chunk %s done (%d/%d)", row["chunk_id"], done, len(tasks))
 
 
+@dataclass
+class Job:
+    """A planned prepare run: everything the Ray tasks and the commit step need."""
+
+    settings: dict
+    tasks: list[dict]
+    meta: dict
+    out: str  # URI/absolute path of the output directory
+    root: str  # the output directory in its filesystem
+    staging: str  # staging directory in its filesystem
+    inputs: dict  # input key -> checksum record
+    params: dict
+    code: dict
+    fingerprint: str
+
+
+def plan_job(cfg: PrepareConfig) -> Job:
+    """Validate the inputs and plan the chunks (no Ray, no output written)."""
+    settings, tasks, meta = build_tasks(cfg)
+    out = _out_uri(cfg)
+    _, root = _fs(out)
+    root = root.rstrip("/")
+    staging = f"{root}/.staging"
+    settings["staging"] = staging if "://" not in out else out.rstrip("/") + "/.staging"
+    inputs = {key: file_checksum(path, cfg.run.checksum) for key, path in _input_files(meta).items()}
+    params = to_dict(cfg)
+    code = code_version()
+    fp = fingerprint({"params": params, "hic": meta["hic"]},
+                     {k: v["digest"] for k, v in inputs.items()}, code["package"])
+    return Job(settings, tasks, meta, out, root, staging, inputs, params, code, fp)
+
+
 def prepare(cfg: PrepareConfig) -> Manifest:
     """Window the configured genome files into Parquet datasets; return the manifest.
 
@@ -512,20 +547,12 @@ def prepare(cfg: PrepareConfig) -> Manifest:
     """
     from mixhic.platform.runtime import ensure_ray
 
-    settings, tasks, meta = build_tasks(cfg)
-    out = _out_uri(cfg)
-    fs, root = _fs(out)
-    root = root.rstrip("/")
-    staging = f"{root}/.staging"
-    settings["staging"] = staging if "://" not in out else out.rstrip("/") + "/.staging"
-
-    inputs = {}
-    for key, path in _input_files(meta).items():
-        inputs[key] = file_checksum(path, cfg.run.checksum)
-    params = to_dict(cfg)
-    code = code_version()
-    fp = fingerprint({"params": params, "hic": meta["hic"]}, {k: v["digest"] for k, v in inputs.items()},
-                     code["package"])
+    job = plan_job(cfg)
+    settings, tasks, meta, out, root, staging = (
+        job.settings, job.tasks, job.meta, job.out, job.root, job.staging
+    )
+    fs, _ = _fs(out)
+    fp, inputs, params, code = job.fingerprint, job.inputs, job.params, job.code
 
     existing = read_manifest(out)
     if existing is not None and existing.fingerprint == fp and not cfg.run.force:

@@ -91,7 +91,7 @@ def loop_windows(
     half = window_bins // 2
     x = np.asarray(i, dtype=np.int64) - half
     y = np.asarray(j, dtype=np.int64) - half
-    keep = (x >= 0) & (y + window_bins <= n_bins) & (x >= 0) & (y >= x)
+    keep = (x >= 0) & (y + window_bins <= n_bins) & (y >= x)
     return x, y, keep
 
 
