@@ -190,6 +190,7 @@ def inspect_hic(
     if weight is None:
         return HicInfo(full, int(binsize), chromsizes, None, False, float(multiplier or 1.0))
     columns = [c for c in clr.bins().columns if c not in ("chrom", "start", "end")]
+    shown = full[:-3] if full.endswith("::/") else full
     if weight not in columns:
         hint = (
             f"weight columns in the file: {', '.join(columns)}; pick one with hic.weight=<name>"
@@ -197,8 +198,8 @@ def inspect_hic(
             else "the file has no weight column"
         )
         raise MixHicError(
-            f"{full}: no balancing weight column {weight!r} ({hint}); run "
-            f"`cooler balance {full}` to add one, or set hic.weight=null for raw counts"
+            f"{shown}: no balancing weight column {weight!r} ({hint}); run "
+            f"`cooler balance {shown}` to add one, or set hic.weight=null for raw counts"
         )
     path, group = full.split("::", 1)
     with h5py.File(path, "r") as h5:
@@ -251,13 +252,22 @@ def read_band(
     NaN; contacts are multiplied by ``info.multiplier``.
     """
     res = info.resolution
-    size = info.chromsizes.get(chrom)
+    if chrom not in info.chromsizes:
+        check_region(chrom, 0, 1, info.chromsizes, info.uri)
+    size = info.chromsizes[chrom]
     r0, r1 = rows
     c0, c1 = cols
-    region1 = (chrom, r0 * res, min(r1 * res, size or 0))
-    region2 = (chrom, c0 * res, min(c1 * res, size or 0))
-    for region in (region1, region2):
-        check_region(*region, info.chromsizes, info.uri)
+    n_bins = -(-size // res)
+    for lo, hi in (rows, cols):
+        if hi > n_bins:
+            raise MixHicError(
+                f"{info.uri}: region {chrom}:{lo * res}-{hi * res} is past the end of {chrom} "
+                f"(length {size} bp)"
+            )
+        if not 0 <= lo < hi:
+            raise MixHicError(f"{info.uri}: invalid region {chrom}:{lo * res}-{hi * res}")
+    region1 = (chrom, r0 * res, min(r1 * res, size))
+    region2 = (chrom, c0 * res, min(c1 * res, size))
     if info.weight is None:
         mat = clr.matrix(balance=False).fetch(region1, region2).astype(np.float64)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -36,8 +37,9 @@ def write_cooler(uri: str, chromsizes: dict[str, int], binsize: int, counts: np.
     pixels = pd.DataFrame({"bin1_id": i[keep], "bin2_id": j[keep], "count": counts[i, j][keep]})
     for name, w in (weights or {}).items():
         bins[name] = w
-    cooler.create_cooler(uri, bins, pixels, ordered=True)
     path, _, group = uri.partition("::")
+    mode = "a" if Path(path).exists() else "w"
+    cooler.create_cooler(uri, bins, pixels, ordered=True, mode=mode)
     with h5py.File(path, "r+") as h5:
         g = h5[group or "/"]
         for name, flag in (divisive or {}).items():

@@ -1,0 +1,179 @@
+"""Readers on tiny hand-made cooler / bigWig / bedpe / BED files."""
+
+import numpy as np
+import pytest
+
+from mixhic.pipelines import readers
+from mixhic.platform.errors import MixHicError
+
+CHROMS = {"chr1": 100_000, "chr2": 61_000}  # 1 kb bins: 100 + 61 bins (last one partial)
+
+
+@pytest.fixture(scope="module")
+def hic(tmp_path_factory, make):
+    """A .cool with multiplicative `weight`, divisive `KR`, and an .mcool in both layouts."""
+    d = tmp_path_factory.mktemp("hic")
+    counts = make.counts(161, seed=3).astype(float)
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.5, 1.5, 161)
+    w[[5, 120]] = np.nan  # masked bins
+    kr = rng.uniform(0.5, 1.5, 161)
+    cool = str(d / "m.cool")
+    make.cooler(cool, CHROMS, 1000, counts, {"weight": w, "KR": kr}, {"KR": True})
+    mcool = str(d / "m.mcool")
+    make.cooler(mcool + "::/resolutions/1000", CHROMS, 1000, counts, {"weight": w})
+    coarse = make.counts(81, seed=4)
+    make.cooler(mcool + "::/resolutions/2000", CHROMS, 2000, coarse)
+    legacy = str(d / "legacy.mcool")
+    make.cooler(legacy + "::/0", CHROMS, 2000, coarse)
+    make.cooler(legacy + "::/1", CHROMS, 1000, counts, {"weight": w})
+    raw = str(d / "raw.cool")
+    make.cooler(raw, CHROMS, 1000, counts)
+    return {"cool": cool, "mcool": mcool, "legacy": legacy, "raw": raw, "counts": counts,
+            "w": w, "kr": kr}
+
+
+def test_uri_forms(hic):
+    assert readers.resolve_cooler_uri(hic["cool"]).endswith("m.cool::/")
+    assert readers.resolve_cooler_uri("file://" + hic["cool"]).endswith("m.cool::/")
+    assert readers.resolve_cooler_uri(hic["mcool"], 1000).endswith("::/resolutions/1000")
+    assert readers.resolve_cooler_uri(hic["mcool"] + "::resolutions/2000").endswith("/resolutions/2000")
+    assert readers.resolve_cooler_uri(hic["legacy"] + "::/1").endswith("legacy.mcool::/1")
+    assert readers.resolve_cooler_uri(hic["legacy"], 1000).endswith("legacy.mcool::/1")
+    assert readers.list_resolutions(hic["legacy"]) == {2000: "/0", 1000: "/1"}
+
+
+def test_resolution_errors_list_available(hic):
+    with pytest.raises(MixHicError, match=r"resolution 5000 bp is not in the file \(available: 1000, 2000\)"):
+        readers.resolve_cooler_uri(hic["mcool"], 5000)
+    with pytest.raises(MixHicError, match="several resolutions"):
+        readers.resolve_cooler_uri(hic["mcool"])
+    with pytest.raises(MixHicError, match="holds 2000 bp bins"):
+        readers.resolve_cooler_uri(hic["mcool"] + "::resolutions/2000", 1000)
+    with pytest.raises(MixHicError, match="no cooler at"):
+        readers.resolve_cooler_uri(hic["legacy"] + "::/7")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(MixHicError, match="not found"):
+        readers.inspect_hic(str(tmp_path / "nope.mcool"), 5000)
+    with pytest.raises(MixHicError, match="not found"):
+        readers.open_bigwig(str(tmp_path / "nope.bw"))
+    with pytest.raises(MixHicError, match="local file"):
+        readers.local_path("s3://bucket/x.cool")
+
+
+def _expected(hic, w, divisive, r, c, mult):
+    counts, out = hic["counts"], None
+    if divisive:
+        out = counts / np.outer(w, w)
+    else:
+        out = counts * np.outer(w, w)
+    return out[np.ix_(r, c)] * mult
+
+
+@pytest.mark.parametrize("rows,cols", [((0, 30), (0, 30)), ((10, 40), (10, 90)), ((60, 100), (60, 100)),
+                                       ((20, 30), (50, 100))])
+def test_band_is_balanced_matrix_multiplicative(hic, rows, cols):
+    info = readers.inspect_hic(hic["cool"])
+    assert not info.divisive and info.weight == "weight"
+    assert info.multiplier == pytest.approx(np.nanmedian(1 / hic["w"] ** 2))
+    band = readers.read_band(readers.open_cooler(info.uri), info, "chr1", rows, cols)
+    want = _expected(hic, hic["w"], False, np.arange(*rows), np.arange(*cols), info.multiplier)
+    assert band.shape == want.shape
+    assert np.allclose(band, want, equal_nan=True)
+
+
+def test_band_divisive_weights_and_chromosome_offset(hic):
+    info = readers.inspect_hic(hic["cool"], weight="KR")
+    assert info.divisive and info.multiplier == 1.0
+    band = readers.read_band(readers.open_cooler(info.uri), info, "chr2", (0, 61), (0, 61))
+    want = _expected(hic, hic["kr"], True, np.arange(100, 161), np.arange(100, 161), 1.0)
+    assert np.allclose(band, want)
+    forced = readers.inspect_hic(hic["cool"], weight="KR", divisive=False, multiplier=2.0)
+    assert not forced.divisive and forced.multiplier == 2.0
+
+
+def test_bin_mask(hic):
+    info = readers.inspect_hic(hic["cool"])
+    mask = readers.read_bin_mask(readers.open_cooler(info.uri), info, "chr2", 0, 61)
+    assert mask.tolist() == [b == 20 for b in range(61)]  # bin 120 overall
+
+
+def test_no_weight_column_says_what_to_do(hic):
+    with pytest.raises(MixHicError) as err:
+        readers.inspect_hic(hic["raw"])
+    assert "cooler balance" in str(err.value) and "raw.cool" in str(err.value)
+    with pytest.raises(MixHicError, match=r"weight columns in the file: KR, weight; pick one"):
+        readers.inspect_hic(hic["cool"], weight="ICE")
+    info = readers.inspect_hic(hic["raw"], weight=None)  # raw counts on request
+    band = readers.read_band(readers.open_cooler(info.uri), info, "chr1", (0, 5), (0, 5))
+    assert np.array_equal(band, hic["counts"][:5, :5])
+
+
+def test_region_errors(hic):
+    info = readers.inspect_hic(hic["cool"])
+    clr = readers.open_cooler(info.uri)
+    with pytest.raises(MixHicError, match="past the end of chr2"):
+        readers.read_band(clr, info, "chr2", (0, 70), (0, 70))
+    with pytest.raises(MixHicError, match="unknown chromosome 'chr9'"):
+        readers.read_band(clr, info, "chr9", (0, 5), (0, 5))
+    # the partial last bin is inside the chromosome
+    assert readers.read_band(clr, info, "chr2", (55, 61), (55, 61)).shape == (6, 6)
+
+
+@pytest.fixture(scope="module")
+def track(tmp_path_factory, make):
+    d = tmp_path_factory.mktemp("bw")
+    return make.bigwig(d / "t.bw", {"1": 10_000, "2": 5_000, "3": 5_000},
+                       {"1": [(0, 100, 2.0), (100, 150, 4.0), (300, 400, 1.0)],
+                        "2": [(0, 5000, 1.0)]})
+
+
+def test_track_bins_fill_vs_ignore_and_coverage(track):
+    bw = readers.open_bigwig(track)
+    v, cov = readers.read_track_bins(bw, "1", 0, 500, 100, "fill", 0.0)
+    assert np.allclose(v, [2.0, 2.0, 0.0, 1.0, 0.0]) and cov == 250
+    v, _ = readers.read_track_bins(bw, "1", 0, 500, 100, "ignore", -1.0)
+    assert np.allclose(v, [2.0, 4.0, -1.0, 1.0, -1.0])
+    # past the chromosome end and an absent chromosome are missing data
+    v, cov = readers.read_track_bins(bw, "2", 4900, 5200, 100, "fill", 0.5)
+    assert np.allclose(v, [1.0, 0.5, 0.5]) and cov == 100
+    v, cov = readers.read_track_bins(bw, None, 0, 300, 100, "fill", 0.0)
+    assert np.allclose(v, 0) and cov == 0
+    bw.close()
+
+
+def test_track_without_data_on_a_chromosome(track):
+    bw = readers.open_bigwig(track)
+    readers.check_track_data(bw, "1", "t.bw")
+    with pytest.raises(MixHicError, match="track has no data on 3"):
+        readers.check_track_data(bw, "3", "t.bw")
+    with pytest.raises(MixHicError, match="no chromosome 'chrZ'"):
+        readers.check_track_data(bw, "chrZ", "t.bw")
+    bw.close()
+
+
+def test_not_a_bigwig(tmp_path):
+    p = tmp_path / "x.bw"
+    p.write_text("hello")
+    with pytest.raises(MixHicError, match="not a readable bigWig"):
+        readers.open_bigwig(str(p))
+
+
+def test_bedpe_and_bed(tmp_path):
+    p = tmp_path / "l.bedpe"
+    p.write_text("#chrom1\tx1\tx2\tchrom2\ty1\ty2\nchr1\t10\t20\tchr1\t100\t200\tname\t3\n"
+                 "track name=x\n\n1\t5\t6\t2\t7\t8\n")
+    bp = readers.read_bedpe(str(p))
+    assert bp["chrom1"].tolist() == ["chr1", "1"] and bp["end2"].tolist() == [200, 8]
+    p.write_text("chr1\t10\t20\tchr1\t100\n")
+    with pytest.raises(MixHicError, match=r"l.bedpe:1: bedpe needs 6 columns"):
+        readers.read_bedpe(str(p))
+    p.write_text("chr1\t10\t20\tchr1\t100\t200\nchr1\tx\t20\tchr1\t100\t200\n")
+    with pytest.raises(MixHicError, match=r"l.bedpe:2: bedpe coordinates"):
+        readers.read_bedpe(str(p))
+    b = tmp_path / "t.bed"
+    b.write_text("chr1 5 6 g1 0 -\nchr2\t7\t8\n")
+    bed = readers.read_bed(str(b))
+    assert bed["strand"].tolist() == ["-", "."] and bed["name"].tolist() == ["g1", ""]
