@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 
 import mlflow
@@ -19,20 +20,21 @@ from mixhic.platform import tracking
 pytestmark = pytest.mark.integration
 
 
+def _uniq(prefix: str) -> str:
+    """Experiment / model names unique in a store other test modules may share."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory):
-    """One embedded sqlite store per module (creating its tables takes seconds)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        yield tmp_path_factory.mktemp("mlflow") / "runs"
-        mlflow.set_tracking_uri(None)  # also unsets the env var mlflow exported
-        tracking._state.update(runs_dir=None, own_uri=None)
-    # MonkeyPatch.context restores the conftest's MLFLOW_TRACKING_URI here
+    """This module's runs dir. The store is the session's sqlite MLFLOW_TRACKING_URI set by
+    conftest (its tables are created once per session), else an embedded one here."""
+    return tmp_path_factory.mktemp("mlflow") / "runs"
 
 
 @pytest.fixture()
 def runs(store_dir):
-    """(runs_dir, tracking uri) of the module's store, configured for this test."""
+    """(runs_dir, tracking uri), configured for this test."""
     uri = tracking.configure(store_dir)
     yield store_dir, uri
     while mlflow.active_run() is not None:
@@ -49,17 +51,24 @@ def test_default_uri_is_sqlite_under_runs_dir_unless_env(tmp_path, monkeypatch):
     assert tracking.default_tracking_uri(d) == "http://127.0.0.1:5999"
 
 
-def test_configure_twice_uses_the_new_dir(runs, tmp_path):
-    assert os.environ["MLFLOW_TRACKING_URI"] == runs[1]  # exported by mlflow
+def test_configure_twice_uses_the_new_dir(tmp_path, monkeypatch):
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: a second configure must not
-    # take that for the user's choice.
-    other = tmp_path / "other"
-    uri = tracking.configure(other)
-    assert uri == f"sqlite:///{other.resolve()}/mlflow.db"
-    assert mlflow.get_tracking_uri() == uri
+    # take that for the user's choice. (No store is opened here.)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    try:
+        first = tracking.configure(tmp_path / "one")
+        assert os.environ["MLFLOW_TRACKING_URI"] == first  # exported by mlflow
+        other = tmp_path / "other"
+        uri = tracking.configure(other)
+        assert uri == f"sqlite:///{other.resolve()}/mlflow.db"
+        assert mlflow.get_tracking_uri() == uri
+    finally:
+        mlflow.set_tracking_uri(None)
+        tracking._state.update(runs_dir=None, own_uri=None)
 
 
 def test_params_metrics_config_round_trip(runs):
+    exp_a = _uniq("exp-a")
     runs_dir, uri = runs
 
     @dataclasses.dataclass(frozen=True)
@@ -68,7 +77,7 @@ def test_params_metrics_config_round_trip(runs):
         betas: tuple = (0.9, 0.95)
 
     cfg = {"train": {"epochs": 3, "opt": Opt()}, "data": {"path": "x" * 7000}, "seed": 1}
-    with tracking.start_run("exp-a", run_name="r1", tags={"stage": "test"}) as run_id:
+    with tracking.start_run(exp_a, run_name="r1", tags={"stage": "test"}) as run_id:
         logged = tracking.log_params_flat(cfg)
         tracking.log_config(cfg)
         for step in range(3):
@@ -91,26 +100,28 @@ def test_params_metrics_config_round_trip(runs):
     # the whole config, untruncated, as a YAML artifact stored locally under runs_dir
     text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
     assert yaml.safe_load(text)["data"]["path"] == "x" * 7000
-    exp = client.get_experiment_by_name("exp-a")
+    exp = client.get_experiment_by_name(exp_a)
     assert exp.artifact_location.startswith((runs_dir / "mlartifacts").resolve().as_uri())
     assert list((runs_dir / "mlartifacts").rglob("config.yaml"))
 
 
 def test_failed_block_marks_run_failed(runs):
+    exp_b = _uniq("exp-b")
     _, uri = runs
     with pytest.raises(RuntimeError):
-        with tracking.start_run("exp-b") as run_id:
+        with tracking.start_run(exp_b) as run_id:
             raise RuntimeError("boom")
     assert MlflowClient(uri).get_run(run_id).info.status == "FAILED"
 
 
 def test_nested_run_has_parent(runs):
+    exp_n = _uniq("exp-n")
     _, uri = runs
-    with tracking.start_run("exp-n", run_name="parent") as parent:
-        with tracking.start_run("exp-n", run_name="child") as child:
+    with tracking.start_run(exp_n, run_name="parent") as parent:
+        with tracking.start_run(exp_n, run_name="child") as child:
             pass
         # explicit parent id (as a worker process would pass it)
-        with tracking.start_run("exp-n", run_name="child2", parent_run_id=parent) as child2:
+        with tracking.start_run(exp_n, run_name="child2", parent_run_id=parent) as child2:
             pass
     client = MlflowClient(uri)
     for c in (child, child2):
@@ -119,20 +130,22 @@ def test_nested_run_has_parent(runs):
 
 
 def test_resume_run_by_id(runs):
+    exp_r = _uniq("exp-r")
     _, uri = runs
-    with tracking.start_run("exp-r") as run_id:
+    with tracking.start_run(exp_r) as run_id:
         tracking.log_metrics({"loss": 2.0}, step=0)
-    with tracking.start_run("exp-r", run_id=run_id) as again:
+    with tracking.start_run(exp_r, run_id=run_id) as again:
         tracking.log_metrics({"loss": 1.0}, step=1)
     assert again == run_id
     assert len(MlflowClient(uri).get_metric_history(run_id, "loss")) == 2
 
 
 def test_log_figure(runs):
+    exp_f = _uniq("exp-f")
     from mixhic.platform.plots import loss_curves_figure
 
     _, uri = runs
-    with tracking.start_run("exp-f") as run_id:
+    with tracking.start_run(exp_f) as run_id:
         tracking.log_figure(loss_curves_figure({"train": [3, 2, 1]}), "plots/loss.png")
     names = [f.path for f in MlflowClient(uri).list_artifacts(run_id, "plots")]
     assert names == ["plots/loss.png"]
@@ -147,7 +160,9 @@ def _write_tiny_model_dir(path: Path) -> Path:
     g = torch.Generator().manual_seed(0)
     save_file({"head.weight": torch.randn(4, 3, generator=g), "head.bias": torch.zeros(4)},
               str(path / "model.safetensors"))
-    meta = {"kind": "finetune", "task": "cage", "mode": "epi", "model_config": {},
+    # model_config is not a real MixHicConfig: MLflow's load-and-predict check of the
+    # input example fails fast (a logged warning) instead of building a model.
+    meta = {"kind": "finetune", "task": "cage", "mode": "epi", "model_config": {"fake": 1},
             "preset": "tiny", "data": {"window_bins": 10, "epi_bins": 20, "n_tracks": 2},
             "run_id": None, "epoch": 1, "metrics": {}}
     (path / "mixhic.json").write_text(json.dumps(meta))
@@ -159,20 +174,22 @@ def _digest(p: Path) -> str:
 
 
 def test_register_model_alias_and_download_byte_identical(runs, tmp_path):
+    reg = _uniq("mixhic-test")
+    exp_m = _uniq("exp-m")
     _, uri = runs
     model_dir = _write_tiny_model_dir(tmp_path / "model")
     (model_dir / "train_state.pt").write_bytes(b"optimizer pickle")  # must not be logged
     example = {"epi": np.zeros((2, 2, 40), np.float32)}
     out = np.zeros((2, 10), np.float32)
-    with tracking.start_run("exp-m") as run_id:
-        mv = tracking.log_and_register_model(model_dir, "mixhic-test", example,
+    with tracking.start_run(exp_m) as run_id:
+        mv = tracking.log_and_register_model(model_dir, reg, example,
                                              alias="champion", output_example=out)
-    assert mv.name == "mixhic-test" and str(mv.version) == "1"
+    assert mv.name == reg and str(mv.version) == "1"
     assert mv.run_id == run_id
     client = MlflowClient(uri)
-    assert str(client.get_model_version_by_alias("mixhic-test", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(reg, "champion").version) == "1"
     # nothing pickled: the pyfunc is code, weights are safetensors
-    got = tracking.download_model_dir("models:/mixhic-test@champion", tmp_path / "dl")
+    got = tracking.download_model_dir(f"models:/{reg}@champion", tmp_path / "dl")
     for f in tracking.MODEL_FILES:
         assert _digest(got / f) == _digest(model_dir / f)
     model_root = got
@@ -182,11 +199,11 @@ def test_register_model_alias_and_download_byte_identical(runs, tmp_path):
     mlmodel = yaml.safe_load((model_root / "MLmodel").read_text())
     assert mlmodel["signature"]["inputs"] and mlmodel["signature"]["outputs"]
     # a second registration is version 2; the alias stays until moved
-    with tracking.start_run("exp-m"):
-        mv2 = tracking.log_and_register_model(model_dir, "mixhic-test", example,
+    with tracking.start_run(exp_m):
+        mv2 = tracking.log_and_register_model(model_dir, reg, example,
                                               output_example=out)
     assert str(mv2.version) == "2"
-    assert str(client.get_model_version_by_alias("mixhic-test", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(reg, "champion").version) == "1"
     # a local directory passes through
     assert tracking.download_model_dir(model_dir) == model_dir
 
@@ -208,6 +225,8 @@ def _models_ready() -> str | None:
 
 @pytest.mark.skipif(_models_ready() is not None, reason=str(_models_ready()))
 def test_pyfunc_load_and_predict_matches_model(runs, tmp_path):
+    reg = _uniq("mixhic-loops")
+    exp_p = _uniq("exp-p")
     import torch
 
     from mixhic.models import FinetuneModel, get_preset
@@ -224,13 +243,13 @@ def test_pyfunc_load_and_predict_matches_model(runs, tmp_path):
     rng = np.random.default_rng(0)
     example = {"epi": rng.random((2, 2, 5000), dtype=np.float32),
                "hic": rng.random((2, 50, 50), dtype=np.float32)}
-    with tracking.start_run("exp-p"):
-        tracking.log_and_register_model(model_dir, "mixhic-loops", example, alias="champion")
-    pyfunc = mlflow.pyfunc.load_model("models:/mixhic-loops@champion")
+    with tracking.start_run(exp_p):
+        tracking.log_and_register_model(model_dir, reg, example, alias="champion")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{reg}@champion")
     got = pyfunc.predict(example)
     with torch.no_grad():
         want = torch.sigmoid(model(torch.from_numpy(example["epi"]),
                                    hic=torch.from_numpy(example["hic"]))).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    loaded, _ = load_model_dir(tracking.download_model_dir("models:/mixhic-loops@champion"))
+    loaded, _ = load_model_dir(tracking.download_model_dir(f"models:/{reg}@champion"))
     assert loaded.state_dict().keys() == model.state_dict().keys()
