@@ -1,0 +1,475 @@
+"""``mixhic simulate``: a seeded, realistic genome written as real files.
+
+    >>> g = simulate_genome("data/sim", preset="tiny", seed=0, n_chroms=4)
+    >>> g.mcool   # data/sim/genome.mcool  (::resolutions/5000, 10000, 25000, 50000)
+
+Files in ``out_dir``:
+
+==================  =============================================================
+genome.mcool        Hi-C, 5 kb base, ``::resolutions/N``, balanced ``weight`` column
+atac.bw, dnase.bw   accessibility, 100 bp bins, every bin written
+cage.bw             CAGE signal, 100 bp bins
+loops.bedpe         true loops: chrom1 start1 end1 chrom2 start2 end2 name score
+tss.bed             TSSs, BED6 with strand
+anchors.bed         CTCF-like sites, BED6 with orientation
+chrom.sizes         chromosome lengths
+simulation.json     every parameter, the seed, the counts
+==================  =============================================================
+
+The generative model is described in :mod:`mixhic.pipelines._simulate_model`. Output is
+written into a temporary directory beside ``out_dir`` and renamed at the end, so an
+interrupted run never leaves a genome that looks complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixhic.pipelines._simulate_balance import ice_cis
+from mixhic.pipelines._simulate_model import ChromParams, ChromSim, simulate_chromosome
+from mixhic.platform.config import ConfigError, build, parse_overrides, to_dict
+from mixhic.platform.errors import MixHicError
+
+__all__ = [
+    "SimulationParams",
+    "SimulatedGenome",
+    "PRESETS",
+    "simulation_params",
+    "simulate_genome",
+    "cli_main",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_LOOP_BP = 2_000_000
+MIN_LOOP_BP = 20_000
+FILES = {
+    "mcool": "genome.mcool",
+    "atac": "atac.bw",
+    "dnase": "dnase.bw",
+    "cage": "cage.bw",
+    "loops": "loops.bedpe",
+    "tss": "tss.bed",
+    "chrom_sizes": "chrom.sizes",
+    "meta": "simulation.json",
+    "anchors": "anchors.bed",
+}
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """Sizes and strengths of the simulated genome (bp unless named otherwise)."""
+
+    n_chroms: int = 8
+    chrom_length: int = 4_000_000  # mean length; chr1 is longest
+    length_spread: float = 0.4  # chr1 ~ (1 + spread/2) x mean, chrN ~ (1 - spread/2) x mean
+    resolution: int = 5_000
+    resolutions: tuple[int, ...] = (5_000, 10_000, 25_000, 50_000)
+    epi_bin: int = 100
+    max_distance: int = 2_500_000  # contacts simulated up to this distance
+    contacts_per_bin: float = 3_000.0  # mean cis contacts per base bin, before bias
+    decay_exponent: float = 1.0  # P(s) ~ s^-decay_exponent
+    tad_size: int = 250_000  # median
+    tad_size_sigma: float = 0.5  # log-normal spread
+    min_tad_size: int = 50_000
+    max_tad_size: int = 1_000_000
+    tad_enrichment: float = 2.0  # within-TAD contact fold
+    compartment_strength: float = 0.25  # log-fold, same vs. different compartment
+    compartment_switch: float = 0.4  # probability the next TAD changes compartment
+    corner_loop_prob: float = 0.85
+    nested_loop_prob: float = 0.5
+    spanning_loop_prob: float = 0.3
+    loop_strength: float = 2.0  # median dot amplitude (fold over background - 1)
+    loop_strength_sigma: float = 0.35
+    loop_width: float = 0.8  # dot Gaussian sigma, in base bins
+    stripe_strength: float = 0.3
+    bias_sigma: float = 0.35  # log-normal coverage bias
+    low_coverage_frac: float = 0.01  # bins with ~2% coverage (masked by balancing)
+    ctcf_decoys_per_mb: float = 3.0  # CTCF-like sites that anchor no loop
+    enhancers_per_mb: float = 12.0
+    tss_per_mb: float = 8.0
+    noise_peaks_per_mb: float = 20.0  # weak track-specific peaks
+    track_noise: float = 0.35  # log-sd of per-track peak heights (ATAC vs DNase)
+    cage_noise: float = 0.3
+
+    def __post_init__(self) -> None:
+        positive_int = ("n_chroms", "chrom_length", "resolution", "epi_bin", "max_distance",
+                        "tad_size", "min_tad_size", "max_tad_size")
+        for name in positive_int:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        non_negative = ("length_spread", "decay_exponent", "tad_size_sigma",
+                        "compartment_strength", "loop_strength", "loop_strength_sigma",
+                        "stripe_strength", "bias_sigma", "ctcf_decoys_per_mb",
+                        "enhancers_per_mb", "tss_per_mb", "noise_peaks_per_mb",
+                        "track_noise", "cage_noise")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        for name in ("compartment_switch", "corner_loop_prob", "nested_loop_prob",
+                     "spanning_loop_prob", "low_coverage_frac"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
+        if self.n_chroms > 200:
+            raise ValueError(f"n_chroms: at most 200, got {self.n_chroms}")
+        if self.length_spread >= 1.5:
+            raise ValueError(f"length_spread: must be < 1.5, got {self.length_spread}")
+        if self.resolution % self.epi_bin:
+            raise ValueError(f"epi_bin: must divide resolution ({self.resolution}), "
+                             f"got {self.epi_bin}")
+        if not self.resolutions or self.resolutions[0] != self.resolution:
+            raise ValueError(f"resolutions: must start with resolution ({self.resolution}), "
+                             f"got {list(self.resolutions)}")
+        if list(self.resolutions) != sorted(set(self.resolutions)) or any(
+                r % self.resolution for r in self.resolutions):
+            raise ValueError("resolutions: must be increasing multiples of resolution, "
+                             f"got {list(self.resolutions)}")
+        if self.chrom_length < 20 * self.resolution:
+            raise ValueError(f"chrom_length: at least 20 bins ({20 * self.resolution} bp), "
+                             f"got {self.chrom_length}")
+        if self.max_distance < 10 * self.resolution:
+            raise ValueError(f"max_distance: at least 10 bins ({10 * self.resolution} bp), "
+                             f"got {self.max_distance}")
+        if self.decay_exponent == 0:
+            raise ValueError("decay_exponent: must be > 0")
+        if self.tad_enrichment < 1.0:
+            raise ValueError(f"tad_enrichment: must be >= 1, got {self.tad_enrichment}")
+        if self.contacts_per_bin <= 0:
+            raise ValueError(f"contacts_per_bin: must be > 0, got {self.contacts_per_bin}")
+        if not self.min_tad_size <= self.tad_size <= self.max_tad_size:
+            raise ValueError("tad_size: must lie in [min_tad_size, max_tad_size], got "
+                             f"{self.tad_size} not in [{self.min_tad_size}, {self.max_tad_size}]")
+        if self.min_tad_size < 2 * self.resolution:
+            raise ValueError(f"min_tad_size: at least 2 bins ({2 * self.resolution} bp), "
+                             f"got {self.min_tad_size}")
+        if self.loop_width <= 0:
+            raise ValueError(f"loop_width: must be > 0, got {self.loop_width}")
+
+    def chrom_lengths(self) -> dict[str, int]:
+        """``{"chr1": bp, ...}``, decreasing, multiples of ``epi_bin`` (not of resolution)."""
+        n = self.n_chroms
+        frac = np.linspace(1 + self.length_spread / 2, 1 - self.length_spread / 2, n) if n > 1 \
+            else np.ones(1)
+        # A fixed, seed-independent odd remainder keeps the last Hi-C bin partial.
+        lengths = (np.round(frac * self.chrom_length / self.epi_bin) * self.epi_bin).astype(int)
+        lengths = np.maximum(lengths, 20 * self.resolution) + 3 * self.epi_bin
+        return {f"chr{k + 1}": int(v) for k, v in enumerate(lengths)}
+
+    def chrom_params(self) -> ChromParams:
+        res = self.resolution
+        return ChromParams(
+            res=res, epi_bin=self.epi_bin, max_bins=self.max_distance // res,
+            contacts_per_bin=self.contacts_per_bin, decay_exponent=self.decay_exponent,
+            tad_bins=self.tad_size / res, tad_sigma=self.tad_size_sigma,
+            min_tad_bins=max(2, self.min_tad_size // res), max_tad_bins=self.max_tad_size // res,
+            tad_enrichment=self.tad_enrichment, compartment_strength=self.compartment_strength,
+            compartment_switch=self.compartment_switch, corner_loop_prob=self.corner_loop_prob,
+            nested_loop_prob=self.nested_loop_prob, spanning_loop_prob=self.spanning_loop_prob,
+            loop_strength=self.loop_strength, loop_strength_sigma=self.loop_strength_sigma,
+            loop_width=self.loop_width, stripe_strength=self.stripe_strength,
+            min_loop_bins=-(-MIN_LOOP_BP // res),
+            max_loop_bins=min(MAX_LOOP_BP, self.max_distance - res) // res,
+            bias_sigma=self.bias_sigma, low_coverage_frac=self.low_coverage_frac,
+            ctcf_decoys_per_mb=self.ctcf_decoys_per_mb, enhancers_per_mb=self.enhancers_per_mb,
+            tss_per_mb=self.tss_per_mb, noise_peaks_per_mb=self.noise_peaks_per_mb,
+            track_noise=self.track_noise, cage_noise=self.cage_noise,
+        )
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # demo and tests: 8 x ~4 Mb, a few seconds
+    "tiny": {},
+    # closing-note experiments: 12 x ~9 Mb
+    "small": {"n_chroms": 12, "chrom_length": 9_000_000, "max_distance": 3_000_000},
+}
+
+
+@dataclass(frozen=True)
+class SimulatedGenome:
+    """Paths of the files a simulation wrote (all inside one directory)."""
+
+    mcool: Path
+    atac: Path
+    dnase: Path
+    cage: Path
+    loops: Path
+    tss: Path
+    chrom_sizes: Path
+    meta: Path
+    anchors: Path
+
+    @classmethod
+    def in_dir(cls, out_dir: str | Path) -> SimulatedGenome:
+        out = Path(out_dir)
+        return cls(**{k: out / v for k, v in FILES.items()})
+
+    def mcool_uri(self, resolution: int = 5_000) -> str:
+        """``genome.mcool::resolutions/<resolution>``"""
+        return f"{self.mcool}::resolutions/{resolution}"
+
+
+def _int_from_text(value: Any) -> Any:
+    """Let ``chrom_length=4e6`` (YAML reads it as a string) mean 4,000,000."""
+    if isinstance(value, str):
+        try:
+            f = float(value.replace("_", ""))
+        except ValueError:
+            return value
+        return int(f) if f.is_integer() else f
+    return value
+
+
+def simulation_params(preset: str = "tiny", **overrides: Any) -> SimulationParams:
+    """The parameters of ``preset`` with ``overrides``; errors name the bad key."""
+    if preset not in PRESETS:
+        raise MixHicError(f"preset: unknown simulation preset {preset!r} "
+                          f"(known: {', '.join(PRESETS)})")
+    raw = {**PRESETS[preset], **{k: _int_from_text(v) for k, v in overrides.items()}}
+    try:
+        return build(SimulationParams, raw)
+    except ConfigError as exc:
+        raise MixHicError(f"simulate: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- writers
+
+
+def _write_mcool(path: Path, work: Path, sizes: dict[str, int], sims: list[ChromSim],
+                 params: SimulationParams, seed: int) -> dict[str, Any]:
+    """Base cooler at ``resolution``, zoomified, every resolution balanced in place."""
+    import cooler
+    import pandas as pd
+
+    res = params.resolution
+    bins = cooler.binnify(pd.Series(sizes), res)
+    offsets = np.cumsum([0] + [len(bins[bins.chrom == c]) for c in sizes])[:-1]
+    pixels = pd.DataFrame({
+        "bin1_id": np.concatenate([s.bin1 + o for s, o in zip(sims, offsets)]),
+        "bin2_id": np.concatenate([s.bin2 + o for s, o in zip(sims, offsets)]),
+        "count": np.concatenate([s.count for s in sims]),
+    })
+    base = work / "base.cool"
+    t0 = time.perf_counter()
+    cooler.create_cooler(
+        str(base), bins, pixels, ordered=True, dtypes={"count": np.int32},
+        assembly="mixhic-sim", metadata={"generator": "mixhic simulate", "seed": seed},
+        temp_dir=str(work),
+    )
+    log.info("simulate: wrote %d pixels at %d bp (%.1fs)", len(pixels), res,
+             time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    cooler.zoomify_cooler(str(base), str(path), list(params.resolutions), chunksize=5_000_000)
+    base.unlink()
+    log.info("simulate: zoomified to %s (%.1fs)", list(params.resolutions),
+             time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    masked = {}
+    for r in params.resolutions:
+        clr = cooler.Cooler(f"{path}::resolutions/{r}")
+        px = clr.pixels()[:]
+        chrom_of_bin = clr.bins()["chrom"][:].cat.codes.to_numpy()
+        x0, ok = ice_cis(px["bin1_id"].to_numpy(), px["bin2_id"].to_numpy(),
+                         px["count"].to_numpy(), chrom_of_bin)
+        if not ok:
+            log.warning("simulate: in-memory balancing at %d bp did not converge", r)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            weights, stats = cooler.balance_cooler(clr, cis_only=True, x0=x0, store=True)
+        if not np.all(stats["converged"]):
+            log.warning("simulate: balancing at %d bp did not converge", r)
+        masked[str(r)] = int(np.isnan(weights).sum())
+    log.info("simulate: balanced %d resolutions (%.1fs)", len(params.resolutions),
+             time.perf_counter() - t0)
+    return {"pixels": int(len(pixels)), "contacts": int(pixels["count"].sum()),
+            "masked_bins": masked}
+
+
+def _write_bigwig(path: Path, sizes: dict[str, int], tracks: list[np.ndarray],
+                  step: int) -> None:
+    """Every ``step``-bp bin of every chromosome as one fixed-step entry."""
+    import pyBigWig
+
+    bw = pyBigWig.open(str(path), "w")
+    try:
+        bw.addHeader(list(sizes.items()), maxZooms=10)
+        for chrom, values in zip(sizes, tracks):
+            bw.addEntries(chrom, 0, values=values.astype(np.float64), span=step, step=step)
+    finally:
+        bw.close()
+
+
+def _write_tables(g: SimulatedGenome, sizes: dict[str, int], sims: list[ChromSim],
+                  params: SimulationParams) -> dict[str, int]:
+    res, eb = params.resolution, params.epi_bin
+    g.chrom_sizes.write_text("".join(f"{c}\t{n}\n" for c, n in sizes.items()))
+    loops, tss, anchors = [], [], []
+    for chrom, s in zip(sizes, sims):
+        for (a, b), score in zip(s.loops, s.loop_strength):
+            loops.append(f"{chrom}\t{a * res}\t{min((a + 1) * res, s.length)}\t"
+                         f"{chrom}\t{b * res}\t{min((b + 1) * res, s.length)}\t"
+                         f"loop{len(loops) + 1}\t{score:.3f}\n")
+        for pos, strand in zip(s.tss_pos, s.tss_strand):
+            tss.append(f"{chrom}\t{pos * eb}\t{pos * eb + 1}\tgene{len(tss) + 1}\t0\t{strand}\n")
+        for pos, strand in zip(s.ctcf_pos, s.ctcf_strand):
+            anchors.append(f"{chrom}\t{pos * eb}\t{(pos + 1) * eb}\tctcf{len(anchors) + 1}"
+                           f"\t0\t{strand}\n")
+    g.loops.write_text("".join(loops))
+    g.tss.write_text("".join(tss))
+    g.anchors.write_text("".join(anchors))
+    return {"loops": len(loops), "tss": len(tss), "ctcf_sites": len(anchors)}
+
+
+# ---------------------------------------------------------------------------- main entry
+
+
+def _prepare_out_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise MixHicError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise MixHicError(f"{out}: directory exists and is not empty "
+                              "(pass overwrite=True / --overwrite to replace it)")
+        if not (out / FILES["meta"]).is_file():
+            raise MixHicError(f"{out}: not empty and not a simulated genome (no "
+                              f"{FILES['meta']}); refusing to overwrite it, pick another dir")
+
+
+def simulate_genome(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
+                    overwrite: bool = False, **overrides: Any) -> SimulatedGenome:
+    """Simulate a genome into ``out_dir`` and return the paths of its files.
+
+    ``overrides`` are :class:`SimulationParams` fields (e.g. ``n_chroms=4``). The same
+    ``preset``, ``seed`` and overrides give identical contents. ``overwrite`` replaces an
+    earlier simulation in ``out_dir``; any other non-empty directory is refused.
+    """
+    params = simulation_params(preset, **overrides)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MixHicError(f"seed: must be a non-negative integer, got {seed!r}")
+    out = Path(out_dir).expanduser().absolute()
+    _prepare_out_dir(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    t_start = time.perf_counter()
+    sizes = params.chrom_lengths()
+    cp = params.chrom_params()
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(len(sizes))]
+    log.info("simulate: %s preset, seed %d, %d chromosomes, %.1f Mb", preset, seed, len(sizes),
+             sum(sizes.values()) / 1e6)
+    sims = []
+    for (chrom, length), rng in _progress(list(zip(sizes.items(), rngs)), "chromosomes"):
+        sims.append(simulate_chromosome(length, cp, rng))
+        log.debug("simulate: %s: %d loops, %d TSSs", chrom, len(sims[-1].loops),
+                  len(sims[-1].tss_pos))
+    log.info("simulate: generated chromosomes (%.1fs)", time.perf_counter() - t_start)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        g = SimulatedGenome.in_dir(tmp)
+        counts = _write_tables(g, sizes, sims, params)
+        t0 = time.perf_counter()
+        for name in ("atac", "dnase", "cage"):
+            _write_bigwig(getattr(g, name), sizes, [getattr(s, name) for s in sims],
+                          params.epi_bin)
+        log.info("simulate: wrote bigWigs (%.1fs)", time.perf_counter() - t0)
+        hic = _write_mcool(g.mcool, tmp, sizes, sims, params, int(seed))
+        counts.update(
+            tads=int(sum(len(s.tads) for s in sims)),
+            enhancers=int(sum(s.n_enhancers for s in sims)),
+            pixels=hic["pixels"], contacts=hic["contacts"],
+        )
+        meta = {
+            "generator": "mixhic simulate",
+            "preset": preset,
+            "seed": int(seed),
+            "overrides": {k: _jsonable(v) for k, v in overrides.items()},
+            "params": to_dict(params),
+            "chrom_sizes": sizes,
+            "resolutions": list(params.resolutions),
+            "weight_column": "weight",
+            "counts": counts,
+            "masked_bins": hic["masked_bins"],
+            "loops_by_kind": {k: int(sum((s.loop_kind == k).sum() for s in sims))
+                              for k in ("corner", "nested", "spanning")},
+            "files": {k: v for k, v in FILES.items()},
+        }
+        g.meta.write_text(json.dumps(meta, indent=2) + "\n")
+        _commit_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("simulate: %s: %d loops, %d TSSs, %d pixels in %.1fs", out, counts["loops"],
+             counts["tss"], counts["pixels"], time.perf_counter() - t_start)
+    return SimulatedGenome.in_dir(out)
+
+
+def _commit_dir(tmp: Path, out: Path) -> None:
+    """Atomically put ``tmp`` at ``out``, moving any earlier simulation out of the way."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _progress(items: list, desc: str):
+    """tqdm over ``items`` when the run is long enough to need it."""
+    if len(items) < 10:
+        return items
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return items
+    return tqdm(items, desc=f"simulate {desc}", unit="chrom", leave=False)
+
+
+def cli_main(argv: Sequence[str]) -> int:
+    """``mixhic simulate OUT_DIR [--preset tiny|small] [--seed N] [--overwrite] [key=value ...]``"""
+    fields = ", ".join(f.name for f in dataclasses.fields(SimulationParams))
+    parser = argparse.ArgumentParser(
+        prog="mixhic simulate",
+        description="Simulate a seeded genome: .mcool, ATAC/DNase/CAGE bigWigs, loops, TSSs.",
+        epilog=f"overridable keys: {fields}",
+    )
+    parser.add_argument("out_dir", help="directory to create (must be new or empty)")
+    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier simulation in OUT_DIR")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    ns = parser.parse_args(list(argv))
+    try:
+        overrides = parse_overrides(ns.overrides)
+    except ConfigError as exc:
+        raise MixHicError(f"simulate: {exc}") from None
+    for key in ("preset", "seed", "overwrite", "out_dir"):
+        if key in overrides:
+            raise MixHicError(f"simulate: {key} is an option, not a key=value override "
+                              f"(use --{key.replace('_', '-')} or the positional OUT_DIR)")
+    g = simulate_genome(ns.out_dir, preset=ns.preset, seed=ns.seed, overwrite=ns.overwrite,
+                        **overrides)
+    log.info("simulate: wrote %s", g.meta.parent)
+    return 0
