@@ -10,6 +10,7 @@ kills every Ray process on the machine.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import pytest
 
 from conftest import free_port
 from mixhic.platform import jobs
+from mixhic.platform.config import shipped_configs
 from mixhic.platform.errors import MixHicError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,9 +90,7 @@ def test_runtime_env_ships_the_package_not_the_checkout(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////srv/mlflow.db")
     monkeypatch.setenv("MIXHIC_STORAGE", "s3://bucket/runs")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-forward")
-    env = jobs.build_runtime_env(
-        tmp_path, env={"EXTRA": "1"}, extra={"env_vars": {"B": 2}, "pip": ["optuna"]}
-    )
+    env = jobs.build_runtime_env(env={"EXTRA": "1"}, extra={"env_vars": {"B": 2}, "pip": ["optuna"]})
     assert env["env_vars"]["MLFLOW_TRACKING_URI"] == "sqlite:////srv/mlflow.db"
     assert env["env_vars"]["MIXHIC_STORAGE"] == "s3://bucket/runs"
     assert env["env_vars"]["EXTRA"] == "1" and env["env_vars"]["B"] == "2"
@@ -98,26 +98,23 @@ def test_runtime_env_ships_the_package_not_the_checkout(tmp_path, monkeypatch):
     assert env["pip"] == ["optuna"] and "working_dir" not in env
     pkg, dist = (Path(p) for p in env["py_modules"])
     assert pkg.name == "mixhic" and dist.name.startswith("mixhic-") and dist.suffix == ".dist-info"
-    assert (pkg / "platform" / "cli.py").is_file() and (pkg / "platform" / "jobs.py").is_file()
+    assert pkg.parent == dist.parent and sorted(p.name for p in pkg.parent.iterdir()) == sorted(
+        [pkg.name, dist.name]
+    )  # the wheel held only the package and its metadata (no tests/, no top-level platform/)
+    assert (pkg / "platform" / "cli.py").is_file() and (pkg / "pipelines" / "schema.py").is_file()
     assert not (pkg / "platform" / "__init__.py").exists()
     assert not list(pkg.rglob("__pycache__")) and not list(pkg.rglob("test_*.py"))
     assert not (REPO / "build").exists() or (REPO / "build").stat().st_mtime < time.time() - 60
     # the wheel's package equals the source tree file for file
     assert (pkg / "platform" / "jobs.py").read_text() == (REPO / "platform" / "jobs.py").read_text()
-    installed = jobs.build_runtime_env(tmp_path / "b", ship="installed")
+    assert jobs.build_runtime_env()["py_modules"] == env["py_modules"]  # cached while unchanged
+    installed = jobs.build_runtime_env(ship="installed")
     assert "py_modules" not in installed
 
 
 def test_runtime_env_refuses_repo_root_as_working_dir(tmp_path):
     with pytest.raises(MixHicError, match="working_dir"):
         jobs.build_runtime_env(tmp_path, ship="installed", extra={"working_dir": str(REPO)})
-
-
-def test_wheel_builds_from_the_source_tree(tmp_path):
-    wheel = jobs.build_wheel(tmp_path)
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "mixhic/platform/cli.py" in names and "mixhic/pipelines/schema.py" in names
-    assert not any(n.startswith(("platform/", "tests/")) for n in names)
 
 
 def test_cli_errors_are_one_line(capsys):
@@ -206,7 +203,16 @@ def _wait_ready(address: str, token: str, proc: subprocess.Popen, log_path: Path
 def ray_cluster():
     """A real head node started with ``ray start --head --block`` on loopback."""
     root = Path(tempfile.mkdtemp(prefix="mxj-"))
-    token = uuid.uuid4().hex + uuid.uuid4().hex
+    # The token a client finds (RAY_AUTH_TOKEN, ~/.ray/auth_token under the tests' temp
+    # HOME): `mixhic submit` then authenticates the way a user's shell does. A local
+    # ray.init() reuses an existing ~/.ray/auth_token, so the session's Ray agrees.
+    token = jobs.resolve_auth_token()
+    if token is None:
+        token = uuid.uuid4().hex + uuid.uuid4().hex
+        token_file = Path.home() / ".ray" / "auth_token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.write_text(token)
+        token_file.chmod(0o600)
     dashboard_port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
     env.update(
@@ -270,6 +276,42 @@ def _submit(cluster: Cluster, argv: list[str], **kwargs) -> jobs.JobOutcome:
     )
 
 
+_PROBE = (
+    "import json, platform, importlib.metadata as md, mixhic.platform.cli as cli;"
+    "print('RESULT', json.dumps([cli.__file__, platform.__file__, md.version('mixhic')]))"
+)
+
+
+def _probe_job(cluster: Cluster) -> str:
+    """A job printing where mixhic and platform are imported from; returns its logs."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(
+        cluster.address, headers={"Authorization": f"Bearer {cluster.token}"}
+    )
+    sid = client.submit_job(entrypoint=f'python -c "{_PROBE}"', runtime_env=jobs.build_runtime_env())
+    deadline = time.monotonic() + 120
+    while not client.get_job_status(sid).is_terminal() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    status = str(client.get_job_status(sid).value)
+    return f"STATUS {status}\n" + client.get_job_logs(sid)
+
+
+@pytest.fixture(scope="module")
+def background_jobs(ray_cluster):
+    """Jobs that run beside the pipeline (the cluster has room; saves wall time)."""
+    pool = ThreadPoolExecutor(max_workers=3)
+    cli_argv = ["--address", ray_cluster.address, "--ship", "installed", "--",
+                "simulate", "/nonexistent-dir/x", "--preset", "no-such-preset"]
+    futures = {
+        "probe": pool.submit(_probe_job, ray_cluster),
+        "failing": pool.submit(_submit, ray_cluster, ["prepare", "no-such-config"]),
+        "cli": pool.submit(jobs.cli_main, cli_argv),  # token found like a user's shell
+    }
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.mark.integration
 def test_wrong_token_is_refused(ray_cluster):
     with pytest.raises(MixHicError, match="(?i)auth|forbidden|401|403"):
@@ -277,25 +319,73 @@ def test_wrong_token_is_refused(ray_cluster):
                     ship="installed", on_log=lambda text: None)
 
 
-@pytest.mark.integration
-def test_job_runs_the_shipped_wheel_not_the_checkout(ray_cluster, tmp_path):
-    """The job imports mixhic from the shipped py_modules and the stdlib's platform."""
-    from ray.job_submission import JobSubmissionClient
+def _pipeline_ready() -> str | None:
+    for module in ("mixhic.platform.pretrain", "mixhic.pipelines.prepare"):
+        if importlib.util.find_spec(module) is None:  # not imported here: jobs import it
+            return f"{module} does not exist yet"
+    missing = {"prepare-demo", "demo-pretrain"} - set(shipped_configs())
+    return f"configs not shipped yet: {sorted(missing)}" if missing else None
 
-    runtime_env = jobs.build_runtime_env(tmp_path)
-    client = JobSubmissionClient(
-        ray_cluster.address, headers={"Authorization": f"Bearer {ray_cluster.token}"}
-    )
-    code = (
-        "import json, platform, importlib.metadata as md, mixhic.platform.cli as cli;"
-        "print('RESULT', json.dumps([cli.__file__, platform.__file__, md.version('mixhic')]))"
-    )
-    sid = client.submit_job(entrypoint=f'python -c "{code}"', runtime_env=runtime_env)
-    deadline = time.monotonic() + 60
-    while not client.get_job_status(sid).is_terminal() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    logs = client.get_job_logs(sid)
-    assert str(client.get_job_status(sid).value) == "SUCCEEDED", logs
+
+@pytest.mark.integration
+def test_submit_simulate_prepare_pretrain_on_uris(ray_cluster, background_jobs):
+    """simulate -> prepare (out: file:// URI) -> pretrain (data + storage: file:// URIs)."""
+    reason = _pipeline_ready()
+    if reason:
+        pytest.skip(reason)
+    root = ray_cluster.root
+    genome, data, storage = root / "genome", f"file://{root}/data", f"file://{root}/ray-runs"
+
+    sim = _submit(ray_cluster, ["simulate", str(genome), "--preset", "tiny", "--seed", "0"])
+    assert sim.exit_code == 0, sim.logs[-3000:]
+    assert (genome / "genome.mcool").is_file() and (genome / "atac.bw").is_file()
+
+    prep = _submit(ray_cluster, [
+        "prepare", "prepare-demo", f"root={genome}", f"out={data}",
+        "datasets.hic.enabled=false", "datasets.loops.enabled=false",
+        "datasets.cage.enabled=false",
+    ])
+    assert prep.exit_code == 0, prep.logs[-3000:]
+    manifest = json.loads((root / "data" / "manifest.json").read_text())
+    assert "pretrain" in json.dumps(manifest)
+    assert list((root / "data" / "pretrain").glob("*.parquet"))
+
+    run_name = "submit-pretrain"
+    pre = _submit(ray_cluster, [
+        "pretrain", "demo-pretrain", f"data.data_dir={data}", f"run.storage_path={storage}",
+        f"run.run_name={run_name}", f"run.runs_dir={root / 'runs'}", "run.register=false",
+        "train.epochs=1", "train.max_steps_per_epoch=2", "scaling.num_workers=1",
+        "scaling.cpus_per_worker=0.5",
+    ])
+    assert pre.exit_code == 0, pre.logs[-3000:]
+
+    # the checkpoint: a model directory under the storage URI
+    model_dirs = [p.parent for p in (root / "ray-runs" / run_name).rglob("mixhic.json")]
+    assert model_dirs, sorted(str(p) for p in (root / "ray-runs").rglob("*"))[:50]
+    meta = json.loads((model_dirs[0] / "mixhic.json").read_text())
+    assert meta["kind"] == "pretrain" and (model_dirs[0] / "model.safetensors").is_file()
+    from mixhic.platform.checkpoints import load_model_dir
+
+    model, loaded_meta = load_model_dir(f"file://{model_dirs[0]}")
+    assert loaded_meta["kind"] == "pretrain" and sum(p.numel() for p in model.parameters()) > 0
+
+    # the MLflow run, in the sqlite store the job was pointed at
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    runs = [r for e in client.search_experiments()
+            for r in client.search_runs([e.experiment_id]) if r.info.status == "FINISHED"]
+    assert runs, "no finished MLflow run"
+    run = next((r for r in runs if r.info.run_name == run_name), runs[0])
+    assert any(k.startswith(("train", "loss", "val")) or "loss" in k for k in run.data.metrics)
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"model"}
+
+
+@pytest.mark.integration
+def test_job_runs_the_shipped_wheel_not_the_checkout(background_jobs):
+    """The job imports mixhic from the shipped py_modules and the stdlib's platform."""
+    logs = background_jobs["probe"].result(timeout=150)
+    assert logs.startswith("STATUS SUCCEEDED"), logs[-3000:]
     line = next(x for x in logs.splitlines() if x.startswith("RESULT "))
     cli_file, platform_file, version = json.loads(line[len("RESULT ") :])
     assert not cli_file.startswith(str(REPO)) and "runtime_resources" in cli_file
@@ -304,8 +394,15 @@ def test_job_runs_the_shipped_wheel_not_the_checkout(ray_cluster, tmp_path):
 
 
 @pytest.mark.integration
-def test_failing_job_status_reaches_the_caller(ray_cluster):
-    outcome = _submit(ray_cluster, ["prepare", "no-such-config"])
+def test_failing_job_status_reaches_the_caller(background_jobs):
+    outcome = background_jobs["failing"].result(timeout=150)
     assert outcome.status == "FAILED"
     assert outcome.exit_code == 2  # the CLI's exit code for a user error, passed through
     assert "no-such-config" in outcome.logs
+
+
+@pytest.mark.integration
+def test_cli_exit_status_of_a_failing_job(background_jobs):
+    """`mixhic submit` itself (the CLI, token from ~/.ray/auth_token) exits with the
+    job's status: argparse's 2 for a bad --preset."""
+    assert background_jobs["cli"].result(timeout=150) == 2
