@@ -83,17 +83,40 @@ def _r2(t: np.ndarray, p: np.ndarray) -> float:
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of flattened arrays (== scipy.stats.pearsonr); NaN if either is constant."""
     a, b = a.ravel(), b.ravel()
-    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+    if a.size < 2:
         return float("nan")
-    return float(stats.pearsonr(a, b)[0])
+    return float(_rowwise_pearson(a[None], b[None])[0])
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rho of flattened arrays (== scipy.stats.spearmanr, average ranks for ties)."""
     a, b = a.ravel(), b.ravel()
-    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+    if a.size < 2:
         return float("nan")
-    return float(stats.spearmanr(a, b)[0])
+    return float(_rowwise_pearson(_rank_rows(a[None]), _rank_rows(b[None]))[0])
+
+
+def _rank_rows(x: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based, ties share their mean rank) within each row of (N, K).
+
+    Same values as ``scipy.stats.rankdata(x, axis=1)``, using an unstable sort (ties get
+    the same rank whatever their order), several times faster on millions of values.
+    """
+    n, k = x.shape
+    order = np.argsort(x, axis=1, kind="quicksort")  # (N, K)
+    xs = np.take_along_axis(x, order, axis=1)
+    new = np.ones((n, k), dtype=bool)  # first element of each tie group
+    new[:, 1:] = xs[:, 1:] != xs[:, :-1]
+    flat = new.ravel()
+    starts = np.flatnonzero(flat)  # (G,) flat index of each tie group
+    counts = np.diff(np.append(starts, n * k))
+    avg = (starts % k) + (counts - 1) / 2.0 + 1.0  # mean rank of each group
+    sorted_ranks = avg[np.cumsum(flat) - 1].reshape(n, k)
+    ranks = np.empty((n, k), dtype=np.float64)
+    np.put_along_axis(ranks, order, sorted_ranks, axis=1)
+    return ranks
 
 
 def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -190,9 +213,7 @@ def hic_metrics(
     tf, pf = t.reshape(n, -1), p.reshape(n, -1)
     out["r2_per_map"] = _nanmean(_rowwise_r2(tf, pf))
     out["pearson_per_map"] = _nanmean(_rowwise_pearson(tf, pf))
-    tr = stats.rankdata(tf, axis=1)
-    pr = stats.rankdata(pf, axis=1)
-    out["spearman_per_map"] = _nanmean(_rowwise_pearson(tr, pr))
+    out["spearman_per_map"] = _nanmean(_rowwise_pearson(_rank_rows(tf), _rank_rows(pf)))
 
     ks = range(max(w - 1, 1)) if offsets is None else offsets
     by_dist = []
