@@ -89,16 +89,18 @@ def _is_local(uri: str) -> bool:
     return urlparse(uri).scheme in ("", "file", "sqlite")
 
 
-def configure(runs_dir: str | Path) -> str:
+def configure(runs_dir: str | Path, tracking_uri: str | None = None) -> str:
     """Point MLflow (tracking and model registry) at :func:`default_tracking_uri`.
 
+    tracking_uri: use this URI instead (e.g. the one the driver's ``configure`` returned,
+        passed to a Ray Train worker, whose environment may lack the driver's settings).
     Experiments created later with a local store keep artifacts under
     ``<runs_dir>/mlartifacts/<experiment>``. Returns the tracking URI.
     """
     import mlflow
 
     env = os.environ.get("MLFLOW_TRACKING_URI")
-    uri = default_tracking_uri(runs_dir)
+    uri = tracking_uri or default_tracking_uri(runs_dir)
     _state["own_uri"] = None if uri == env else uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

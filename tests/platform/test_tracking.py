@@ -62,9 +62,31 @@ def test_configure_twice_uses_the_new_dir(tmp_path, monkeypatch):
         uri = tracking.configure(other)
         assert uri == f"sqlite:///{other.resolve()}/mlflow.db"
         assert mlflow.get_tracking_uri() == uri
+        # an explicit URI (what a Ray Train worker is handed) wins
+        explicit = f"sqlite:///{tmp_path}/given.db"
+        assert tracking.configure(tmp_path / "w", tracking_uri=explicit) == explicit
+        assert mlflow.get_tracking_uri() == explicit
     finally:
         mlflow.set_tracking_uri(None)
         tracking._state.update(runs_dir=None, own_uri=None)
+
+
+def test_pyfunc_input_conversion():
+    import pandas as pd
+
+    from mixhic.serve.mlflow_model import to_arrays
+
+    rng = np.random.default_rng(0)
+    epi, hic = rng.random((3, 2, 8)), rng.random((3, 4, 4))
+    df = pd.DataFrame({"epi": list(epi), "hic": list(hic)})
+    for got in (to_arrays(df), to_arrays({"epi": epi.tolist(), "hic": hic})):
+        assert got["epi"].dtype == np.float32 and got["epi"].shape == (3, 2, 8)
+        np.testing.assert_allclose(got["hic"], hic.astype(np.float32))
+    assert set(to_arrays({"epi": epi, "hic": None})) == {"epi"}
+    with pytest.raises(ValueError, match="epi"):
+        to_arrays({"hic": hic})
+    with pytest.raises(ValueError, match="dict"):
+        to_arrays(epi)
 
 
 def test_params_metrics_config_round_trip(runs):
