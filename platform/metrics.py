@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import stats
 from sklearn import metrics as skm
 
 __all__ = [
@@ -57,8 +56,10 @@ METRIC_MODE: dict[str, str] = {"hic": "max", "loops": "max", "cage": "max"}
 
 # --------------------------------------------------------------------------- helpers
 def _as_f64(name: str, x: Any) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    return arr
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name}: expected a numeric array ({e})") from None
 
 
 def _check_pair(true: Any, pred: Any, ndim: int, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -373,7 +374,9 @@ class PredictionStore:
             if col.dtype == object:
                 col = col.astype(str)
             if len(col) != b:
-                raise ValueError(f"PredictionStore.add: key {k!r} has {len(col)} rows, expected {b}")
+                raise ValueError(
+                    f"PredictionStore.add: key {k!r} has {len(col)} rows, expected {b}"
+                )
             cols[k] = col
         for k, col in cols.items():
             self._keys[k].append(col)

@@ -65,7 +65,9 @@ def hic_pairs_figure(
     if t.ndim == 2:
         t, p = t[None], p[None]
     if t.shape != p.shape or t.ndim != 3:
-        raise ValueError(f"hic_pairs_figure: expected equal (N, W, W) maps, got {t.shape}, {p.shape}")
+        raise ValueError(
+            f"hic_pairs_figure: expected equal (N, W, W) maps, got {t.shape}, {p.shape}"
+        )
     n = t.shape[0]
     if titles is not None and len(titles) != n:
         raise ValueError(f"hic_pairs_figure: {len(titles)} titles for {n} maps")

@@ -48,7 +48,9 @@ def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any
     import torch
 
     if meta.get("kind") != "finetune":
-        raise ValueError(f"mixhic.json kind: only 'finetune' models predict, got {meta.get('kind')!r}")
+        raise ValueError(
+            f"mixhic.json kind: only 'finetune' models predict, got {meta.get('kind')!r}"
+        )
     arrays = to_arrays(inputs)
     epi = torch.from_numpy(np.ascontiguousarray(arrays["epi"]))
     if epi.ndim == 2:
@@ -56,7 +58,9 @@ def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any
     hic = None
     if meta.get("mode") in _NEEDS_HIC:
         if "hic" not in arrays:
-            raise ValueError(f"model input: mode {meta.get('mode')!r} needs a 'hic' (B, W, W) array")
+            raise ValueError(
+                f"model input: mode {meta.get('mode')!r} needs a 'hic' (B, W, W) array"
+            )
         hic = torch.from_numpy(np.ascontiguousarray(arrays["hic"]))
         if hic.ndim == 2:
             hic = hic[None]
