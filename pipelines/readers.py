@@ -52,6 +52,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _DIVISIVE_NAMES = ("KR", "VC", "VC_SQRT")
+_STATS_MIN_BIN = 1000  # bins this large are averaged by bigWig stats, not per-bp arrays
 
 
 def local_path(uri: str | os.PathLike, what: str = "input") -> str:
@@ -348,6 +349,10 @@ def read_track_bins(
     Returns ``(values float32 (n_bins,), covered_bp)``; ``n_bins = ceil((end-start)/bin_size)``.
     """
     n = -(-(end - start) // bin_size)
+    if missing not in ("fill", "ignore"):
+        raise ValueError(f"missing must be 'fill' or 'ignore', got {missing!r}")
+    if bin_size >= _STATS_MIN_BIN:
+        return _track_bins_stats(bw, chrom, start, end, bin_size, n, missing, fill)
     raw = np.full(n * bin_size, np.nan, dtype=np.float64)
     if chrom is not None:
         size = bw.chroms(chrom) or 0
@@ -360,15 +365,44 @@ def read_track_bins(
     if missing == "fill":
         raw[isnan] = fill
         vals = raw.mean(axis=1)
-    elif missing == "ignore":
+    else:
         count = bin_size - isnan.sum(axis=1)
         raw[isnan] = 0.0
         with np.errstate(invalid="ignore", divide="ignore"):
             vals = raw.sum(axis=1) / count
         vals[count == 0] = fill
-    else:
-        raise ValueError(f"missing must be 'fill' or 'ignore', got {missing!r}")
     return vals.astype(np.float32), covered
+
+
+def _track_bins_stats(bw, chrom, start, end, bin_size, n, missing, fill):
+    """Large bins: exact per-bin mean and coverage from the intervals (no per-bp array)."""
+    vals = np.full(n, fill, dtype=np.float64)
+    covered_bp = 0
+    size = (bw.chroms(chrom) or 0) if chrom is not None else 0
+    full = max(0, min(n, (size - start) // bin_size))  # bins wholly inside the chromosome
+    if full:
+        stop = start + full * bin_size
+        mean = np.asarray(bw.stats(chrom, start, stop, type="mean", nBins=full, exact=True),
+                          dtype=np.float64)  # None -> nan
+        cov = np.asarray(bw.stats(chrom, start, stop, type="coverage", nBins=full, exact=True),
+                         dtype=np.float64)
+        cov = np.nan_to_num(cov)
+        mean_cov = np.nan_to_num(mean)
+        covered_bp += int(round(cov.sum() * bin_size))
+        if missing == "fill":
+            vals[:full] = mean_cov * cov + fill * (1.0 - cov)
+        else:
+            vals[:full] = np.where(cov > 0, mean_cov, fill)
+    t0 = start + full * bin_size
+    if full < n and chrom is not None and size > t0:  # the partial last bin: per-bp values
+        v = bw.values(chrom, t0, min(end, t0 + bin_size, size), numpy=True)
+        ok = ~np.isnan(v)
+        covered_bp += int(ok.sum())
+        if missing == "fill":
+            vals[full] = (v[ok].sum() + fill * (bin_size - ok.sum())) / bin_size
+        elif ok.any():
+            vals[full] = v[ok].mean()
+    return vals.astype(np.float32), covered_bp
 
 
 # --------------------------------------------------------------------------- text formats
