@@ -75,7 +75,8 @@ def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any
 class MixHicPyfunc(mlflow.pyfunc.PythonModel):
     """Loads the model directory artifact once; ``predict`` maps inputs to predictions."""
 
-    # No type hints on load_context/predict: MLflow would read them as a schema.
+    # No type hints on load_context/predict: MLflow would read them as a schema (so it
+    # warns once "Add type hints"; harmless, the logged signature describes the tensors).
     def load_context(self, context):
         from mixhic.platform.checkpoints import load_model_dir
 
