@@ -31,7 +31,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from mixhic.pipelines._simulate_balance import ice_cis
+from mixhic.pipelines._simulate_balance import ice_cis, store_weight
 from mixhic.pipelines._simulate_model import ChromParams, ChromSim, simulate_chromosome
 from mixhic.platform.config import ConfigError, build, parse_overrides, to_dict
 from mixhic.platform.errors import MixHicError
@@ -83,7 +82,7 @@ class SimulationParams:
     max_distance: int = 2_500_000  # contacts simulated up to this distance
     contacts_per_bin: float = 3_000.0  # mean cis contacts per base bin, before bias
     decay_exponent: float = 1.0  # P(s) ~ s^-decay_exponent
-    tad_size: int = 250_000  # median
+    tad_size: int = 200_000  # median
     tad_size_sigma: float = 0.5  # log-normal spread
     min_tad_size: int = 50_000
     max_tad_size: int = 1_000_000
@@ -248,54 +247,72 @@ def simulation_params(preset: str = "tiny", **overrides: Any) -> SimulationParam
 # ---------------------------------------------------------------------------- writers
 
 
-def _write_mcool(path: Path, work: Path, sizes: dict[str, int], sims: list[ChromSim],
+def _coarsen(bin1: np.ndarray, bin2: np.ndarray, count: np.ndarray, chrom_of_bin: np.ndarray,
+             fine_offsets: np.ndarray, coarse_offsets: np.ndarray, factor: int):
+    """Sum base pixels into ``factor``-times coarser bins (cis pixels, per chromosome).
+
+    Pixels are (nnz,) global bin ids at the base resolution; offsets are (n_chroms,) first
+    global bin of each chromosome. Returns sorted upper-triangle (bin1, bin2, count).
+    """
+    c = chrom_of_bin[bin1]
+    nb1 = (bin1 - fine_offsets[c]) // factor + coarse_offsets[c]
+    nb2 = (bin2 - fine_offsets[c]) // factor + coarse_offsets[c]
+    stride = int(nb2.max()) + 1 if len(nb2) else 1
+    uniq, inverse = np.unique(nb1 * stride + nb2, return_inverse=True)
+    summed = np.bincount(inverse, weights=count).astype(np.int32)
+    return uniq // stride, uniq % stride, summed
+
+
+def _write_mcool(path: Path, sizes: dict[str, int], sims: list[ChromSim],
                  params: SimulationParams, seed: int) -> dict[str, Any]:
-    """Base cooler at ``resolution``, zoomified, every resolution balanced in place."""
+    """One cooler per resolution under ``::resolutions/N``, each balanced (cis) in place.
+
+    Coarser resolutions are summed from the base pixels in memory (what
+    ``cooler zoomify`` computes, without re-reading the file).
+    """
     import cooler
+    import h5py
     import pandas as pd
 
     res = params.resolution
-    bins = cooler.binnify(pd.Series(sizes), res)
-    offsets = np.cumsum([0] + [len(bins[bins.chrom == c]) for c in sizes])[:-1]
-    pixels = pd.DataFrame({
-        "bin1_id": np.concatenate([s.bin1 + o for s, o in zip(sims, offsets)]),
-        "bin2_id": np.concatenate([s.bin2 + o for s, o in zip(sims, offsets)]),
-        "count": np.concatenate([s.count for s in sims]),
-    })
-    base = work / "base.cool"
-    t0 = time.perf_counter()
-    cooler.create_cooler(
-        str(base), bins, pixels, ordered=True, dtypes={"count": np.int32},
-        assembly="mixhic-sim", metadata={"generator": "mixhic simulate", "seed": seed},
-        temp_dir=str(work),
-    )
-    log.info("simulate: wrote %d pixels at %d bp (%.1fs)", len(pixels), res,
-             time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    cooler.zoomify_cooler(str(base), str(path), list(params.resolutions), chunksize=5_000_000)
-    base.unlink()
-    log.info("simulate: zoomified to %s (%.1fs)", list(params.resolutions),
-             time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    masked = {}
-    for r in params.resolutions:
-        clr = cooler.Cooler(f"{path}::resolutions/{r}")
-        px = clr.pixels()[:]
-        chrom_of_bin = clr.bins()["chrom"][:].cat.codes.to_numpy()
-        x0, ok = ice_cis(px["bin1_id"].to_numpy(), px["bin2_id"].to_numpy(),
-                         px["count"].to_numpy(), chrom_of_bin)
-        if not ok:
-            log.warning("simulate: in-memory balancing at %d bp did not converge", r)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=UserWarning)
-            weights, stats = cooler.balance_cooler(clr, cis_only=True, x0=x0, store=True)
+    n_per = np.array([len(s.bias) for s in sims])
+    fine_offsets = np.concatenate([[0], np.cumsum(n_per)[:-1]])
+    chrom_of_bin = np.repeat(np.arange(len(sims)), n_per)
+    bin1 = np.concatenate([s.bin1 + o for s, o in zip(sims, fine_offsets)])
+    bin2 = np.concatenate([s.bin2 + o for s, o in zip(sims, fine_offsets)])
+    count = np.concatenate([s.count for s in sims])
+    info: dict[str, Any] = {"pixels": int(len(count)), "contacts": int(count.sum()),
+                            "masked_bins": {}, "pixels_by_resolution": {}}
+    for k, r in enumerate(params.resolutions):
+        t0 = time.perf_counter()
+        bins = cooler.binnify(pd.Series(sizes), r)
+        if r == res:
+            b1, b2, cnt, cob = bin1, bin2, count, chrom_of_bin
+        else:
+            n_coarse = np.array([-(-n // (r // res)) for n in n_per])
+            coarse_offsets = np.concatenate([[0], np.cumsum(n_coarse)[:-1]])
+            b1, b2, cnt = _coarsen(bin1, bin2, count, chrom_of_bin, fine_offsets,
+                                   coarse_offsets, r // res)
+            cob = np.repeat(np.arange(len(sims)), n_coarse)
+        assert len(bins) == len(cob)
+        uri = f"{path}::resolutions/{r}"
+        cooler.create_cooler(
+            uri, bins, pd.DataFrame({"bin1_id": b1, "bin2_id": b2, "count": cnt}),
+            ordered=True, dtypes={"count": np.int32}, mode="w" if k == 0 else "a",
+            assembly="mixhic-sim", metadata={"generator": "mixhic simulate", "seed": seed},
+            temp_dir=str(path.parent),
+        )
+        weights, stats = ice_cis(b1, b2, cnt, cob)
         if not np.all(stats["converged"]):
             log.warning("simulate: balancing at %d bp did not converge", r)
-        masked[str(r)] = int(np.isnan(weights).sum())
-    log.info("simulate: balanced %d resolutions (%.1fs)", len(params.resolutions),
-             time.perf_counter() - t0)
-    return {"pixels": int(len(pixels)), "contacts": int(pixels["count"].sum()),
-            "masked_bins": masked}
+        store_weight(uri, weights, stats)
+        info["masked_bins"][str(r)] = int(np.isnan(weights).sum())
+        info["pixels_by_resolution"][str(r)] = int(len(cnt))
+        log.info("simulate: wrote and balanced %s (%d pixels, %.1fs)", uri.split("::")[1],
+                 len(cnt), time.perf_counter() - t0)
+    with h5py.File(path, "r+") as fw:
+        fw.attrs.update({"format": "HDF5::MCOOL", "format-version": 2})
+    return info
 
 
 def _write_bigwig(path: Path, sizes: dict[str, int], tracks: list[np.ndarray],
@@ -385,7 +402,7 @@ def simulate_genome(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
             _write_bigwig(getattr(g, name), sizes, [getattr(s, name) for s in sims],
                           params.epi_bin)
         log.info("simulate: wrote bigWigs (%.1fs)", time.perf_counter() - t0)
-        hic = _write_mcool(g.mcool, tmp, sizes, sims, params, int(seed))
+        hic = _write_mcool(g.mcool, sizes, sims, params, int(seed))
         counts.update(
             tads=int(sum(len(s.tads) for s in sims)),
             enhancers=int(sum(s.n_enhancers for s in sims)),
@@ -402,6 +419,8 @@ def simulate_genome(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
             "weight_column": "weight",
             "counts": counts,
             "masked_bins": hic["masked_bins"],
+            "pixels_by_resolution": hic["pixels_by_resolution"],
+            "balance": {"cis_only": True, "ignore_diags": 2, "mad_max": 5, "min_nnz": 10},
             "loops_by_kind": {k: int(sum((s.loop_kind == k).sum() for s in sims))
                               for k in ("corner", "nested", "spanning")},
             "files": {k: v for k, v in FILES.items()},
@@ -460,7 +479,7 @@ def cli_main(argv: Sequence[str]) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier simulation in OUT_DIR")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
-    ns = parser.parse_args(list(argv))
+    ns = parser.parse_intermixed_args(list(argv))
     try:
         overrides = parse_overrides(ns.overrides)
     except ConfigError as exc:

@@ -1,0 +1,273 @@
+"""`mixhic simulate`: real files that open with cooler/pyBigWig, determinism, and the
+planted structure (P(s), loops, anchors in ATAC, CAGE vs promoters, coverage bias)."""
+
+from __future__ import annotations
+
+import json
+
+import cooler
+import numpy as np
+import pandas as pd
+import pyBigWig
+import pytest
+from scipy.stats import spearmanr
+
+from mixhic.pipelines.simulate import SimulatedGenome, cli_main, simulate_genome
+from mixhic.platform.errors import MixHicError
+
+RES = 5_000
+SMALL = {"n_chroms": 2, "chrom_length": 600_000, "resolutions": (5_000, 10_000)}  # ~1 s
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> SimulatedGenome:
+    """The full ``tiny`` preset, simulated once for the module."""
+    return simulate_genome(tmp_path_factory.mktemp("simtiny") / "genome", preset="tiny", seed=0)
+
+
+def _sizes(g: SimulatedGenome) -> dict[str, int]:
+    rows = [line.split("\t") for line in g.chrom_sizes.read_text().splitlines()]
+    return {c: int(n) for c, n in rows}
+
+
+def _loops(g: SimulatedGenome) -> pd.DataFrame:
+    return pd.read_csv(g.loops, sep="\t", header=None,
+                       names=["chrom1", "start1", "end1", "chrom2", "start2", "end2", "name", "score"])
+
+
+def _track_100bp(path, chrom: str) -> np.ndarray:
+    """Values of every 100 bp entry of ``chrom`` (the simulator writes every bin). -> (m,)"""
+    with pyBigWig.open(str(path)) as bw:
+        return np.asarray([v for _, _, v in bw.intervals(chrom)])
+
+
+def _per_bin(values: np.ndarray, per_bin: int = RES // 100) -> np.ndarray:
+    """Mean of each 5 kb bin (the last one may be partial). -> (n,)"""
+    return np.add.reduceat(values, np.arange(0, len(values), per_bin)) / per_bin
+
+
+# ------------------------------------------------------------------------- files and formats
+
+
+def test_files_open_with_cooler_and_pybigwig(tiny):
+    meta = json.loads(tiny.meta.read_text())
+    sizes = _sizes(tiny)
+    assert list(sizes) == [f"chr{k}" for k in range(1, 9)]
+    resolutions = meta["resolutions"]
+    assert resolutions[0] == RES and len(resolutions) >= 3
+    assert cooler.fileops.list_coolers(str(tiny.mcool)) == [f"/resolutions/{r}" for r in resolutions]
+    for r in resolutions:
+        clr = cooler.Cooler(tiny.mcool_uri(r))
+        assert clr.binsize == r
+        assert clr.chromnames == list(sizes)
+        assert dict(zip(clr.chromnames, clr.chromsizes)) == sizes
+        assert "weight" in clr.bins().columns
+        with clr.open() as grp:
+            assert np.all(grp["bins/weight"].attrs["converged"])
+        assert np.issubdtype(clr.pixels()[:10]["count"].dtype, np.integer)
+    for path in (tiny.atac, tiny.dnase, tiny.cage):
+        with pyBigWig.open(str(path)) as bw:
+            assert bw.chroms() == sizes
+            ivs = bw.intervals("chr2")
+            assert ivs[0][0] == 0 and ivs[-1][1] == sizes["chr2"]
+            assert {e - s for s, e, _ in ivs} == {100}
+    assert not any(p.name.startswith(".") for p in tiny.mcool.parent.parent.iterdir())
+
+
+def test_tables_and_counts(tiny):
+    meta = json.loads(tiny.meta.read_text())
+    sizes = _sizes(tiny)
+    loops = _loops(tiny)
+    tss = pd.read_csv(tiny.tss, sep="\t", header=None)
+    assert meta["seed"] == 0 and meta["preset"] == "tiny"
+    assert meta["params"]["n_chroms"] == 8
+    assert meta["counts"]["loops"] == len(loops) >= 150
+    assert meta["counts"]["tss"] == len(tss) >= 200
+    assert meta["counts"]["pixels"] == cooler.Cooler(tiny.mcool_uri(RES)).info["nnz"]
+    assert (loops.chrom1 == loops.chrom2).all()
+    assert (loops.start1 % RES == 0).all() and (loops.start2 % RES == 0).all()
+    dist = loops.start2 - loops.start1
+    assert dist.min() >= 20_000 and dist.max() <= 2_000_000
+    assert (loops.end1 <= loops.chrom1.map(sizes)).all()
+    assert tss.shape[1] == 6 and set(tss[5]) == {"+", "-"}
+    assert (tss[1] < tss[0].map(sizes)).all()
+
+
+# ------------------------------------------------------------------------- planted structure
+
+
+def test_distance_decay(tiny):
+    clr = cooler.Cooler(tiny.mcool_uri(RES))
+    means = {d: [] for d in (10, 40, 200)}  # 50 kb, 200 kb, 1 Mb
+    for chrom in clr.chromnames:
+        m = clr.matrix(balance=True).fetch(chrom)
+        for d in means:
+            means[d].append(np.nanmean(np.diagonal(m, d)))
+    p50, p200, p1m = (np.mean(means[d]) for d in (10, 40, 200))
+    assert p50 > 2 * p200 > 0 and p200 > 2 * p1m > 0
+
+
+def test_loops_enriched_over_distance_matched_background(tiny):
+    clr = cooler.Cooler(tiny.mcool_uri(RES))
+    loops = _loops(tiny)
+    ratios = []
+    for chrom, grp in loops.groupby("chrom1"):
+        m = clr.matrix(balance=True).fetch(chrom)
+        for a, b in zip(grp.start1 // RES, grp.start2 // RES):
+            background = np.nanmean(np.diagonal(m, b - a))  # distance-matched
+            ratios.append(m[a, b] / background)
+    ratios = np.asarray(ratios)
+    assert np.nanmedian(ratios) > 2.0
+    assert np.mean(ratios > 1.5) > 0.8
+
+
+def test_atac_and_dnase_peak_at_loop_anchors(tiny):
+    loops = _loops(tiny)
+    ratios, corr = {}, []
+    for name in ("atac", "dnase"):
+        per_bin = {c: _per_bin(_track_100bp(getattr(tiny, name), c)) for c in _sizes(tiny)}
+        genome = np.concatenate(list(per_bin.values()))
+        anchors = np.concatenate([per_bin[c][np.r_[g.start1, g.start2] // RES]
+                                  for c, g in loops.groupby("chrom1")])
+        ratios[name] = np.median(anchors) / np.median(genome)
+        corr.append(genome)
+    assert ratios["atac"] > 2.0 and ratios["dnase"] > 2.0
+    rho = spearmanr(corr[0], corr[1])[0]
+    assert 0.3 < rho < 0.99  # correlated, not identical
+
+
+def test_cage_follows_promoter_accessibility(tiny):
+    tss = pd.read_csv(tiny.tss, sep="\t", header=None, names=["chrom", "start", "end", "name",
+                                                            "score", "strand"])
+    cage_at, atac_at = [], []
+    for chrom, grp in tss.groupby("chrom"):
+        cage = _track_100bp(tiny.cage, chrom)
+        atac = _track_100bp(tiny.atac, chrom)
+        for pos in grp.start // 100:
+            lo, hi = max(pos - 5, 0), pos + 6
+            cage_at.append(cage[lo:hi].sum())
+            atac_at.append(atac[lo:hi].mean())
+    cage_at = np.asarray(cage_at)
+    assert spearmanr(cage_at, atac_at)[0] > 0.3
+    # expression is concentrated at TSSs
+    total = sum(_track_100bp(tiny.cage, c).sum() for c in _sizes(tiny))
+    assert cage_at.sum() > 0.5 * total
+
+
+def test_coverage_bias_in_raw_marginals_removed_by_balancing(tiny):
+    clr = cooler.Cooler(tiny.mcool_uri(RES))
+    px = clr.pixels()[:]
+    w = clr.bins()["weight"][:].to_numpy()
+    px = px[(px.bin2_id - px.bin1_id) >= 2]  # balancing ignores the first two diagonals
+    b1, b2 = px.bin1_id.to_numpy(), px.bin2_id.to_numpy()
+    raw = px["count"].to_numpy(float)
+    n = len(w)
+    ok = ~np.isnan(w)
+
+    def marginal(v):
+        return np.bincount(b1, v, minlength=n) + np.bincount(b2, v, minlength=n)
+
+    raw_m = marginal(raw)
+    bal_m = marginal(np.nan_to_num(raw * w[b1] * w[b2]))
+    cv_raw = raw_m[ok].std() / raw_m[ok].mean()
+    cv_bal = bal_m[ok].std() / bal_m[ok].mean()
+    assert cv_raw > 0.2
+    assert cv_bal < 0.01
+    # low-coverage bins exist and are masked by balancing
+    assert 0 < (~ok).sum() < 0.1 * n
+    assert np.median(raw_m[~ok]) < 0.2 * np.median(raw_m[ok])
+
+
+# ------------------------------------------------------------------------- determinism
+
+
+def _content(g: SimulatedGenome) -> dict:
+    px = cooler.Cooler(g.mcool_uri(10_000)).pixels()[:]
+    w = cooler.Cooler(g.mcool_uri(RES)).bins()["weight"][:].to_numpy()
+    return {
+        "pixels": px, "weight": w,
+        "atac": _track_100bp(g.atac, "chr1"), "cage": _track_100bp(g.cage, "chr2"),
+        "loops": g.loops.read_text(), "tss": g.tss.read_text(),
+    }
+
+
+def test_same_seed_same_files_different_seed_different(tmp_path):
+    a = _content(simulate_genome(tmp_path / "a", seed=7, **SMALL))
+    b = _content(simulate_genome(tmp_path / "b", seed=7, **SMALL))
+    c = _content(simulate_genome(tmp_path / "c", seed=8, **SMALL))
+    pd.testing.assert_frame_equal(a["pixels"], b["pixels"])
+    np.testing.assert_array_equal(a["weight"], b["weight"])
+    for key in ("atac", "cage"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert a["loops"] == b["loops"] and a["tss"] == b["tss"]
+    assert json.loads((tmp_path / "a" / "simulation.json").read_text()) == json.loads(
+        (tmp_path / "b" / "simulation.json").read_text())
+    assert not a["pixels"].equals(c["pixels"])
+    assert not np.array_equal(a["atac"], c["atac"])
+    assert a["loops"] != c["loops"]
+
+
+# ------------------------------------------------------------------------- errors and CLI
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    ({"n_chroms": 0}, "n_chroms"),
+    ({"chrom_length": "long"}, "chrom_length"),
+    ({"loop_strengh": 3.0}, "loop_strengh"),
+    ({"corner_loop_prob": 1.5}, "corner_loop_prob"),
+    ({"resolutions": [5000, 7000]}, "resolutions"),
+    ({"epi_bin": 300}, "epi_bin"),
+])
+def test_bad_override_names_the_key(tmp_path, overrides, key):
+    with pytest.raises(MixHicError, match=key):
+        simulate_genome(tmp_path / "g", **overrides)
+    assert not (tmp_path / "g").exists()
+
+
+def test_bad_preset_and_seed(tmp_path):
+    with pytest.raises(MixHicError, match="preset"):
+        simulate_genome(tmp_path / "g", preset="huge")
+    with pytest.raises(MixHicError, match="seed"):
+        simulate_genome(tmp_path / "g", seed=-1)
+
+
+def test_existing_dir_needs_overwrite(tmp_path):
+    out = tmp_path / "g"
+    simulate_genome(out, seed=1, **SMALL)
+    first = (out / "loops.bedpe").read_text()
+    with pytest.raises(MixHicError, match="not empty.*overwrite"):
+        simulate_genome(out, seed=2, **SMALL)
+    assert (out / "loops.bedpe").read_text() == first
+    simulate_genome(out, seed=2, overwrite=True, **SMALL)
+    assert (out / "loops.bedpe").read_text() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]  # no temp dirs left behind
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(MixHicError, match="not a simulated genome"):
+        simulate_genome(other, overwrite=True, **SMALL)
+    assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
+    import mixhic.pipelines.simulate as sim
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sim, "_write_mcool", boom)
+    with pytest.raises(KeyboardInterrupt):
+        sim.simulate_genome(tmp_path / "g", **SMALL)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli(tmp_path, caplog):
+    out = tmp_path / "cli"
+    assert cli_main([str(out), "--seed", "3", "n_chroms=2", "chrom_length=6e5"]) == 0
+    meta = json.loads((out / "simulation.json").read_text())
+    assert meta["seed"] == 3 and meta["params"]["chrom_length"] == 600_000
+    assert meta["params"]["n_chroms"] == 2
+    with pytest.raises(MixHicError, match="seed"):
+        cli_main([str(tmp_path / "x"), "seed=3"])
+    with pytest.raises(MixHicError, match="max_distance"):
+        cli_main([str(tmp_path / "x"), "max_distance=-5"])
