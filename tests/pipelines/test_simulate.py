@@ -207,6 +207,28 @@ def test_same_seed_same_files_different_seed_different(tmp_path):
     assert a["loops"] != c["loops"]
 
 
+def test_weights_match_cooler_balance(tmp_path):
+    """The stored ``weight`` is what ``cooler balance --cis-only`` computes."""
+    g = simulate_genome(tmp_path / "g", seed=5, **SMALL)
+    for r in (5_000, 10_000):
+        clr = cooler.Cooler(g.mcool_uri(r))
+        stored = clr.bins()["weight"][:].to_numpy()
+        ref, stats = cooler.balance_cooler(clr, cis_only=True, max_iters=2000)
+        assert np.all(stats["converged"])
+        np.testing.assert_array_equal(np.isnan(stored), np.isnan(ref))
+        np.testing.assert_allclose(stored, ref, rtol=1e-3)
+        # coarser resolutions are sums of the base pixels
+        if r != RES:
+            fine = cooler.Cooler(g.mcool_uri(RES)).matrix(balance=False).fetch("chr1")
+            coarse = clr.matrix(balance=False).fetch("chr1")
+            f = r // RES
+            n = fine.shape[0]
+            pad = np.zeros((coarse.shape[0] * f, coarse.shape[0] * f), fine.dtype)
+            pad[:n, :n] = np.triu(fine)  # stored pixels: upper triangle
+            summed = pad.reshape(coarse.shape[0], f, coarse.shape[0], f).sum((1, 3))
+            np.testing.assert_array_equal(np.triu(summed), np.triu(coarse))
+
+
 # ------------------------------------------------------------------------- errors and CLI
 
 
