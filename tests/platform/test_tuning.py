@@ -1,0 +1,253 @@
+"""mixhic tune: config checks (no Ray) and one real sweep on a local Ray + sqlite MLflow.
+
+The sweep test runs 4 tiny trials, 2 at a time, with ASHA (grace 1, max_t 3, factor 2).
+Trials 1-2 pretrain with a sane learning rate, trials 3-4 with lr=5 (Adam moves every
+weight by ~5 per step): their fine-tuned CAGE R^2 is far below the first two, so ASHA
+stops them at the first rung (its cutoff is the median of the trials recorded before).
+The sweep is interrupted (as Ctrl+C does) after 2 finished trials and re-run: it resumes
+without re-running them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mixhic.platform.config import ConfigError, load_config
+from mixhic.platform.errors import MixHicError
+from mixhic.platform.train_config import PretrainConfig
+from mixhic.platform.tune_config import TuneConfig
+
+W, C, L = 50, 2, 2500  # window bins, tracks, epi bins per anchor (the demo's geometry)
+
+
+# --------------------------------------------------------------------------- helpers
+def _tune_yaml(tmp: Path, data_dir: str, **over) -> Path:
+    raw = {
+        "pretrain_config": "demo-pretrain",
+        "finetune_config": "demo-finetune",
+        "task": "cage",
+        "mode": "bimodal",
+        "data_dir": data_dir,
+        "trial_pretrain_overrides": [
+            "train.epochs=1", "train.max_steps_per_epoch=2", "loss.contrastive_warmup_epochs=0",
+            "optim.warmup_epochs=0", "scaling.num_workers=1", "scaling.cpus_per_worker=0.25",
+            "scaling.max_failures=0", "data.shuffle_buffer=0", "data.eval_batch_size=64",
+        ],
+        "finetune_overrides": [
+            "train.epochs=3", "train.max_steps_per_epoch=2", "early_stopping.patience=null",
+            "optim.warmup_epochs=0", "scaling.cpus_per_worker=0.25", "scaling.max_failures=0",
+            "data.shuffle_buffer=0", "data.eval_batch_size=64",
+        ],
+        "search_space": {"con": {"type": "choice", "values": [0.5, 1.0]},
+                         "lr": {"type": "choice", "values": [0.001, 5.0]}},
+        "search": {"num_samples": 4, "max_concurrent_trials": 2, "points_to_evaluate": [
+            {"con": 0.5, "lr": 0.001}, {"con": 1.0, "lr": 0.001},
+            {"con": 0.5, "lr": 5.0}, {"con": 1.0, "lr": 5.0}]},
+        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2, "max_t": 3},
+        "resources": {"cpu": 0.25},
+        "run": {"name": "sweep", "storage_path": str(tmp / "tune"), "experiment": "tune-test",
+                "runs_dir": str(tmp / "runs")},
+    }
+    raw.update(over)
+    path = tmp / "tune.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """A minimal prepared dataset (pretrain + cage) written straight to Parquet with the
+    dataset schema: CAGE follows the ATAC track, so a fine-tuned model can learn it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mixhic.pipelines.schema import WindowShape, dataset_schema, tensor_column, validate_table
+
+    root = tmp_path_factory.mktemp("tune-data")
+    rng = np.random.default_rng(0)
+    shape = WindowShape(window_bins=W, n_tracks=C, epi_bins=L)
+    splits = ["train"] * 48 + ["val"] * 16 + ["test"] * 8
+    n = len(splits)
+    d = np.abs(np.arange(W)[:, None] - np.arange(W)[None, :])
+    hic = np.log1p(20.0 / (1 + d))[None] * rng.uniform(0.5, 1.5, (n, 1, 1))
+    hic = (hic + 0.05 * rng.random((n, W, W))).astype(np.float32)
+    epi = rng.gamma(1.0, 1.0, (n, C, 2 * L)).astype(np.float32)
+    cage = epi[:, 0, :L].reshape(n, W, L // W).mean(-1).astype(np.float32)
+    chroms = {"train": "chr1", "val": "chr2", "test": "chr3"}
+    for name in ("pretrain", "cage"):
+        cols = {
+            "sample": pa.array(["sim"] * n), "chrom": pa.array([chroms[s] for s in splits]),
+            "x_start": pa.array(np.arange(n, dtype=np.int64) * 250_000),
+            "y_start": pa.array(np.arange(n, dtype=np.int64) * 250_000),
+            "resolution": pa.array(np.full(n, 5000, dtype=np.int32)),
+            "split": pa.array(splits),
+            "hic": tensor_column(hic, (W, W)), "epi": tensor_column(epi, (C, 2 * L)),
+            "nonzero_frac": pa.array(np.ones(n, dtype=np.float32)),
+            "masked_bins": pa.array(np.zeros(n, dtype=np.int16)),
+        }
+        if name == "cage":
+            cols["cage"] = tensor_column(cage, (W,))
+        table = pa.Table.from_pydict(cols, schema=dataset_schema(name, shape))
+        validate_table(table, name, shape)
+        (root / name).mkdir()
+        pq.write_table(table, root / name / "part-0.parquet")
+    return root
+
+
+# --------------------------------------------------------------------------- config errors
+def test_shipped_tune_configs_load():
+    for name in ("tune-demo", "tune-paper"):
+        cfg = load_config(name, TuneConfig)
+        assert cfg.search_space.items(), name
+        assert cfg.resources.cpu > 0
+
+
+@pytest.mark.parametrize(
+    "over, key",
+    [
+        ({"search_space": {"con": {"type": "uniform", "low": -0.5, "high": 1.0}}},
+         "search_space.con"),
+        ({"search_space": {"map": {"type": "choice", "values": [0.5, -1]}}}, "search_space.map"),
+        ({"search_space": {}}, "search_space"),
+        ({"search_space": {"orth": {"type": "choice", "values": []}}}, "search_space.orth"),
+        ({"search_space": {"lr": {"type": "loguniform", "low": 0, "high": 1}}},
+         "search_space.lr"),
+        ({"search_space": {"bogus": {"type": "choice", "values": [1]}}}, "bogus"),
+        ({"task": "tads"}, "task"),
+        ({"search": {"algorithm": "bayes"}}, "search.algorithm"),
+        ({"resources": {"cpu": 0}}, "resources.cpu"),
+        ({"mode": "nonpre"}, "mode"),
+        ({"search": {"points_to_evaluate": [{"con": -1.0, "lr": 0.001}]}},
+         "points_to_evaluate"),
+        ({"scheduler": {"type": "asha", "reduction_factor": 1}}, "scheduler.reduction_factor"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, over, key):
+    path = _tune_yaml(tmp_path, str(tmp_path / "nodata"), **over)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, TuneConfig)
+    assert key in str(err.value)
+
+
+def test_plan_errors_before_any_trial(tmp_path, tiny_data):
+    """Errors needing the recipes or the data surface in plan_sweep (no Ray started)."""
+    import ray
+
+    from mixhic.platform.tuning import plan_sweep
+
+    was_running = ray.is_initialized()
+    # a data dir without the datasets
+    cfg = load_config(_tune_yaml(tmp_path, str(tmp_path / "nodata")), TuneConfig)
+    with pytest.raises(MixHicError, match="nodata"):
+        plan_sweep(cfg)
+    # an override of the base recipe that does not exist
+    cfg = load_config(_tune_yaml(tmp_path, str(tiny_data),
+                                 trial_pretrain_overrides=["loss.bogus=1"]), TuneConfig)
+    with pytest.raises(ConfigError, match="bogus"):
+        plan_sweep(cfg)
+    # max_t beyond the fine-tuning epochs
+    cfg = load_config(_tune_yaml(tmp_path, str(tiny_data)), TuneConfig,
+                      ["scheduler.max_t=9"])
+    with pytest.raises(MixHicError, match="scheduler.max_t"):
+        plan_sweep(cfg)
+    # optuna/hyperopt configured but not installed -> clear error
+    import importlib.util
+
+    for algo in ("optuna", "hyperopt"):
+        if importlib.util.find_spec(algo) is None:
+            cfg = load_config(_tune_yaml(tmp_path, str(tiny_data)), TuneConfig,
+                              [f"search.algorithm={algo}"])
+            with pytest.raises(MixHicError, match=f"search.algorithm: {algo} is not installed"):
+                plan_sweep(cfg)
+    # a good config plans, resolving the metric and the rung budget
+    plan = plan_sweep(load_config(_tune_yaml(tmp_path, str(tiny_data)), TuneConfig))
+    assert plan.metric == "val_r2" and plan.max_t == 3
+    assert Path(plan.trial_pretrain["data"]["data_dir"]).is_absolute()
+    assert ray.is_initialized() == was_running
+
+
+# --------------------------------------------------------------------------- the sweep
+def test_sweep_asha_mlflow_resume_best_config(tmp_path, tiny_data, ray_local):
+    import mlflow
+
+    from mixhic.platform.pretrain import pretrain
+    from mixhic.platform.tuning import ROLE_TAG, TRIAL_TAG, tune
+
+    path = _tune_yaml(tmp_path, str(tiny_data))
+
+    # 1) interrupted after 2 finished trials
+    first = tune(load_config(path, TuneConfig, ["run.interrupt_after_trials=2"]))
+    assert first.interrupted and not first.restored
+    finished_first = {r["trial_id"] for r in first.trials if r["status"] == "TERMINATED"}
+    assert len(finished_first) >= 2
+    runs_first = _trial_runs(first.parent_run_id)
+
+    # 2) re-run: restored, finished trials kept (same ids, not run again)
+    res = tune(load_config(path, TuneConfig))
+    assert res.restored and not res.interrupted
+    assert res.parent_run_id == first.parent_run_id
+    ids = [r["trial_id"] for r in res.trials]
+    assert len(ids) == 4 and len(set(ids)) == 4
+    assert finished_first <= set(ids)
+    assert all(r["status"] == "TERMINATED" for r in res.trials), res.trials
+    runs = _trial_runs(res.parent_run_id)
+    for trial_id in finished_first:  # one MLflow run each, created in the first sweep only
+        assert len(runs[trial_id]) == 1 and runs[trial_id] == runs_first[trial_id]
+        pre = mlflow.MlflowClient().search_runs(
+            [mlflow.get_experiment_by_name("tune-test").experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{runs[trial_id][0]}'")
+        assert len(pre) == 2  # its pretrain + finetune runs, not repeated
+
+    # ASHA stopped the lr=5 trials at the first rung; the good ones ran 3 epochs
+    stopped = [r for r in res.trials if r["early_stopped"]]
+    assert stopped, res.trials
+    assert all(r["iterations"] < 3 for r in stopped)
+    assert max(r["iterations"] for r in res.trials) == 3
+    bad = [r for r in res.trials if r["lr"] == 5.0]
+    good = [r for r in res.trials if r["lr"] == 0.001]
+    assert max(b["metric"] for b in bad) < min(g["metric"] for g in good)
+
+    # every trial is an MLflow run under the parent
+    assert set(runs) == set(ids)
+    client = mlflow.MlflowClient()
+    for trial_id, run_ids in runs.items():
+        run = client.get_run(run_ids[0])
+        assert run.data.tags["mlflow.parentRunId"] == res.parent_run_id
+        assert run.data.tags[ROLE_TAG] == "trial" and run.data.tags[TRIAL_TAG] == trial_id
+    parent = client.get_run(res.parent_run_id)
+    arts = {a.path for a in client.list_artifacts(res.parent_run_id, "tune")}
+    assert "tune/best-pretrain.yaml" in arts
+    assert {a.path for a in client.list_artifacts(res.parent_run_id, "plots")} == {
+        "plots/weights_vs_metric.png"}
+    assert math.isclose(parent.data.metrics["best_val_r2"], res.best_metric)
+
+    # the best weights as a pretraining config that loads and pretrains
+    assert res.best_params["lr"] == 0.001
+    cfg = load_config(res.best_config, PretrainConfig,
+                      ["train.epochs=1", "train.max_steps_per_epoch=1", "scaling.num_workers=1",
+                       "scaling.cpus_per_worker=0.5", f"run.storage_path={tmp_path}/best",
+                       f"run.runs_dir={tmp_path}/runs"])
+    assert cfg.loss.con == res.best_params["con"] and cfg.optim.lr == 0.001
+    assert cfg.train.epochs == 1 and cfg.data.data_dir == str(tiny_data)
+    out = pretrain(cfg)
+    assert out.model_dir and (Path(out.model_dir) / "model.safetensors").is_file()
+
+
+def _trial_runs(parent_run_id: str) -> dict[str, list[str]]:
+    """trial id -> MLflow run ids of the trial runs nested under the sweep's parent."""
+    import mlflow
+
+    from mixhic.platform.tuning import TRIAL_TAG
+
+    client = mlflow.MlflowClient()
+    exp = client.get_run(parent_run_id).info.experiment_id
+    out: dict[str, list[str]] = {}
+    for r in client.search_runs([exp], filter_string=(
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}'")):
+        out.setdefault(r.data.tags[TRIAL_TAG], []).append(r.info.run_id)
+    return out
