@@ -29,6 +29,7 @@ __all__ = [
     "ModelCard",
     "TaskModel",
     "resolve_source",
+    "card_from_meta",
     "load_task_model",
     "load_task_models",
     "pick_device",
@@ -153,7 +154,8 @@ def _read_model_dir(path: str):
         raise MixHicError(str(exc)) from None
 
 
-def _card(source: str, name: str, version: str | None, meta: dict) -> ModelCard:
+def card_from_meta(source: str, name: str, version: str | None, meta: dict) -> ModelCard:
+    """The :class:`ModelCard` of a fine-tuned model's ``mixhic.json`` (checked)."""
     where = f"{source}: mixhic.json"
     if meta.get("kind") != "finetune":
         raise MixHicError(
@@ -231,7 +233,7 @@ def load_task_model(source: str, device: str = "auto") -> TaskModel:
     """Load one fine-tuned model from a model dir or an MLflow URI."""
     path, name, version = resolve_source(source)
     model, meta = _read_model_dir(path)
-    card = _card(str(source), name, version, meta)
+    card = card_from_meta(str(source), name, version, meta)
     device = pick_device(device)
     log.info("loaded %s (%s/%s) from %s on %s", name, card.task, card.mode, source, device)
     return TaskModel(model, card, device)

@@ -40,6 +40,8 @@ PREPARE_DEFAULTS = {
     "epi_transform": "log2p1",
     "epi_missing": "fill",
     "epi_fill": 0.0,
+    "divisive": None,  # None: from the weight column's attributes (readers.inspect_hic)
+    "multiplier": None,  # None: automatic
 }
 
 
@@ -53,6 +55,8 @@ class Normalisation:
     epi_transform: str
     epi_missing: str
     epi_fill: float
+    divisive: bool | None = None
+    multiplier: float | None = None
 
     @classmethod
     def from_data(cls, data: dict) -> Normalisation:
@@ -64,6 +68,8 @@ class Normalisation:
             epi_transform=str(d["epi_transform"]),
             epi_missing=str(d["epi_missing"]),
             epi_fill=float(d["epi_fill"]),
+            divisive=None if d["divisive"] is None else bool(d["divisive"]),
+            multiplier=None if d["multiplier"] is None else float(d["multiplier"]),
         )
 
 
@@ -86,7 +92,8 @@ class GenomeWindows:
             )
         self.hic = None
         if genome.mcool:
-            self.hic = readers.inspect_hic(genome.mcool, card.resolution, self.norm.weight)
+            self.hic = readers.inspect_hic(genome.mcool, card.resolution, self.norm.weight,
+                                           self.norm.divisive, self.norm.multiplier)
         elif card.needs_hic:
             raise MixHicError(f"genome.mcool: the {card.task} model ({card.mode}) needs a "
                               f"Hi-C file for region requests")
@@ -170,8 +177,12 @@ class GenomeWindows:
         """Transformed tracks (C, 2L): x-anchor bins then y-anchor bins."""
         ex = self.track_bins(chrom, x, x + self.W)
         ey = ex if y == x else self.track_bins(chrom, y, y + self.W)
-        return normalize.epi_transform(np.concatenate([ex, ey], axis=1),
-                                       self.norm.epi_transform)
+        return self.epi_transform(np.concatenate([ex, ey], axis=1))
+
+    def epi_transform(self, raw: np.ndarray) -> np.ndarray:
+        """Raw binned tracks -> model input, as prepare transforms them (non-finite -> 0)."""
+        raw = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
+        return normalize.epi_transform(raw, self.norm.epi_transform)
 
     def hic_band(self, chrom: str, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         """Balanced contacts (count scale) of a block of bins; masked bins NaN."""

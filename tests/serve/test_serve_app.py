@@ -7,22 +7,27 @@ import asyncio
 import numpy as np
 import pytest
 from conftest import free_port
-from serve_helpers import tiny_genome as make_genome
-from serve_helpers import tiny_models as make_models
+from serve_helpers import (
+    RES,
+    cached_genome,
+    cached_models,
+    direct_model,
+    independent_window,
+)
 
 pytestmark = pytest.mark.integration
 
-W, L, C, RES, EPI_BIN = 20, 400, 2, 5000, 250
+W, L, C = 20, 400, 2
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    return make_models(tmp_path_factory.mktemp("models"))
+def tiny_models():
+    return cached_models()
 
 
 @pytest.fixture(scope="module")
-def tiny_genome(tmp_path_factory):
-    return make_genome(tmp_path_factory.mktemp("genome"))
+def tiny_genome():
+    return cached_genome()
 
 
 @pytest.fixture(scope="module")
@@ -59,20 +64,7 @@ def client(server):
 
 @pytest.fixture(scope="module")
 def direct(tiny_models):
-    """task -> f(epi (B,C,2L), hic (B,W,W)) with the model called directly in torch."""
-    import torch
-
-    from mixhic.platform.checkpoints import load_model_dir
-
-    models = {t: load_model_dir(p)[0].eval() for t, p in tiny_models.items()}
-
-    def call(task, epi, hic=None):
-        with torch.inference_mode():
-            out = models[task](torch.as_tensor(epi),
-                               hic=None if hic is None else torch.as_tensor(hic))
-            return (torch.sigmoid(out) if task == "loops" else out).numpy()
-
-    return call
+    return direct_model(tiny_models)
 
 
 def _inputs(seed: int, n: int | None = None):
@@ -149,30 +141,6 @@ def test_concurrent_requests_are_batched_without_mixing(server, direct):
     np.testing.assert_allclose(got, direct("loops", epi, hic), atol=1e-5)
 
 
-def _independent_window(genome, chrom, x_start, y_start):
-    """Model inputs from cooler/pyBigWig directly + prepare's transforms (not serve code)."""
-    import cooler
-    import pyBigWig
-
-    from mixhic.pipelines import normalize, readers
-
-    info = readers.inspect_hic(str(genome.mcool), RES, "weight")
-    clr = cooler.Cooler(info.uri)
-    span = W * RES
-    band = clr.matrix(balance=True).fetch((chrom, x_start, x_start + span),
-                                          (chrom, y_start, y_start + span)) * info.multiplier
-    hic = normalize.hic_transform(band[None])[0]
-    tracks = []
-    for path in (genome.atac, genome.dnase):
-        bw = pyBigWig.open(str(path))
-        parts = [np.nan_to_num(bw.values(chrom, s, s + span, numpy=True)).reshape(L, EPI_BIN)
-                 .mean(axis=1) for s in (x_start, y_start)]
-        bw.close()
-        tracks.append(np.concatenate(parts))
-    epi = normalize.epi_transform(np.stack(tracks))
-    return epi.astype(np.float32), hic.astype(np.float32)
-
-
 @pytest.mark.parametrize("task", ["hic", "loops", "cage"])
 def test_region_form_equals_array_form(client, tiny_genome, task):
     x, y = 300_000, 400_000 if task == "loops" else 300_000
@@ -180,7 +148,7 @@ def test_region_form_equals_array_form(client, tiny_genome, task):
     assert region.status_code == 200, region.text
     assert region.json()["window"] == {"chrom": "chr1", "x_start": x, "y_start": y,
                                        "resolution": RES}
-    epi, hic = _independent_window(tiny_genome, "chr1", x, y)
+    epi, hic = independent_window(tiny_genome, "chr1", x, y)
     body = {"epi": epi.tolist()} if task == "hic" else {"epi": epi.tolist(), "hic": hic.tolist()}
     arrays = client.post(f"/v1/{task}", json=body)
     assert arrays.status_code == 200, arrays.text
