@@ -51,8 +51,9 @@ def ice_cis(bin1: np.ndarray, bin2: np.ndarray, count: np.ndarray, chrom_of_bin:
             if len(pos):
                 marg[sel] /= np.median(pos)
         log_nz = np.log(marg[marg > 0])
-        dev = np.median(np.abs(log_nz - np.median(log_nz)))
-        bias[marg < np.exp(np.median(log_nz) - mad_max * dev)] = 0
+        if len(log_nz):
+            dev = np.median(np.abs(log_nz - np.median(log_nz)))
+            bias[marg < np.exp(np.median(log_nz) - mad_max * dev)] = 0
 
     var = np.zeros(n_chroms)
     mean = np.ones(n_chroms)

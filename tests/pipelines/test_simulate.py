@@ -210,7 +210,7 @@ def test_same_seed_same_files_different_seed_different(tmp_path):
 def test_weights_match_cooler_balance(tmp_path):
     """The stored ``weight`` is what ``cooler balance --cis-only`` computes."""
     g = simulate_genome(tmp_path / "g", seed=5, **SMALL)
-    for r in (5_000, 10_000):
+    for r in (10_000,):  # cooler's own balancing re-reads the file per iteration: keep it small
         clr = cooler.Cooler(g.mcool_uri(r))
         stored = clr.bins()["weight"][:].to_numpy()
         ref, stats = cooler.balance_cooler(clr, cis_only=True, max_iters=2000)
