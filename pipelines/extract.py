@@ -8,7 +8,7 @@ x-anchor starts in bins ``[lo, hi)`` of one chromosome. Per chunk, the worker
    binned to ``epi_bin`` by reshape-mean), and the bin mask of the band;
 2. transforms the band and the tracks once (log1p / log2(1+x));
 3. slices every window of every dataset from memory with numpy views (no per-window I/O)
-   and computes QC for all windows at once with summed-area tables;
+   and computes QC (non-zero fraction, masked bins, non-finite, blacklist) for all at once;
 4. writes one Parquet file per dataset, ``part-<chunk_id>.parquet`` (temp name +
    rename), then a completion marker ``_chunks/<chunk_id>.json`` with its row counts.
    A chunk is done iff its marker exists; deterministic names make a redo overwrite,
@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from mixhic.pipelines import normalize, readers
 from mixhic.pipelines.schema import WindowShape, dataset_schema, tensor_column, validate_table
+from mixhic.pipelines.normalize import nonzero_fraction
 from mixhic.pipelines.windows import (
     grid_windows,
     sample_negatives,
@@ -62,13 +63,6 @@ def open_handles(settings: dict) -> dict[str, Any]:
     if settings.get("cage_uri"):
         handles["cage"] = readers.open_bigwig(settings["cage_uri"], "CAGE track")
     return handles
-
-
-def _window_sums(mask: np.ndarray, x: np.ndarray, y: np.ndarray, w: int) -> np.ndarray:
-    """Sum of a 2D 0/1 mask over every window ``[x:x+w, y:y+w]`` (summed-area table)."""
-    s = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int32)
-    np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1, out=s[1:, 1:])
-    return s[x + w, y + w] - s[x, y + w] - s[x + w, y] + s[x, y]
 
 
 def _plan(settings: dict, task: dict) -> dict[str, dict[str, np.ndarray]]:
@@ -130,8 +124,20 @@ def process_chunk(
 
     # ---- one read per file
     info = readers.HicInfo(**settings["hic"])
-    band = readers.read_band(handles["cooler"], info, chrom, (lo, r1), (lo, c1))  # (R, C) f64
+    pi, pj, pv = readers.read_band_pixels(handles["cooler"], info, chrom, lo, r1, c1)
     masked = readers.read_bin_mask(handles["cooler"], info, chrom, lo, c1)  # (C,)
+    # transform the non-zero pixels only (every transform maps 0 to 0), then scatter
+    mode = settings["hic_transform"]
+    inf = np.isinf(pv)
+    band = np.zeros((r1 - lo, c1 - lo), dtype=np.float32)  # (R, C) transformed contacts
+    band[pi, pj] = normalize.hic_transform(
+        pv, "log1p" if mode == "log1p_window_max" else mode, settings["hic_cap"]
+    )
+    inf_band = None
+    if inf.any():
+        inf_band = np.zeros(band.shape, dtype=bool)
+        inf_band[pi[inf], pj[inf]] = True
+        band[inf_band] = 0.0
     tracks = np.empty((len(handles["tracks"]), (c1 - lo) * per_bin), dtype=np.float32)
     for t, (bw, tchrom) in enumerate(zip(handles["tracks"], task["track_chroms"])):
         vals, covered = readers.read_track_bins(
@@ -151,9 +157,9 @@ def process_chunk(
 
         def has_contact(i: np.ndarray, j: np.ndarray) -> np.ndarray:
             ok = (j - lo < band.shape[1]) & (i - lo < band.shape[0])
-            v = np.zeros(len(i))
+            v = np.zeros(len(i), dtype=np.float32)
             v[ok] = band[i[ok] - lo, j[ok] - lo]
-            return ok & np.isfinite(v) & (v > 0)
+            return ok & (v > 0)
 
         n_neg = int(round(loops["negative_ratio"] * len(p["i"])))
         ni, nj = sample_negatives(
@@ -168,13 +174,7 @@ def process_chunk(
         order = np.lexsort((y, x))
         plans["loops"] = {"x": x[order], "y": y[order], "loop": label[order]}
 
-    # ---- transform once, then QC and slicing of every window
-    mode = settings["hic_transform"]
-    band_t = normalize.hic_transform(
-        band[None], "log1p" if mode == "log1p_window_max" else mode, settings["hic_cap"]
-    )[0]
-    nonzero = np.isfinite(band) & (band > 0)
-    has_inf = bool(np.isinf(band).any())
+    # ---- QC and slicing of every window
     bl = np.asarray(task.get("blacklist", []), dtype=np.int64).reshape(-1, 2)
     cage = None
     if "cage" in plans and handles.get("cage") is not None:
@@ -189,13 +189,14 @@ def process_chunk(
         x, y = p["x"] - lo, p["y"] - lo  # offsets into the band
         drops: dict[str, int] = {}
         keep = np.ones(len(x), dtype=bool)
+        hic = slice_hic(band, x, y, w)  # (N, W, W) f32
+        frac = nonzero_fraction(hic)
+        nmask = normalize.masked_bin_counts(masked, x, y, w) if len(x) else np.zeros(0, np.int16)
         if len(x):
-            frac = (_window_sums(nonzero, x, y, w) / float(w * w)).astype(np.float32)
-            nmask = normalize.masked_bin_counts(masked, x, y, w)
             bad_epi = np.concatenate([[0], np.cumsum(epi_bad)])
             nonfinite = ((bad_epi[x + w] - bad_epi[x]) + (bad_epi[y + w] - bad_epi[y])) > 0
-            if has_inf:
-                nonfinite |= _window_sums(np.isinf(band), x, y, w) > 0
+            if inf_band is not None:
+                nonfinite |= slice_hic(inf_band, x, y, w).reshape(len(x), -1).any(axis=1)
             rules = {
                 "low_nonzero": frac < settings["min_nonzero_frac"],
                 "masked": nmask > settings["max_masked_bins"],
@@ -209,15 +210,11 @@ def process_chunk(
             for reason, hit in rules.items():
                 drops[reason] = int((hit & keep).sum())
                 keep &= ~hit
-        else:
-            frac = np.zeros(0, np.float32)
-            nmask = np.zeros(0, np.int16)
         stats["dropped"][name] = drops
-        x, y = x[keep], y[keep]
+        x, y, hic = x[keep], y[keep], hic[keep]
         if len(x) == 0:
             tables[name] = _empty(settings, name, shape)
             continue
-        hic = slice_hic(band_t, x, y, w)  # (N, W, W) f32
         if mode == "log1p_window_max" and len(hic):
             top = hic.reshape(len(hic), -1).max(axis=1)
             top[top == 0] = 1.0

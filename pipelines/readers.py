@@ -39,6 +39,7 @@ __all__ = [
     "inspect_hic",
     "open_cooler",
     "read_band",
+    "read_band_pixels",
     "read_bin_mask",
     "check_region",
     "open_bigwig",
@@ -52,7 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _DIVISIVE_NAMES = ("KR", "VC", "VC_SQRT")
-_STATS_MIN_BIN = 1000  # bins this large are averaged by bigWig stats, not per-bp arrays
+_TRACK_BLOCK_BP = 4_000_000  # bp per bigWig values() call (bounds memory)
 
 
 def local_path(uri: str | os.PathLike, what: str = "input") -> str:
@@ -269,6 +270,14 @@ def read_band(
             raise MixHicError(f"{info.uri}: invalid region {chrom}:{lo * res}-{hi * res}")
     region1 = (chrom, r0 * res, min(r1 * res, size))
     region2 = (chrom, c0 * res, min(c1 * res, size))
+    if r0 == c0 and c1 >= r1:
+        i, j, v = read_band_pixels(clr, info, chrom, r0, r1, c1)
+        mat = np.zeros((r1 - r0, c1 - c0))
+        mat[i, j] = v
+        masked = read_bin_mask(clr, info, chrom, r0, c1)
+        mat[masked[: r1 - r0], :] = np.nan
+        mat[:, masked] = np.nan
+        return mat
     if info.weight is None:
         mat = clr.matrix(balance=False).fetch(region1, region2).astype(np.float64)
     else:
@@ -278,6 +287,55 @@ def read_band(
     if info.multiplier != 1.0:
         mat *= info.multiplier
     return mat
+
+
+_PIXEL_BLOCK = 4_000_000  # pixels read per h5py slice (bounds memory on dense maps)
+
+
+def read_band_pixels(
+    clr, info: HicInfo, chrom: str, r0: int, r1: int, c1: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-zero balanced contacts of the block rows ``[r0, r1)`` x columns ``[r0, c1)``.
+
+    A block that starts on the diagonal holds its lower-triangle part as mirrors of its
+    own rows' pixels, so a few contiguous slices of the pixel table (rows ``[r0, r1)``)
+    give all of it. Pixels of masked bins (NaN/zero weight) are left out.
+
+    Returns ``(i, j, v)``: int64 row/column offsets into the block and float64 values
+    (balanced, times ``info.multiplier``).
+    """
+    off = int(clr.offset(chrom))
+    g0, g1, gc = off + r0, off + r1, off + c1
+    ii, jj, vv = [], [], []
+    with clr.open("r") as grp:
+        p0, p1 = (int(v) for v in grp["indexes"]["bin1_offset"][[g0, g1]])
+        pix = grp["pixels"]
+        w = None
+        if info.weight is not None:
+            w = np.asarray(grp["bins"][info.weight][g0:gc], dtype=np.float64)
+            if info.divisive:
+                w = 1.0 / np.where(w == 0, np.nan, w)
+        for a in range(p0, p1, _PIXEL_BLOCK):
+            b = min(a + _PIXEL_BLOCK, p1)
+            b2 = pix["bin2_id"][a:b]
+            sel = b2 < gc
+            b1 = pix["bin1_id"][a:b][sel] - g0
+            b2 = b2[sel] - g0
+            v = np.asarray(pix["count"][a:b][sel], dtype=np.float64)
+            if w is not None:
+                v = v * w[b1] * w[b2]
+            if info.multiplier != 1.0:
+                v *= info.multiplier
+            keep = ~np.isnan(v)
+            b1, b2, v = b1[keep], b2[keep], v[keep]
+            low = (b2 < r1 - r0) & (b2 != b1)  # mirrored pixels inside the block's rows
+            ii += [b1, b2[low]]
+            jj += [b2, b1[low]]
+            vv += [v, v[low]]
+    if not ii:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return (np.concatenate(ii).astype(np.int64), np.concatenate(jj).astype(np.int64),
+            np.concatenate(vv))
 
 
 def read_bin_mask(clr, info: HicInfo, chrom: str, lo: int, hi: int) -> np.ndarray:
@@ -337,7 +395,7 @@ def read_track_bins(
     missing: str = "fill",
     fill: float = 0.0,
 ) -> tuple[np.ndarray, int]:
-    """Mean signal in bins of ``bin_size`` bp over ``[start, end)``: one bigWig read.
+    """Mean signal in bins of ``bin_size`` bp over ``[start, end)``: one bigWig read per 4 Mb.
 
     Missing data (bp with no interval) is handled explicitly:
         ``missing="fill"``: missing bp count as ``fill`` in the mean (sparse bigWigs
@@ -351,58 +409,30 @@ def read_track_bins(
     n = -(-(end - start) // bin_size)
     if missing not in ("fill", "ignore"):
         raise ValueError(f"missing must be 'fill' or 'ignore', got {missing!r}")
-    if bin_size >= _STATS_MIN_BIN:
-        return _track_bins_stats(bw, chrom, start, end, bin_size, n, missing, fill)
-    raw = np.full(n * bin_size, np.nan, dtype=np.float64)
-    if chrom is not None:
-        size = bw.chroms(chrom) or 0
-        stop = min(end, size)
-        if stop > start:
-            raw[: stop - start] = bw.values(chrom, start, stop, numpy=True)
-    raw = raw.reshape(n, bin_size)
-    isnan = np.isnan(raw)
-    covered = int(raw.size - isnan.sum())
-    if missing == "fill":
-        raw[isnan] = fill
-        vals = raw.mean(axis=1)
-    else:
-        count = bin_size - isnan.sum(axis=1)
-        raw[isnan] = 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            vals = raw.sum(axis=1) / count
-        vals[count == 0] = fill
-    return vals.astype(np.float32), covered
-
-
-def _track_bins_stats(bw, chrom, start, end, bin_size, n, missing, fill):
-    """Large bins: exact per-bin mean and coverage from the intervals (no per-bp array)."""
-    vals = np.full(n, fill, dtype=np.float64)
-    covered_bp = 0
     size = (bw.chroms(chrom) or 0) if chrom is not None else 0
-    full = max(0, min(n, (size - start) // bin_size))  # bins wholly inside the chromosome
-    if full:
-        stop = start + full * bin_size
-        mean = np.asarray(bw.stats(chrom, start, stop, type="mean", nBins=full, exact=True),
-                          dtype=np.float64)  # None -> nan
-        cov = np.asarray(bw.stats(chrom, start, stop, type="coverage", nBins=full, exact=True),
-                         dtype=np.float64)
-        cov = np.nan_to_num(cov)
-        mean_cov = np.nan_to_num(mean)
-        covered_bp += int(round(cov.sum() * bin_size))
+    vals = np.empty(n, dtype=np.float64)
+    covered = 0
+    per_block = max(1, _TRACK_BLOCK_BP // bin_size)  # bins per values() call
+    for k0 in range(0, n, per_block):
+        k1 = min(n, k0 + per_block)
+        s0, s1 = start + k0 * bin_size, start + k1 * bin_size
+        raw = np.full((k1 - k0) * bin_size, np.nan, dtype=np.float64)
+        stop = min(s1, size)
+        if stop > s0:
+            raw[: stop - s0] = bw.values(chrom, s0, stop, numpy=True)
+        raw = raw.reshape(k1 - k0, bin_size)
+        isnan = np.isnan(raw)
+        n_nan = isnan.sum(axis=1)
+        covered += int(raw.size - n_nan.sum())
+        raw[isnan] = 0.0
+        total = raw.sum(axis=1)
         if missing == "fill":
-            vals[:full] = mean_cov * cov + fill * (1.0 - cov)
+            vals[k0:k1] = (total + fill * n_nan) / bin_size
         else:
-            vals[:full] = np.where(cov > 0, mean_cov, fill)
-    t0 = start + full * bin_size
-    if full < n and chrom is not None and size > t0:  # the partial last bin: per-bp values
-        v = bw.values(chrom, t0, min(end, t0 + bin_size, size), numpy=True)
-        ok = ~np.isnan(v)
-        covered_bp += int(ok.sum())
-        if missing == "fill":
-            vals[full] = (v[ok].sum() + fill * (bin_size - ok.sum())) / bin_size
-        elif ok.any():
-            vals[full] = v[ok].mean()
-    return vals.astype(np.float32), covered_bp
+            count = bin_size - n_nan
+            with np.errstate(invalid="ignore", divide="ignore"):
+                vals[k0:k1] = np.where(count > 0, total / np.maximum(count, 1), fill)
+    return vals.astype(np.float32), covered
 
 
 # --------------------------------------------------------------------------- text formats
