@@ -61,7 +61,8 @@ def ice_cis(bin1: np.ndarray, bin2: np.ndarray, count: np.ndarray, chrom_of_bin:
         marg = bias * (A @ bias)
         nz = marg != 0
         cnt = np.bincount(chrom_of_bin[nz], minlength=n_chroms)
-        mean = np.bincount(chrom_of_bin[nz], weights=marg[nz], minlength=n_chroms) / np.maximum(cnt, 1)
+        total = np.bincount(chrom_of_bin[nz], weights=marg[nz], minlength=n_chroms)
+        mean = total / np.maximum(cnt, 1)
         dev2 = np.where(nz, (marg - mean[chrom_of_bin]) ** 2, 0.0)
         var = np.bincount(chrom_of_bin, weights=dev2, minlength=n_chroms) / np.maximum(cnt, 1)
         rel = marg / np.where(cnt > 0, mean, 1.0)[chrom_of_bin]

@@ -410,6 +410,7 @@ def simulate_genome(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
         )
         meta = {
             "generator": "mixhic simulate",
+            "version": _version(),
             "preset": preset,
             "seed": int(seed),
             "overrides": {k: _jsonable(v) for k, v in overrides.items()},
@@ -444,6 +445,15 @@ def _commit_dir(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("mixhic")
+    except Exception:  # not installed (running from a source tree)
+        return "unknown"
 
 
 def _jsonable(v: Any) -> Any:

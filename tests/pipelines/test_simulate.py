@@ -31,8 +31,8 @@ def _sizes(g: SimulatedGenome) -> dict[str, int]:
 
 
 def _loops(g: SimulatedGenome) -> pd.DataFrame:
-    return pd.read_csv(g.loops, sep="\t", header=None,
-                       names=["chrom1", "start1", "end1", "chrom2", "start2", "end2", "name", "score"])
+    names = ["chrom1", "start1", "end1", "chrom2", "start2", "end2", "name", "score"]
+    return pd.read_csv(g.loops, sep="\t", header=None, names=names)
 
 
 def _track_100bp(path, chrom: str) -> np.ndarray:
@@ -55,7 +55,8 @@ def test_files_open_with_cooler_and_pybigwig(tiny):
     assert list(sizes) == [f"chr{k}" for k in range(1, 9)]
     resolutions = meta["resolutions"]
     assert resolutions[0] == RES and len(resolutions) >= 3
-    assert cooler.fileops.list_coolers(str(tiny.mcool)) == [f"/resolutions/{r}" for r in resolutions]
+    listed = cooler.fileops.list_coolers(str(tiny.mcool))
+    assert listed == [f"/resolutions/{r}" for r in resolutions]
     for r in resolutions:
         clr = cooler.Cooler(tiny.mcool_uri(r))
         assert clr.binsize == r
