@@ -43,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -365,15 +366,20 @@ def _load_extra(text: str | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- client
 
 
+_ENV_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _without_address_env() -> Iterator[None]:
     """Ray's client lets RAY_ADDRESS / RAY_API_SERVER_ADDRESS override an explicit
     address; hide them while constructing the client so ``--address`` wins."""
-    saved = {k: os.environ.pop(k) for k in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS") if k in os.environ}
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
+    with _ENV_LOCK:
+        saved = {k: os.environ.pop(k) for k in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")
+                 if k in os.environ}
+        try:
+            yield
+        finally:
+            os.environ.update(saved)
 
 
 def _client(address: str, token: str | None):
@@ -394,9 +400,9 @@ async def _tail(client, submission_id: str, on_log: Callable[[str], None], chunk
         on_log(chunk)
 
 
-def _wait(client, submission_id: str, on_log: Callable[[str], None], deadline: float | None):
-    """Stream the logs until the job ends; returns (JobInfo, logs)."""
-    chunks: list[str] = []
+def _wait(client, submission_id: str, on_log: Callable[[str], None], deadline: float | None,
+          chunks: list[str]):
+    """Stream the logs (appended to ``chunks``) until the job ends; returns (JobInfo, logs)."""
 
     async def run() -> None:
         tail = _tail(client, submission_id, on_log, chunks)
@@ -482,13 +488,17 @@ def submit(
         status = _status_name(client.get_job_status(submission_id))
         return JobOutcome(submission_id, address, status, 0)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    chunks: list[str] = []
     try:
-        info, logs = _wait(client, submission_id, on_log, deadline)
+        info, logs = _wait(client, submission_id, on_log, deadline, chunks)
     except asyncio.TimeoutError:
         log.error("job %s ran past %.0f s: stopping it", submission_id, timeout_s)
         with contextlib.suppress(Exception):
             client.stop_job(submission_id)
-        return JobOutcome(submission_id, address, "TIMEOUT", 124, "timed out")
+        logs = "".join(chunks)
+        with contextlib.suppress(Exception):
+            logs = client.get_job_logs(submission_id) or logs
+        return JobOutcome(submission_id, address, "TIMEOUT", 124, "timed out", logs)
     except KeyboardInterrupt:
         log.warning("detached; the job keeps running (ray job stop %s)", submission_id)
         raise

@@ -10,9 +10,11 @@ kills every Ray process on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -161,15 +163,17 @@ def _proc_table() -> dict[int, tuple[int, int]]:
 
 
 def _descendants(root: int) -> set[int]:
+    """Processes started under ``root``: its process group (``start_new_session``) and
+    every descendant of a member (also after ``root`` exited and they were re-parented)."""
     table = _proc_table()
-    found, frontier = set(), [root]
+    found = {pid for pid, (_, pgid) in table.items() if pgid == root}
+    frontier = [root, *found]
     while frontier:
         parent = frontier.pop()
         for pid, (ppid, _) in table.items():
             if ppid == parent and pid not in found:
                 found.add(pid)
                 frontier.append(pid)
-    found |= {pid for pid, (_, pgid) in table.items() if pgid == root}
     return found - {root}
 
 
@@ -181,40 +185,48 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a ``ray start --block`` and everything it started, by pid (never `ray stop`,
+    which kills every Ray process on the machine)."""
+    pids = _descendants(proc.pid)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)  # --block: stops the processes it started
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    time.sleep(0.5)
+    for pid in pids | _descendants(proc.pid):
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def _wait_ready(address: str, token: str, proc: subprocess.Popen, log_path: Path) -> None:
+    """Until `ray start` reports the node up AND the job server answers (auth on)."""
     request = urllib.request.Request(
         f"{address}/api/jobs/", headers={"Authorization": f"Bearer {token}"}
     )
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"ray start exited {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(request, timeout=3) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
+        if "Ray runtime started" in log_path.read_text():
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
         time.sleep(0.5)
-    raise RuntimeError(f"job server at {address} not ready in 90 s:\n{log_path.read_text()[-3000:]}")
+    raise RuntimeError(f"cluster at {address} not ready in 120 s:\n{log_path.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A real head node started with ``ray start --head --block`` on loopback."""
-    root = Path(tempfile.mkdtemp(prefix="mxj-"))
-    # The token a client finds (RAY_AUTH_TOKEN, ~/.ray/auth_token under the tests' temp
-    # HOME): `mixhic submit` then authenticates the way a user's shell does. A local
-    # ray.init() reuses an existing ~/.ray/auth_token, so the session's Ray agrees.
-    token = jobs.resolve_auth_token()
-    if token is None:
-        token = uuid.uuid4().hex + uuid.uuid4().hex
-        token_file = Path.home() / ".ray" / "auth_token"
-        token_file.parent.mkdir(parents=True, exist_ok=True)
-        token_file.write_text(token)
-        token_file.chmod(0o600)
+def _start_head(root: Path, token: str) -> tuple[subprocess.Popen, str]:
     dashboard_port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN_PATH")}
     env.update(
         HOME=str(root),
         RAY_TMPDIR=str(root / "r"),
@@ -225,7 +237,6 @@ def ray_cluster():
         TQDM_DISABLE="1",
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
-    env.pop("RAY_AUTH_TOKEN_PATH", None)
     cmd = [
         str(VENV_BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats",
         "--node-ip-address", "127.0.0.1",
@@ -244,27 +255,44 @@ def ray_cluster():
     ]
     log_path = root / "ray-start.log"
     with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            cmd, env=env, cwd=root, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=log_file,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard_port}"
     try:
         _wait_ready(address, token, proc, log_path)
-        yield Cluster(address, token, root)
-    finally:
-        pids = _descendants(proc.pid)
-        proc.send_signal(signal.SIGTERM)  # `ray start --block` stops what it started
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        time.sleep(0.5)
-        for pid in pids | _descendants(proc.pid):
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        import shutil
+    except BaseException:
+        _stop(proc)
+        raise
+    return proc, address
 
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real head node started with ``ray start --head --block`` on loopback."""
+    root = Path(tempfile.mkdtemp(prefix="mxj-"))
+    # The token a client finds (RAY_AUTH_TOKEN, ~/.ray/auth_token under the tests' temp
+    # HOME): `mixhic submit` then authenticates the way a user's shell does. A local
+    # ray.init() reuses an existing ~/.ray/auth_token, so the session's Ray agrees.
+    token = jobs.resolve_auth_token()
+    if token is None:
+        token = uuid.uuid4().hex + uuid.uuid4().hex
+        token_file = Path.home() / ".ray" / "auth_token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.write_text(token)
+        token_file.chmod(0o600)
+    try:
+        try:
+            proc, address = _start_head(root, token)
+        except RuntimeError as exc:  # Ray gives the raylet 30 s to register: busy machines
+            if "timed out during startup" not in str(exc):
+                raise
+            shutil.rmtree(root / "r", ignore_errors=True)
+            proc, address = _start_head(root, token)
+        try:
+            yield Cluster(address, token, root)
+        finally:
+            _stop(proc)
+    finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
