@@ -1,0 +1,174 @@
+"""Benchmark of the Serve app: latency and throughput, batched vs unbatched, vs bare forward.
+
+Run (Ray must stay on loopback):
+
+    unshare -n sh -c 'ip link set lo up && exec .venv/bin/python tests/benchmarks/bench_serve.py'
+
+A tiny randomly initialised ``hic`` model (infer mode, W=20 bins, 2 x 800 epi bins, the
+test geometry; ``--window-bins/--epi-bins`` change it) is served on 127.0.0.1 twice:
+batched (``max_batch_size`` 16) and unbatched (``max_batch_size`` 1). For each, clients
+POST /v1/hic (array form) at concurrency 1 and 16, each loop bounded by a request count
+and a time limit. The bare forward (``TaskModel.predict`` on one window, same inputs,
+same torch thread count as the replica) is timed in-process.
+
+Figures: p50/p99 latency (ms) and throughput (req/s) per (app, concurrency). Last line:
+``batched_vs_unbatched`` = batched / unbatched throughput at concurrency 16;
+``p50_overhead_ms`` = batched p50 at concurrency 1 minus the bare forward p50;
+``p99_ms`` = batched p99 at concurrency 16. Targets: >= 3 and <= 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+
+
+def make_model_dir(path: Path, window_bins: int, epi_bins: int) -> Path:
+    import torch
+
+    from mixhic.models import FinetuneModel, get_preset
+    from mixhic.platform.checkpoints import save_model_dir
+
+    torch.manual_seed(0)
+    cfg = get_preset("tiny", window_bins=window_bins, epi_bins=epi_bins, n_tracks=2)
+    model = FinetuneModel(cfg, task="hic", mode="infer").eval()
+    data = {"window_bins": window_bins, "epi_bins": epi_bins, "n_tracks": 2,
+            "resolution": 5000, "epi_bin": 5000 * window_bins // epi_bins,
+            "tracks": ["atac", "dnase"], "epi_transform": "log2p1"}
+    meta = {"kind": "finetune", "task": "hic", "mode": "infer",
+            "model_config": dataclasses.asdict(cfg), "preset": "tiny", "data": data,
+            "run_id": None, "epoch": 0, "metrics": {}}
+    return Path(save_model_dir(path, model, meta))
+
+
+def bare_forward(model_dir: Path, epi, reps: int) -> dict[str, float]:
+    import torch
+
+    from mixhic.serve.engine import load_task_model
+
+    torch.set_num_threads(1)  # a replica with num_cpus=1 gets OMP_NUM_THREADS=1
+    tm = load_task_model(str(model_dir), "cpu")
+    x1 = epi[None]
+    x16 = epi[None].repeat(16, axis=0)
+    for _ in range(5):
+        tm.predict(x1)
+    t1 = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        tm.predict(x1)
+        t1.append((time.perf_counter() - t) * 1e3)
+    t16 = []
+    for _ in range(max(5, reps // 8)):
+        t = time.perf_counter()
+        tm.predict(x16)
+        t16.append((time.perf_counter() - t) * 1e3)
+    return {"p50_b1": statistics.median(t1), "p50_b16": statistics.median(t16)}
+
+
+async def load(url: str, body: bytes, concurrency: int, requests: int, seconds: float):
+    """``concurrency`` clients, each sending until ``requests`` in total or ``seconds``."""
+    import httpx
+
+    lat: list[float] = []
+    errors = 0
+    sent = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        async def worker():
+            nonlocal sent, errors
+            while sent < requests and time.perf_counter() < deadline:
+                sent += 1
+                t = time.perf_counter()
+                r = await client.post("/v1/hic", content=body,
+                                      headers={"content-type": "application/json"})
+                lat.append((time.perf_counter() - t) * 1e3)
+                errors += r.status_code != 200
+
+        start = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        wall = time.perf_counter() - start
+    return {"p50": _pct(lat, 50), "p99": _pct(lat, 99), "rps": len(lat) / wall,
+            "n": len(lat), "errors": errors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=300, help="max requests per run")
+    ap.add_argument("--seconds", type=float, default=20.0, help="max seconds per run")
+    ap.add_argument("--window-bins", type=int, default=20)
+    ap.add_argument("--epi-bins", type=int, default=400)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--wait-ms", type=float, default=2.0, help="batch_wait_timeout_s in ms")
+    args = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="mxhb-"))
+    os.environ["HOME"] = str(tmp)  # Ray writes ~/.ray; keep it out of the real home
+    os.environ.setdefault("RAY_TMPDIR", str(tmp / "ray"))
+    os.environ.pop("RAY_ADDRESS", None)
+
+    import json
+
+    import numpy as np
+    from ray import serve
+
+    from mixhic.platform.config import load_config
+    from mixhic.platform.runtime import ensure_ray
+    from mixhic.serve.app import run
+    from mixhic.serve.config import ServeConfig
+
+    model_dir = make_model_dir(tmp / "model", args.window_bins, args.epi_bins)
+    rng = np.random.default_rng(0)
+    epi = rng.gamma(1.0, 1.0, size=(2, 2 * args.epi_bins)).astype(np.float32)
+    body = json.dumps({"epi": epi.tolist()}).encode()
+    bare = bare_forward(model_dir, epi, reps=100)
+    print(f"bare forward: p50 {bare['p50_b1']:.2f} ms (batch 1), "
+          f"{bare['p50_b16']:.2f} ms (batch 16)", flush=True)
+
+    ensure_ray(num_cpus=2, object_store_gb=1.0)
+    port = _free_port()
+    results = {}
+    try:
+        for name, bs in (("batched", args.batch_size), ("unbatched", 1)):
+            cfg = load_config("serve-demo", ServeConfig, {
+                "models": [str(model_dir)], "port": port,
+                "batching.max_batch_size": bs,
+                "batching.batch_wait_timeout_s": args.wait_ms / 1e3,
+            })
+            url = run(cfg)
+            asyncio.run(load(url, body, 4, 40, 10))  # warm-up
+            for conc in (1, 16):
+                r = asyncio.run(load(url, body, conc, args.requests, args.seconds))
+                results[name, conc] = r
+                print(f"{name:9s} c={conc:2d}: p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
+                      f"  {r['rps']:7.1f} req/s  n={r['n']} errors={r['errors']}", flush=True)
+    finally:
+        serve.shutdown()
+    ratio = results["batched", 16]["rps"] / results["unbatched", 16]["rps"]
+    overhead = results["batched", 1]["p50"] - bare["p50_b1"]
+    print(f"batched_vs_unbatched={ratio:.2f} p50_overhead_ms={overhead:.2f} "
+          f"p99_ms={results['batched', 16]['p99']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
