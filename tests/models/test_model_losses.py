@@ -1,0 +1,120 @@
+"""Loss properties, the pretraining objective and the temperature clamp; gradients reach
+every parameter a mode uses."""
+
+import pytest
+import torch
+
+from mixhic.models import (
+    MODES,
+    TASKS,
+    FinetuneModel,
+    LossWeights,
+    PretrainModel,
+    get_preset,
+    info_nce,
+    mapping_loss,
+    orthogonality_loss,
+    pretrain_objective,
+)
+
+SMALL = get_preset("tiny", window_bins=20, epi_bins=200, n_heads=2)
+
+
+def _inputs(cfg, B, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(B, cfg.window_bins, cfg.window_bins, generator=g),
+            torch.rand(B, cfg.n_tracks, 2 * cfg.epi_bins, generator=g))
+
+
+def test_orthogonality_zero_for_orthogonal_one_for_parallel():
+    B, N, D = 4, 5, 8
+    shared = torch.zeros(B, N, D)
+    shared[..., :4] = torch.randn(B, N, 4)
+    specific = torch.zeros(B, N, D)
+    specific[..., 4:] = torch.randn(B, N, 4)
+    assert orthogonality_loss(shared, specific).item() == pytest.approx(0.0, abs=1e-7)
+    v = torch.randn(B, D)
+    assert orthogonality_loss(v, 3 * v).item() == pytest.approx(1.0, abs=1e-5)
+    assert orthogonality_loss(v, -v).item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_contrastive_lower_for_matched_than_shuffled():
+    torch.manual_seed(0)
+    a = torch.randn(16, 6, 32)
+    b = a + 0.1 * torch.randn_like(a)
+    shuffled = b[torch.roll(torch.arange(16), 1)]
+    t = torch.tensor(0.07)
+    matched_loss, shuffled_loss = info_nce(a, b, t), info_nce(a, shuffled, t)
+    assert matched_loss < 0.1 < shuffled_loss
+    # symmetric in its arguments
+    torch.testing.assert_close(info_nce(a, b, t), info_nce(b, a, t))
+
+
+def test_mapping_zero_for_identical_and_scale_free():
+    x = torch.randn(3, 9, 16)
+    assert mapping_loss(x, x).item() == pytest.approx(0.0, abs=1e-7)
+    assert mapping_loss(2.5 * x, x).item() == pytest.approx(0.0, abs=1e-6)
+    assert mapping_loss(-x, x).item() == pytest.approx(4.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_temperature_init_and_clamp_after_aggressive_steps(sign):
+    pm = PretrainModel(SMALL)
+    assert pm.temperature().item() == pytest.approx(0.07, rel=1e-5)
+    opt = torch.optim.SGD([pm.temperature_raw], lr=1e6)
+    for _ in range(3):
+        opt.zero_grad()
+        (sign * pm.temperature()).backward()
+        opt.step()
+        t = pm.temperature().item()
+        assert SMALL.temperature_min <= t <= SMALL.temperature_max
+    bound = SMALL.temperature_min if sign > 0 else SMALL.temperature_max
+    assert t == pytest.approx(bound, rel=1e-3)
+    # the contrastive loss stays finite at the bound
+    out = pm(*_inputs(SMALL, 3))
+    assert torch.isfinite(pretrain_objective(out, pm)["loss"])
+
+
+def test_objective_weights_and_warmup():
+    pm = PretrainModel(SMALL)
+    out = pm(*_inputs(SMALL, 4))
+    w = LossWeights(con=0.3, orth=2.0, map=0.7)
+    parts = pretrain_objective(out, pm, w)
+    assert set(parts) == {"loss", "con", "orth", "map"}
+    assert all(v.shape == () and torch.isfinite(v) for v in parts.values())
+    expected = 0.3 * parts["con"] + 2.0 * parts["orth"] + 0.7 * parts["map"]
+    torch.testing.assert_close(parts["loss"].detach(), expected)
+    warm = pretrain_objective(out, pm, w, contrastive_only=True)
+    torch.testing.assert_close(warm["loss"].detach(), parts["con"])
+    with pytest.raises(ValueError, match=r"LossWeights\.orth"):
+        LossWeights(orth=-1.0)
+
+
+def _assert_all_grads(model):
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    zero = [n for n, p in model.named_parameters() if p.grad is not None and not p.grad.abs().sum() > 0]
+    assert not no_grad, f"parameters without gradient: {no_grad}"
+    assert not zero, f"parameters with an all-zero gradient: {zero}"
+
+
+def test_pretrain_every_parameter_gets_a_gradient():
+    torch.manual_seed(0)
+    pm = PretrainModel(SMALL)
+    pretrain_objective(pm(*_inputs(SMALL, 4)), pm)["loss"].backward()
+    _assert_all_grads(pm)
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("mode", MODES)
+def test_finetune_every_parameter_gets_a_gradient(task, mode):
+    torch.manual_seed(0)
+    fm = FinetuneModel(SMALL, task, mode)
+    hic, epi = _inputs(SMALL, 4)
+    pred = fm(epi, hic)
+    target = (torch.rand_like(pred) > 0.5).float()
+    fm.loss(pred, target).backward()
+    _assert_all_grads(fm)
+    # only the modules the mode uses exist
+    names = {n.split(".")[0] for n, _ in fm.named_parameters()}
+    assert ("hic_encoder" in names) == (mode in ("bimodal", "nonpre"))
+    assert ("mapping" in names) == (mode == "infer")
