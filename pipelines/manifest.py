@@ -111,6 +111,7 @@ class Manifest:
     code: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     datasets: list[str] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)  # worker CPU / wall seconds
     version: int = 1
 
     def total_rows(self, dataset: str) -> int:

@@ -192,7 +192,7 @@ class QcConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    chunk_bins: int = 2000  # window starts per task (10 Mb at 5 kb)
+    chunk_bins: int = 1000  # window starts per task (5 Mb at 5 kb)
     workers: int | None = None  # concurrent tasks; null = the cluster's CPUs
     num_cpus: int | None = None  # local Ray only
     seed: int = 0
@@ -594,6 +594,12 @@ def prepare(cfg: PrepareConfig) -> Manifest:
     dropped = {d: {} for d in cfg.enabled}
     covered = np.zeros(len(cfg.inputs.tracks))
     span = 0
+    timed = [m["timing"] for m in markers if m.get("timing") and m["timing"].get("cpu_s") is not None]
+    timing = {
+        "chunks": len(markers),
+        "worker_cpu_s": float(sum(t["cpu_s"] for t in timed)),
+        "worker_wall_s": (max(t["end"] for t in timed) - min(t["start"] for t in timed)) if timed else 0.0,
+    }
     for m in markers:
         for d, n in m["rows"].items():
             rows[d][m["split"]] += n
@@ -643,6 +649,7 @@ def prepare(cfg: PrepareConfig) -> Manifest:
         code=code,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         datasets=list(cfg.enabled),
+        timing=timing,
     )
     write_manifest(out, manifest)
     fs.delete_dir(staging)

@@ -271,10 +271,9 @@ def read_band(
     region1 = (chrom, r0 * res, min(r1 * res, size))
     region2 = (chrom, c0 * res, min(c1 * res, size))
     if r0 == c0 and c1 >= r1:
-        i, j, v = read_band_pixels(clr, info, chrom, r0, r1, c1)
+        i, j, v, masked = read_band_pixels(clr, info, chrom, r0, r1, c1)
         mat = np.zeros((r1 - r0, c1 - c0))
         mat[i, j] = v
-        masked = read_bin_mask(clr, info, chrom, r0, c1)
         mat[masked[: r1 - r0], :] = np.nan
         mat[:, masked] = np.nan
         return mat
@@ -294,25 +293,29 @@ _PIXEL_BLOCK = 4_000_000  # pixels read per h5py slice (bounds memory on dense m
 
 def read_band_pixels(
     clr, info: HicInfo, chrom: str, r0: int, r1: int, c1: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Non-zero balanced contacts of the block rows ``[r0, r1)`` x columns ``[r0, c1)``.
 
     A block that starts on the diagonal holds its lower-triangle part as mirrors of its
     own rows' pixels, so a few contiguous slices of the pixel table (rows ``[r0, r1)``)
     give all of it. Pixels of masked bins (NaN/zero weight) are left out.
 
-    Returns ``(i, j, v)``: int64 row/column offsets into the block and float64 values
-    (balanced, times ``info.multiplier``).
+    Returns ``(i, j, v, masked)``: int64 row/column offsets into the block, float64 values
+    (balanced, times ``info.multiplier``) and the bool mask of bins ``[r0, c1)``. One
+    HDF5 open for everything.
     """
-    off = int(clr.offset(chrom))
-    g0, g1, gc = off + r0, off + r1, off + c1
     ii, jj, vv = [], [], []
     with clr.open("r") as grp:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in grp["chroms"]["name"][:]]
+        off = int(grp["indexes"]["chrom_offset"][names.index(chrom)])
+        g0, g1, gc = off + r0, off + r1, off + c1
+        masked = np.zeros(c1 - r0, dtype=bool)
         p0, p1 = (int(v) for v in grp["indexes"]["bin1_offset"][[g0, g1]])
         pix = grp["pixels"]
         w = None
         if info.weight is not None:
             w = np.asarray(grp["bins"][info.weight][g0:gc], dtype=np.float64)
+            masked = ~np.isfinite(w) | (w == 0)
             if info.divisive:
                 w = 1.0 / np.where(w == 0, np.nan, w)
         for a in range(p0, p1, _PIXEL_BLOCK):
@@ -333,9 +336,9 @@ def read_band_pixels(
             jj += [b2, b1[low]]
             vv += [v, v[low]]
     if not ii:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), masked
     return (np.concatenate(ii).astype(np.int64), np.concatenate(jj).astype(np.int64),
-            np.concatenate(vv))
+            np.concatenate(vv), masked)
 
 
 def read_bin_mask(clr, info: HicInfo, chrom: str, lo: int, hi: int) -> np.ndarray:
@@ -416,22 +419,27 @@ def read_track_bins(
     for k0 in range(0, n, per_block):
         k1 = min(n, k0 + per_block)
         s0, s1 = start + k0 * bin_size, start + k1 * bin_size
-        raw = np.full((k1 - k0) * bin_size, np.nan, dtype=np.float64)
         stop = min(s1, size)
-        if stop > s0:
-            raw[: stop - s0] = bw.values(chrom, s0, stop, numpy=True)
-        raw = raw.reshape(k1 - k0, bin_size)
+        if stop >= s1:  # wholly inside the chromosome: values() fills the block
+            raw = bw.values(chrom, s0, s1, numpy=True)
+        else:
+            raw = np.full((k1 - k0) * bin_size, np.nan, dtype=np.float64)
+            if stop > s0:
+                raw[: stop - s0] = bw.values(chrom, s0, stop, numpy=True)
         isnan = np.isnan(raw)
-        n_nan = isnan.sum(axis=1)
-        covered += int(raw.size - n_nan.sum())
-        raw[isnan] = 0.0
-        total = raw.sum(axis=1)
+        n_missing = int(np.count_nonzero(isnan))
+        covered += raw.size - n_missing
+        if n_missing == 0:
+            vals[k0:k1] = raw.reshape(k1 - k0, bin_size).mean(axis=1)
+            continue
+        n_nan = isnan.reshape(k1 - k0, bin_size).sum(axis=1)
+        np.copyto(raw, fill if missing == "fill" else 0.0, where=isnan)
+        total = raw.reshape(k1 - k0, bin_size).sum(axis=1)
         if missing == "fill":
-            vals[k0:k1] = (total + fill * n_nan) / bin_size
+            vals[k0:k1] = total / bin_size
         else:
             count = bin_size - n_nan
-            with np.errstate(invalid="ignore", divide="ignore"):
-                vals[k0:k1] = np.where(count > 0, total / np.maximum(count, 1), fill)
+            vals[k0:k1] = np.where(count > 0, total / np.maximum(count, 1), fill)
     return vals.astype(np.float32), covered
 
 
