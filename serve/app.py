@@ -44,12 +44,17 @@ class ModelServer:
     def __init__(self, sources: list[str], device: str = "auto", max_batch_size: int = 16,
                  batch_wait_timeout_s: float = 0.002) -> None:
         self.models = load_task_models(sources, device)
+        self._stats = {task: {"batches": 0, "items": 0} for task in self.models}
         for fn in (self._batch_hic, self._batch_loops, self._batch_cage):
             fn.set_max_batch_size(max_batch_size)
             fn.set_batch_wait_timeout_s(batch_wait_timeout_s)
 
     def cards(self) -> dict[str, ModelCard]:
         return {task: m.card for task, m in self.models.items()}
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Batches run and items served per task by this replica (mean batch size)."""
+        return {t: dict(v) for t, v in self._stats.items()}
 
     async def predict(self, task: str, epi: np.ndarray, hic: np.ndarray | None) -> np.ndarray:
         """One window: epi (C, 2L), hic (W, W) | None -> hic (W, W) | loops () | cage (W,)."""
@@ -64,6 +69,8 @@ class ModelServer:
     def _forward(self, task: str, items: list[tuple[np.ndarray, np.ndarray | None]]) -> list:
         """Stack the well-formed items into one batch; malformed ones get their own error."""
         model = self.models[task]
+        self._stats[task]["batches"] += 1
+        self._stats[task]["items"] += len(items)
         results: list[Any] = [None] * len(items)
         good = []
         for i, (epi, hic) in enumerate(items):

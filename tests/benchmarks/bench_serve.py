@@ -157,10 +157,16 @@ def main(argv: list[str] | None = None) -> int:
             url = run(cfg)
             asyncio.run(load(url, body, 4, 40, 10))  # warm-up
             for conc in (1, 16):
+                handle = serve.get_deployment_handle("MixHicModel", app_name=cfg.app_name)
+                before = handle.stats.remote().result()["hic"]
                 r = asyncio.run(load(url, body, conc, args.requests, args.seconds))
+                after = handle.stats.remote().result()["hic"]
+                r["batch"] = (after["items"] - before["items"]) / max(
+                    1, after["batches"] - before["batches"])
                 results[name, conc] = r
                 print(f"{name:9s} c={conc:2d}: p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
-                      f"  {r['rps']:7.1f} req/s  n={r['n']} errors={r['errors']}", flush=True)
+                      f"  {r['rps']:7.1f} req/s  mean batch {r['batch']:5.1f}  n={r['n']} "
+                      f"errors={r['errors']}", flush=True)
     finally:
         serve.shutdown()
     ratio = results["batched", 16]["rps"] / results["unbatched", 16]["rps"]
