@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--compile", action="store_true",
+                    help="also time torch.compile (inductor) of the tiny loop model, eval forward")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -105,6 +107,16 @@ def main() -> None:
             results[(preset, kind)] = sps
             log.info(f"cpu threads={args.threads} {preset:9s} {kind:8s} batch={args.batch}: "
                      f"{sps:8.2f} samples/s fwd+bwd, peak RSS rise {peak:7.1f} MB")
+    if args.compile:
+        cfg = get_preset("tiny")
+        fm = FinetuneModel(cfg, "loops").eval()
+        hic, epi = torch.rand(args.batch, 50, 50), torch.rand(args.batch, 2, 5000)
+        t = time.perf_counter()
+        with torch.no_grad():
+            eager, compiled = fm(epi, hic), torch.compile(fm)(epi, hic)
+        err = (eager - compiled).abs().max().item()
+        log.info(f"torch.compile(inductor) tiny loops: first call {time.perf_counter() - t:.1f} s, "
+                 f"max |eager - compiled| = {err:.2e}")
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name()
         for preset in ("tiny", "paper-128"):

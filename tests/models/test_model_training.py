@@ -35,7 +35,7 @@ def test_finetune_learns_a_synthetic_task():
     with torch.no_grad():
         start = fm.loss(fm(epi, hic), target).item()
     fm.train()
-    for step in range(200):
+    for step in range(150):
         idx = torch.randint(0, 64, (8,))
         loss = fm.loss(fm(epi[idx], hic[idx]), target[idx])
         opt.zero_grad()
