@@ -57,6 +57,8 @@ class DataConfig:
 
     ``sample`` keeps only rows of that sample (cell line); ``train_fraction`` keeps a seeded,
     deterministic subset of the training rows (few-shot runs); val/test are never subsampled.
+    ``cache`` decides whether the splits are materialised in Ray's object store once or
+    streamed from Parquet every epoch (large data).
     """
 
     data_dir: str
@@ -67,6 +69,9 @@ class DataConfig:
     fraction_seed: int = 0
     shuffle_buffer: int = 256  # rows in the local shuffle buffer; 0 = read order
     prefetch_batches: int = 2
+    # "auto": keep train/val in Ray's object store after the first read when they fill
+    # < 30% of it (small data: no Parquet re-read per epoch); "never": stream every epoch.
+    cache: Literal["auto", "always", "never"] = "auto"
 
     def __post_init__(self) -> None:
         _check(bool(self.data_dir), "data.data_dir", "must be a directory or URI")

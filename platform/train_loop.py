@@ -222,6 +222,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
 
     # ---- setup
+    if not cfg.scaling.use_gpu:  # one intra-op thread per reserved CPU (at least one)
+        torch.set_num_threads(max(1, int(cfg.scaling.cpus_per_worker)))
     torch.manual_seed(cfg.run.seed)
     raw = ckpt_io.build_model(meta)
     if config.get("pretrained_state") is not None:
@@ -274,6 +276,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         model.train()
         sums: dict[str, float] = {}
         n_rows, steps, t0 = 0, 0, time.perf_counter()
+        wait, t_ready = 0.0, time.perf_counter()
         for batch in train_shard.iter_torch_batches(
             batch_size=cfg.data.batch_size,
             dtypes=_dtypes(cols),
@@ -283,6 +286,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             local_shuffle_seed=(cfg.run.seed * 1000 + epoch * world + rank)
             if cfg.data.shuffle_buffer else None,
         ):
+            wait += time.perf_counter() - t_ready
             if recipe == "pretrain" and len(batch["epi"]) < 2:
                 continue  # InfoNCE needs at least one negative
             with autocast():
@@ -303,12 +307,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 log.info("epoch %d step %d loss %.4f", epoch, steps, float(parts["loss"]))
             if cfg.train.max_steps_per_epoch and steps >= cfg.train.max_steps_per_epoch:
                 break
+            t_ready = time.perf_counter()
         elapsed = time.perf_counter() - t0
         sums["_rows"] = float(n_rows)
         sums["_time"] = elapsed
+        sums["_wait"] = wait
         sums = _allreduce_sums(sums, world)
         rows = max(sums.pop("_rows"), 1.0)
         mean_time = sums.pop("_time") / world
+        mean_wait = sums.pop("_wait") / world
         metrics: dict[str, Any] = {f"train_{k}": v / rows for k, v in sums.items()}
         metrics.update(
             epoch=epoch,
@@ -316,6 +323,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             train_rows=int(rows),
             train_steps=steps,
             epoch_time_s=mean_time,
+            data_wait_s=mean_wait,
             samples_per_s=rows / max(mean_time, 1e-9),
         )
 

@@ -79,6 +79,22 @@ def history_series(history: list[dict[str, Any]], keys: Sequence[str]) -> dict[s
     return out
 
 
+def _row_bytes(data_meta: dict[str, Any], columns: Sequence[str]) -> int:
+    w, c, el = data_meta["window_bins"], data_meta["n_tracks"], data_meta["epi_bins"]
+    sizes = {"hic": w * w, "epi": c * 2 * el, "cage": w, "loop": 1}
+    return 4 * sum(sizes.get(col, 2) for col in columns)
+
+
+def _should_cache(mode: str, nbytes: int) -> bool:
+    """``auto``: cache when the splits fill < 30% of the object store."""
+    if mode != "auto":
+        return mode == "always"
+    import ray
+
+    capacity = ray.cluster_resources().get("object_store_memory", 0)
+    return nbytes < 0.3 * capacity
+
+
 def _existing_run(experiment: str, key: str) -> str | None:
     """The MLflow run of an earlier attempt of the same Ray Train run (same dir)."""
     import mlflow
@@ -178,6 +194,9 @@ def fit(
         "val": data_mod.open_split(d.data_dir, dataset, "val", columns=val_columns,
                                    sample=d.sample),
     }
+    if _should_cache(d.cache, (n_train + n_val) * _row_bytes(meta["data"], columns)):
+        log.info("caching the train/val splits in the object store (data.cache=%s)", d.cache)
+        datasets = {k: v.materialize() for k, v in datasets.items()}
 
     # ---- MLflow run (re-opened when the same Ray Train run is re-run)
     tracking_uri = tracking.configure(cfg.run.runs_dir)
