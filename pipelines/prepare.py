@@ -535,7 +535,10 @@ def plan_job(cfg: PrepareConfig) -> Job:
     inputs = {key: file_checksum(path, cfg.run.checksum) for key, path in _input_files(meta).items()}
     params = to_dict(cfg)
     code = code_version()
-    fp = fingerprint({"params": params, "hic": meta["hic"]},
+    # what determines the rows: everything but how the run is scheduled
+    output_params = {**params, "run": {k: v for k, v in params["run"].items()
+                                       if k not in ("workers", "num_cpus", "force", "checksum")}}
+    fp = fingerprint({"params": output_params, "hic": meta["hic"]},
                      {k: v["digest"] for k, v in inputs.items()}, code["package"])
     return Job(settings, tasks, meta, out, root, staging, inputs, params, code, fp)
 

@@ -5,6 +5,7 @@ Integration tests (Ray) share one prepared output; the error tests stop before R
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -126,7 +127,7 @@ def test_planted_loops_land_in_positive_windows(prepared, sim_genome):
         n = -(-sizes[c1] // RES)
         if i - W // 2 >= 0 and j - W // 2 + W <= n and 20_000 <= (j - i) * RES:
             expected.add((c1, i * RES, j * RES))
-    assert len(expected) > 20
+    assert len(expected) >= 10
     hic = t["hic"].combine_chunks().to_numpy_ndarray()
     qc_dropped = sum(v for k, v in manifest.dropped["loops"].items() if not k.startswith("plan_"))
     found = [centres.get(k) for k in expected]
@@ -147,7 +148,8 @@ def test_planted_loops_land_in_positive_windows(prepared, sim_genome):
 def test_rerun_is_a_noop_and_force_is_idempotent(prepared):
     cfg, manifest, out, tables = prepared
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
-    again = prepare(cfg)
+    # scheduling options do not change the rows: still up to date
+    again = prepare(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, workers=1)))
     assert again.fingerprint == manifest.fingerprint
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == before  # untouched
     forced = prepare(load_config("prepare-demo", PrepareConfig,
