@@ -30,7 +30,8 @@ from mixhic.serve.api import RequestError, build_api
 from mixhic.serve.config import GenomeFiles, ServeConfig
 from mixhic.serve.engine import ModelCard, load_task_models
 
-__all__ = ["ModelServer", "Ingress", "build_app", "app_builder", "run", "cli_main"]
+__all__ = ["ModelServer", "Ingress", "build_app", "app_builder", "run", "config_from_args",
+           "cli_main"]
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,8 @@ def run(cfg: ServeConfig, blocking: bool = False) -> str:
     return url
 
 
-def cli_main(argv: list[str]) -> int:
+def config_from_args(argv: list[str]) -> ServeConfig:
+    """The :class:`ServeConfig` that ``mixhic serve ARGS`` runs with."""
     p = argparse.ArgumentParser(
         prog="mixhic serve",
         description="Serve fine-tuned MIX-HIC models over HTTP with Ray Serve "
@@ -230,7 +232,9 @@ def cli_main(argv: list[str]) -> int:
         overrides["host"] = ns.host
     if ns.port:
         overrides["port"] = ns.port
-    cfg = load_config(ns.config, ServeConfig, overrides)
-    run(cfg, blocking=True)
-    return 0
+    return load_config(ns.config, ServeConfig, overrides)
 
+
+def cli_main(argv: list[str]) -> int:
+    run(config_from_args(argv), blocking=True)
+    return 0

@@ -40,7 +40,8 @@ from mixhic.serve import writers
 from mixhic.serve.config import GenomeFiles, PredictConfig
 from mixhic.serve.engine import ModelCard, card_from_meta, resolve_source
 
-__all__ = ["PredictOutputs", "WindowPredictor", "plan_windows", "predict_genome", "cli_main"]
+__all__ = ["PredictOutputs", "WindowPredictor", "plan_windows", "predict_genome",
+           "config_from_args", "cli_main"]
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +382,8 @@ def predict_genome(cfg: PredictConfig) -> PredictOutputs:
                           tuple(skipped))
 
 
-def cli_main(argv: list[str]) -> int:
+def config_from_args(argv: list[str]) -> PredictConfig:
+    """The :class:`PredictConfig` that ``mixhic predict ARGS`` runs with."""
     p = argparse.ArgumentParser(
         prog="mixhic predict",
         description="Genome-wide prediction with Ray Data: .cool (hic), bedpe (loops), "
@@ -403,7 +405,11 @@ def cli_main(argv: list[str]) -> int:
 
     from mixhic.platform.config import load_config, parse_overrides
 
-    overrides = parse_overrides(ns.overrides)
+    items = list(ns.overrides)
+    if "=" in ns.config:  # no config named: the first word is an override
+        items.insert(0, ns.config)
+        ns.config = DEFAULT_CONFIG
+    overrides = parse_overrides(items)
     if ns.model or ns.checkpoint:
         overrides["models"] = ns.model + ns.checkpoint
     if ns.out:
@@ -417,6 +423,9 @@ def cli_main(argv: list[str]) -> int:
         if not sep:
             raise MixHicError(f"--track {item!r}: expected NAME=BIGWIG")
         overrides[f"genome.tracks.{name}"] = path
-    cfg = load_config(ns.config, PredictConfig, overrides)
-    predict_genome(cfg)
+    return load_config(ns.config, PredictConfig, overrides)
+
+
+def cli_main(argv: list[str]) -> int:
+    predict_genome(config_from_args(argv))
     return 0

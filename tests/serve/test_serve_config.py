@@ -119,3 +119,56 @@ def test_api_without_ray_checks_requests(tmp_path):
     assert region.status_code == 400 and "genome" in region.text
     assert nomodel.status_code == 404 and "loops" in nomodel.text
     assert big.status_code == 413 and "body" in big.text
+
+
+def test_region_windows_equal_prepared_rows():
+    """GenomeWindows (region requests, predict) == mixhic prepare's rows, window by window."""
+    from serve_helpers import DATA, cached_genome, make_model_dir
+
+    from mixhic.pipelines.extract import open_handles, process_chunk
+    from mixhic.pipelines.prepare import PrepareConfig, build_tasks
+    from mixhic.serve.config import GenomeFiles
+    from mixhic.serve.engine import load_task_model
+    from mixhic.serve.regions import GenomeWindows
+
+    genome = cached_genome()
+    cfg = load_config("prepare-demo", PrepareConfig, {
+        "root": str(genome.mcool.parent), "window_bins": DATA["window_bins"],
+        "epi_bin": DATA["epi_bin"], "chromosomes": ["chr2"],
+        "datasets.pretrain.enabled": False, "datasets.loops.enabled": False,
+        "datasets.cage.enabled": False, "datasets.hic.offsets_bp": [0, 50000],
+        "qc.min_nonzero_frac": 0.0, "qc.max_masked_bins": 100,
+    })
+    settings, tasks, _ = build_tasks(cfg)
+    tables, _ = process_chunk(settings, tasks[0], open_handles(settings))
+    table = tables["hic"]
+    assert table.num_rows > 5
+    card = load_task_model(str(make_model_dir(Path(genome.mcool.parent) / "m-bim", "loops",
+                                              "bimodal")), "cpu").card
+    gw = GenomeWindows(GenomeFiles(mcool=str(genome.mcool),
+                                   tracks={"atac": str(genome.atac), "dnase": str(genome.dnase)}),
+                       card)
+    hic = table.column("hic").combine_chunks().to_numpy_ndarray()
+    epi = table.column("epi").combine_chunks().to_numpy_ndarray()
+    xs, ys = table.column("x_start").to_pylist(), table.column("y_start").to_pylist()
+    for k in range(0, table.num_rows, max(1, table.num_rows // 8)):
+        e, h, echo = gw.request_window("2", xs[k], ys[k])
+        assert echo.chrom == "chr2"
+        np.testing.assert_allclose(h, hic[k], atol=1e-6)
+        np.testing.assert_allclose(e, epi[k], atol=1e-6)
+
+
+def test_cli_arguments_build_the_configs():
+    from mixhic.serve.app import config_from_args as serve_args
+    from mixhic.serve.predict import config_from_args as predict_args
+
+    cfg = serve_args(["--model", "models:/m@champion", "--checkpoint", "/ckpt/loops",
+                      "--port", "9000", "batching.max_batch_size=8"])
+    assert cfg.models == ("models:/m@champion", "/ckpt/loops")
+    assert (cfg.host, cfg.port, cfg.batching.max_batch_size) == ("127.0.0.1", 9000, 8)
+    cfg = predict_args(["--checkpoint", "/m", "--out", "/o", "--chroms", "chr1", "2",
+                        "--mcool", "g.mcool", "--track", "atac=a.bw", "batch_size=8"])
+    assert cfg.models == ("/m",) and cfg.out_dir == "/o" and cfg.chroms == ("chr1", "2")
+    assert cfg.genome.tracks == {"atac": "a.bw"} and cfg.batch_size == 8
+    with pytest.raises(ValueError, match="track"):
+        predict_args(["--track", "atac"])
