@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,7 +200,9 @@ def _search_alg(cfg: TuneConfig):
         return HyperOptSearch(points_to_evaluate=points, random_state_seed=cfg.search.seed)
     from ray.tune.search import BasicVariantGenerator
 
-    return BasicVariantGenerator(points_to_evaluate=points, random_state=cfg.search.seed)
+    # a SearchAlgorithm, not a Searcher: Tune does not wrap it in a ConcurrencyLimiter
+    return BasicVariantGenerator(points_to_evaluate=points, random_state=cfg.search.seed,
+                                 max_concurrent=cfg.search.max_concurrent_trials)
 
 
 def _check_capacity(plan: SweepPlan) -> None:
@@ -232,6 +235,20 @@ def _find_run(experiment: str, **tags: str) -> str | None:
     runs = mlflow.MlflowClient().search_runs([exp_id], filter_string=filt, max_results=1,
                                              order_by=["attributes.start_time DESC"])
     return runs[0].info.run_id if runs else None
+
+
+def _close_children(run_id: str, keep_pretrain: bool = False) -> None:
+    """Set the RUNNING child runs of ``run_id`` to KILLED (their process is gone)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    exp = client.get_run(run_id).info.experiment_id
+    for r in client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'"):
+        if r.info.status != "RUNNING":
+            continue
+        if keep_pretrain and r.data.tags.get("mixhic.recipe") == "pretrain":
+            continue  # re-opened and resumed from its Ray Train checkpoint
+        client.set_terminated(r.info.run_id, "KILLED")
 
 
 def _mark_stopped(run_id: str, iterations: int) -> None:
@@ -288,15 +305,19 @@ def _trial(config: dict[str, Any], *, spec: dict[str, Any]) -> None:
                             parent_run_id=spec["parent_run_id"], run_id=previous) as run_id:
         if previous is None:
             mlflow.log_params({PARAM_PATHS[k]: v for k, v in params.items()})
-        else:
+        else:  # restarted after an interruption: close the runs the killed attempt left open
             log.info("trial %s restarted: MLflow run %s re-opened", trial_id, run_id)
+            _close_children(run_id, keep_pretrain=True)
         pre = pretrain(pre_cfg, storage_path=storage, run_name=f"{trial_id}-pretrain",
                        parent_run_id=run_id)
         pre_last = pre.history[-1] if pre.history else {}
         extra = {RUN_ID_KEY: run_id, **{f"pretrain_{k}": float(v) for k, v in pre_last.items()
                                         if k.startswith("val_") and isinstance(v, (int, float))}}
         ft_cfg = build(FinetuneConfig, {**spec["finetune"], "pretrained": pre.model_dir})
-        ft = finetune(ft_cfg, storage_path=storage, run_name=f"{trial_id}-finetune",
+        # a fresh fine-tuning run per attempt: Tune counts epochs from 1 again on a restart,
+        # so a resumed fine-tuning would report to ASHA at the wrong rungs
+        ft = finetune(ft_cfg, storage_path=storage,
+                      run_name=f"{trial_id}-finetune-{time.strftime('%Y%m%d-%H%M%S')}",
                       parent_run_id=run_id, callbacks=[_ReportToTune(extra)])
         from mixhic.platform.tracking import log_metrics
 
@@ -305,6 +326,12 @@ def _trial(config: dict[str, Any], *, spec: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- driver
+def _named(fn, name: str):
+    """Tune names trials and their directories after the trainable's ``__name__``."""
+    fn.__name__ = name
+    return fn
+
+
 class _InterruptAfter(TuneCallback):
     """Test hook: interrupt the sweep (as Ctrl+C does) once ``n`` trials have finished;
     fires once per sweep directory (a marker file), so the resumed sweep runs through."""
@@ -401,7 +428,7 @@ def tune(cfg: TuneConfig) -> TuneResult:
             "tracking_uri": tracking_uri, "experiment": cfg.run.experiment,
             "parent_run_id": parent_id, "sweep": exp_dir, "name": cfg.run.name,
         }
-        trainable = rt.with_resources(functools.partial(_trial, spec=spec),
+        trainable = rt.with_resources(_named(functools.partial(_trial, spec=spec), "mixhic_trial"),
                                       {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu})
         if restoring:
             log.info("resuming sweep %s (finished trials are kept)", exp_dir)
