@@ -3,8 +3,8 @@
     .venv/bin/python tests/benchmarks/bench_model.py [--threads 1] [--iters 3] [--batch 8]
 
 CPU: the pretraining step (all three losses) and the loop fine-tuning step for ``tiny``
-and ``paper-128`` at the paper geometry (W = 50, epi 2 x 5000); peak memory is the rise
-of the process's max RSS (resource.getrusage). With CUDA: the same in fp32 and bf16
+and ``paper-128`` at the paper geometry (W = 50, epi 2 x 5000); peak memory is the max RSS
+(resource.getrusage) of a fresh process running that one benchmark (~300 MB is torch). With CUDA: the same in fp32 and bf16
 autocast, peak memory from torch.cuda.max_memory_allocated. Prints parameter counts per
 module for each preset. Last line:
 ``tiny_samples_per_s=<x> paper128_samples_per_s=<y> paper128_params=<n>``
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import resource
 import time
 
@@ -46,8 +47,12 @@ def _step_fn(model, kind, cfg, B, device):
     return lambda: model.loss(model(epi, hic), target)
 
 
-def bench(preset, kind, B, iters, device="cpu", dtype=None):
-    """Samples/s of forward+backward (mean over ``iters`` after one warm-up) and peak MB."""
+def bench(preset, kind, B, iters, device="cpu", dtype=None, threads=1):
+    """Samples/s of forward+backward (mean over ``iters`` after one warm-up), samples per
+    CPU-second (process time: steady on a shared machine) and the peak memory rise in MB."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    rss0 = _maxrss_mb()
     cfg = get_preset(preset)
     model = (PretrainModel(cfg) if kind == "pretrain" else FinetuneModel(cfg, "loops")).to(device)
     model.train()
@@ -61,22 +66,30 @@ def bench(preset, kind, B, iters, device="cpu", dtype=None):
         loss.backward()
         model.zero_grad(set_to_none=True)
 
-    rss0 = _maxrss_mb()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     run()
     if cuda:
         torch.cuda.synchronize()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(iters):
         run()
     if cuda:
         torch.cuda.synchronize()
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    # CUDA: peak allocated by the step; CPU: the (isolated) process's peak RSS, model incl.
     peak = ((torch.cuda.max_memory_allocated() - base) / 2**20 if cuda
-            else _maxrss_mb() - rss0)
-    return B * iters / dt, peak
+            else _maxrss_mb())
+    log.debug("max RSS before building the model: %.1f MB", rss0)
+    return B * iters / dt, B * iters / dc, peak
+
+
+def bench_isolated(*args, **kwargs):
+    """``bench`` in a fresh spawned process, so max RSS is that run's own peak."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(bench, args, kwargs)
 
 
 def main() -> None:
@@ -103,10 +116,12 @@ def main() -> None:
     results = {}
     for preset in ("tiny", "paper-128"):
         for kind in ("pretrain", "loops"):
-            sps, peak = bench(preset, kind, args.batch, args.iters)
+            sps, spc, peak = bench_isolated(preset, kind, args.batch, args.iters,
+                                            threads=args.threads)
             results[(preset, kind)] = sps
             log.info(f"cpu threads={args.threads} {preset:9s} {kind:8s} batch={args.batch}: "
-                     f"{sps:8.2f} samples/s fwd+bwd, peak RSS rise {peak:7.1f} MB")
+                     f"{sps:8.2f} samples/s fwd+bwd ({spc:8.2f} per CPU-second), "
+                     f"process peak RSS {peak:7.1f} MB")
     if args.compile:
         cfg = get_preset("tiny")
         fm = FinetuneModel(cfg, "loops").eval()
@@ -123,7 +138,7 @@ def main() -> None:
             for dtype in (None, torch.bfloat16):
                 for kind in ("pretrain", "loops"):
                     B = 32
-                    sps, peak = bench(preset, kind, B, max(args.iters, 10), "cuda", dtype)
+                    sps, _, peak = bench(preset, kind, B, max(args.iters, 10), "cuda", dtype)
                     log.info(f"cuda {name} {preset:9s} {kind:8s} "
                              f"{'bf16' if dtype else 'fp32'} batch={B}: {sps:9.1f} samples/s, "
                              f"peak {peak:8.1f} MB")
