@@ -121,7 +121,8 @@ class MixHicConfig:
         if self.window_bins % self.patch_size:
             fail("window_bins", f"must be a multiple of patch_size ({self.patch_size})")
         if not 0 < self.temperature_min < self.temperature_max:
-            fail("temperature_min", f"must satisfy 0 < min < temperature_max ({self.temperature_max})")
+            fail("temperature_min",
+                 f"must satisfy 0 < min < temperature_max ({self.temperature_max})")
         if not self.temperature_min < self.temperature_init < self.temperature_max:
             fail("temperature_init", "must lie strictly inside [temperature_min, temperature_max]")
         for d in self.stage_dims:

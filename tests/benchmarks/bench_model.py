@@ -4,7 +4,8 @@
 
 CPU: the pretraining step (all three losses) and the loop fine-tuning step for ``tiny``
 and ``paper-128`` at the paper geometry (W = 50, epi 2 x 5000); peak memory is the max RSS
-(resource.getrusage) of a fresh process running that one benchmark (~300 MB is torch). With CUDA: the same in fp32 and bf16
+(resource.getrusage) of a fresh process running that one benchmark (~300 MB is torch).
+With CUDA: the same in fp32 and bf16
 autocast, peak memory from torch.cuda.max_memory_allocated. Prints parameter counts per
 module for each preset. Last line:
 ``tiny_samples_per_s=<x> paper128_samples_per_s=<y> paper128_params=<n>``

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from mixhic.models import TASKS, FinetuneModel, LoadReport, PretrainModel, get_preset, load_pretrained
+from mixhic.models import (
+    TASKS,
+    FinetuneModel,
+    LoadReport,
+    PretrainModel,
+    get_preset,
+    load_pretrained,
+)
 
 SMALL = get_preset("tiny", window_bins=20, epi_bins=200, n_heads=2)
 

@@ -92,7 +92,8 @@ def test_objective_weights_and_warmup():
 
 def _assert_all_grads(model):
     no_grad = [n for n, p in model.named_parameters() if p.grad is None]
-    zero = [n for n, p in model.named_parameters() if p.grad is not None and not p.grad.abs().sum() > 0]
+    zero = [n for n, p in model.named_parameters()
+            if p.grad is not None and not p.grad.abs().sum() > 0]
     assert not no_grad, f"parameters without gradient: {no_grad}"
     assert not zero, f"parameters with an all-zero gradient: {zero}"
 

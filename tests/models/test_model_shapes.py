@@ -87,7 +87,8 @@ def _run(name, model, hic, epi):
     return model(epi, hic)
 
 
-@pytest.mark.parametrize("name,model", list(_all_models()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("name,model", list(_all_models()),
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_eval_batch_permutation_and_size_invariance(name, model):
     """The published code attends across the batch; ours must not (reference defect 1)."""
     torch.manual_seed(0)
