@@ -60,6 +60,12 @@ def is_remote_uri(path: str | Path) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
+def _strip_file(path: str | Path) -> str | Path:
+    """``file:///x`` -> ``/x`` (local paths pass through)."""
+    text = str(path)
+    return text[len("file://"):] if text.startswith("file://") else path
+
+
 def _is_mlflow_uri(path: str | Path) -> bool:
     return str(path).startswith(("runs:/", "models:/"))
 
@@ -116,8 +122,7 @@ def local_copy(path_or_uri: str | Path) -> tuple[Path, tempfile.TemporaryDirecto
         from mixhic.platform.tracking import download_model_dir
 
         return Path(download_model_dir(text)), None
-    if text.startswith("file://"):
-        text = text[len("file://"):]
+    text = str(_strip_file(text))
     if not is_remote_uri(text):
         path = Path(text)
         if not path.is_dir():
@@ -147,7 +152,7 @@ def save_model_dir(path: str | Path, model: torch.nn.Module, meta: dict[str, Any
         return str(path)
     from safetensors.torch import save_file
 
-    path = Path(path)
+    path = Path(_strip_file(path))
     path.mkdir(parents=True, exist_ok=True)
     state = {
         k: v.detach().to("cpu").clone().contiguous()
@@ -258,7 +263,7 @@ def copy_model_dir(src: str | Path, dst: str | Path) -> Path | str:
                     shutil.copy2(local / name, Path(out) / name)
                 upload_dir(Path(out), str(dst))
             return str(dst)
-        dst = Path(dst)
+        dst = Path(_strip_file(dst))
         dst.mkdir(parents=True, exist_ok=True)
         for name in (MODEL_FILE, META_FILE):
             shutil.copy2(local / name, dst / name)

@@ -196,8 +196,9 @@ class EarlyStoppingConfig:
 
 @dataclass(frozen=True)
 class ScalingConfig:
-    """Ray Train workers. ``num_workers: 0`` runs Ray Train's local mode (in-process, for
-    debugging). On a 2-core laptop keep ``cpus_per_worker`` fractional so Ray Data gets a CPU."""
+    """Ray Train workers (DDP when > 1). On a 2-core laptop keep ``cpus_per_worker``
+    fractional so Ray Data still gets a CPU; ``max_failures`` automatic restarts from the
+    last checkpoint after a worker failure."""
 
     num_workers: int = 1
     cpus_per_worker: float = 0.5
@@ -206,7 +207,7 @@ class ScalingConfig:
     max_failures: int = 1
 
     def __post_init__(self) -> None:
-        _check(self.num_workers >= 0, "scaling.num_workers", "must be >= 0")
+        _check(self.num_workers >= 1, "scaling.num_workers", "must be >= 1")
         _check(self.cpus_per_worker > 0, "scaling.cpus_per_worker", "must be > 0")
         _check(self.max_failures >= -1, "scaling.max_failures", "must be >= -1 (-1 = unlimited)")
 

@@ -175,7 +175,7 @@ def fit(
     n_train = data_mod.split_rows(d.data_dir, dataset, "train", sample=d.sample,
                                   train_fraction=d.train_fraction, seed=d.fraction_seed)
     n_val = data_mod.split_rows(d.data_dir, dataset, "val", sample=d.sample)
-    world = max(1, cfg.scaling.num_workers)
+    world = cfg.scaling.num_workers
     per_worker = n_train // world
     if per_worker < 1 or (recipe == "pretrain" and per_worker < 2):
         raise MixHicError(
@@ -236,7 +236,7 @@ def fit(
             },
             scaling_config=ScalingConfig(
                 num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
-                resources_per_worker=resources if cfg.scaling.num_workers else None,
+                resources_per_worker=resources,
             ),
             run_config=RunConfig(
                 name=name, storage_path=storage,

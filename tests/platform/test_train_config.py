@@ -1,0 +1,125 @@
+"""Run configs, the LR schedule, few-shot subsets and batch columns: unit tests, no Ray."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mixhic.platform.config import ConfigError, build, load_config
+from mixhic.platform.data import fraction_mask
+from mixhic.platform.train_config import (
+    AblateConfig,
+    DemoConfig,
+    FinetuneConfig,
+    PretrainConfig,
+)
+from mixhic.platform.train_loop import batch_columns, lr_factor
+
+
+def _ft(**kw):
+    raw = {"task": "loops", "data": {"data_dir": "d"}}
+    for key, value in kw.items():
+        node = raw
+        *head, last = key.split("__")
+        for h in head:
+            node = node.setdefault(h, {})
+        node[last] = value
+    return build(FinetuneConfig, raw)
+
+
+def test_defaults_and_overrides():
+    cfg = load_config("demo-pretrain", PretrainConfig,
+                      ["train.epochs=7", "optim.lr=3e-4", "scaling.num_workers=1"])
+    assert cfg.train.epochs == 7 and cfg.optim.lr == pytest.approx(3e-4)
+    assert cfg.scaling.cpus_per_worker == 0.5  # fractional: Ray Data keeps a CPU
+    assert cfg.model.preset == "tiny"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("task", "loop", "task"),
+        ("mode", "bi", "mode"),
+        ("data__batch_size", 0, "batch_size"),
+        ("data__train_fraction", 0.0, "train_fraction"),
+        ("data__train_fraction", 1.5, "train_fraction"),
+        ("optim__lr", -1.0, "optim.lr"),
+        ("optim__min_lr_ratio", 2.0, "min_lr_ratio"),
+        ("early_stopping__patience", 0, "patience"),
+        ("scaling__num_workers", 0, "num_workers"),
+        ("scaling__cpus_per_worker", 0.0, "cpus_per_worker"),
+        ("model__overrides", {"window_bins": 40}, "manifest"),
+        ("run__run_name", "a/b", "run_name"),
+        ("data__cache", "yes", "cache"),
+        ("bogus", 1, "bogus"),
+    ],
+)
+def test_bad_values_name_the_key(key, value, needle):
+    with pytest.raises((ConfigError, ValueError)) as err:
+        _ft(**{key: value})
+    assert needle in str(err.value)
+
+
+def test_unknown_key_in_yaml_names_file_and_key(tmp_path):
+    path = tmp_path / "ft.yaml"
+    path.write_text("task: loops\ndata: {data_dir: x, batchsize: 3}\n")
+    with pytest.raises(ConfigError, match=r"ft\.yaml: .*data\.batchsize"):
+        load_config(path, FinetuneConfig)
+
+
+def test_demo_and_ablate_validation():
+    with pytest.raises(ValueError, match="finetune_modes"):
+        build(DemoConfig, {"finetune_modes": {"loops": "both"}})
+    with pytest.raises(ValueError, match="pretrained"):
+        build(AblateConfig, {"finetune_config": "demo-finetune"})
+    with pytest.raises(ValueError, match="fractions"):
+        build(AblateConfig, {"finetune_config": "x", "pretrained": "p", "fractions": [0.0]})
+
+
+def test_lr_schedule_warmup_then_cosine():
+    total, warm, floor = 100, 10, 0.1
+    f = [lr_factor(s, total, warm, floor) for s in range(total + 5)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a <= b + 1e-12 for a, b in zip(f[:10], f[1:10]))  # rising warm-up
+    assert all(a >= b - 1e-12 for a, b in zip(f[10:], f[11:]))  # decaying afterwards
+    assert f[total] == pytest.approx(floor) and f[-1] == pytest.approx(floor)
+    mid = lr_factor(warm + (total - warm) // 2, total, warm, floor)
+    assert mid == pytest.approx(floor + (1 - floor) * 0.5, abs=1e-9)
+    assert lr_factor(0, 10, 0, 1.0) == 1.0 and math.isclose(lr_factor(9, 10, 0, 1.0), 1.0)
+
+
+def _keys(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "sample": np.array(["a", "b"])[rng.integers(0, 2, n)],
+        "chrom": np.array(["chr1", "chr2", "chr3"])[rng.integers(0, 3, n)],
+        "x_start": rng.integers(0, 10**8, n),
+        "y_start": rng.integers(0, 10**8, n),
+    }
+
+
+def test_fraction_mask_is_a_function_of_the_row_key():
+    keys = _keys(20000)
+    m10, m50 = fraction_mask(keys, 0.1, seed=3), fraction_mask(keys, 0.5, seed=3)
+    assert abs(m10.mean() - 0.1) < 0.01 and abs(m50.mean() - 0.5) < 0.015
+    assert not (m10 & ~m50).any()  # nested subsets
+    perm = np.random.default_rng(1).permutation(20000)
+    shuffled = {k: v[perm] for k, v in keys.items()}
+    np.testing.assert_array_equal(fraction_mask(shuffled, 0.1, seed=3), m10[perm])  # order-free
+    halves = [fraction_mask({k: v[s] for k, v in keys.items()}, 0.1, seed=3)
+              for s in (slice(0, 7000), slice(7000, None))]
+    np.testing.assert_array_equal(np.concatenate(halves), m10)  # batching-free
+    assert (fraction_mask(keys, 0.1, seed=4) != m10).any()  # the seed matters
+    assert fraction_mask(keys, 1.0).all()
+    with pytest.raises(ValueError, match="train_fraction"):
+        fraction_mask(keys, 0.0)
+
+
+def test_batch_columns_never_feed_the_target_as_input():
+    assert batch_columns("pretrain", None, None) == ["hic", "epi"]
+    assert batch_columns("finetune", "loops", "bimodal") == ["epi", "hic", "loop"]
+    assert batch_columns("finetune", "loops", "infer") == ["epi", "loop"]
+    assert batch_columns("finetune", "cage", "epi") == ["epi", "cage"]
+    assert batch_columns("finetune", "hic", "infer") == ["epi", "hic"]  # hic = target only
