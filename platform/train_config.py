@@ -301,11 +301,14 @@ class DemoConfig:
     """The end-to-end demo: simulate -> prepare -> pretrain -> fine-tune -> evaluate.
 
     The step configs are shipped config names (or YAML paths); the demo points their data
-    and run sections at ``work_dir`` and applies the ``*_overrides`` (``key=value`` lists)."""
+    and run sections at ``work_dir`` and applies the ``*_overrides`` (``key=value`` lists).
+    Every step's MLflow run is a child of one ``demo`` run in ``experiment``."""
 
     work_dir: str = "runs/demo"
     simulate_preset: str = "tiny"
+    simulate_overrides: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    data_dir: str | None = None  # an already prepared data dir: skip simulate + prepare
     prepare_config: str = "prepare-demo"
     pretrain_config: str = "demo-pretrain"
     finetune_config: str = "demo-finetune"
