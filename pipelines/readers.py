@@ -426,20 +426,22 @@ def read_track_bins(
             raw = np.full((k1 - k0) * bin_size, np.nan, dtype=np.float64)
             if stop > s0:
                 raw[: stop - s0] = bw.values(chrom, s0, stop, numpy=True)
-        isnan = np.isnan(raw)
-        n_missing = int(np.count_nonzero(isnan))
-        covered += raw.size - n_missing
-        if n_missing == 0:
-            vals[k0:k1] = raw.reshape(k1 - k0, bin_size).mean(axis=1)
-            continue
-        n_nan = isnan.reshape(k1 - k0, bin_size).sum(axis=1)
-        np.copyto(raw, fill if missing == "fill" else 0.0, where=isnan)
-        total = raw.reshape(k1 - k0, bin_size).sum(axis=1)
-        if missing == "fill":
-            vals[k0:k1] = total / bin_size
-        else:
-            count = bin_size - n_nan
-            vals[k0:k1] = np.where(count > 0, total / np.maximum(count, 1), fill)
+        raw = raw.reshape(k1 - k0, bin_size)
+        total = raw.sum(axis=1)  # one pass; NaN marks the bins with missing bp
+        gap = np.flatnonzero(np.isnan(total))
+        covered += (k1 - k0 - len(gap)) * bin_size
+        if len(gap):
+            sub = raw[gap]
+            isnan = np.isnan(sub)
+            n_nan = isnan.sum(axis=1)
+            covered += int(sub.size - n_nan.sum())
+            sub[isnan] = fill if missing == "fill" else 0.0
+            total[gap] = sub.sum(axis=1)
+            if missing == "ignore":
+                count = bin_size - n_nan
+                total[gap] = np.where(count > 0, total[gap] / np.maximum(count, 1) * bin_size,
+                                      fill * bin_size)
+        vals[k0:k1] = total / bin_size
     return vals.astype(np.float32), covered
 
 
