@@ -1,0 +1,85 @@
+"""Fine-tuning per task and mode on a real local Ray + sqlite MLflow (1 epoch, tiny data)."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import pytest
+
+from mixhic.platform.config import load_config
+from mixhic.platform.train_config import FinetuneConfig
+
+pytestmark = pytest.mark.integration
+
+PRIMARY = {"loops": "auroc", "hic": "pearson", "cage": "r2"}
+
+
+def _cfg(tiny_data, tmp_path, **over) -> FinetuneConfig:
+    base = {
+        "data.data_dir": str(tiny_data), "data.batch_size": 8, "data.eval_batch_size": 16,
+        "train.epochs": 1, "train.max_steps_per_epoch": 2, "scaling.num_workers": 1,
+        "run.storage_path": str(tmp_path / "ray"), "run.runs_dir": str(tmp_path / "runs"),
+        "run.experiment": f"test-finetune-{uuid.uuid4().hex[:8]}", "run.register": False,
+    }
+    return load_config("demo-finetune", FinetuneConfig, {**base, **over})
+
+
+@pytest.mark.parametrize(
+    ("task", "mode", "extra"),
+    [
+        ("loops", "bimodal", {"run.register": True}),
+        ("loops", "nonpre", {}),
+        ("loops", "infer", {}),
+        ("loops", "epi", {"data.train_fraction": 0.5}),
+        # early stopping: a learning rate too small to change the metric, patience 1
+        ("hic", "infer", {"train.epochs": 3, "early_stopping.patience": 1, "optim.lr": 1e-12,
+                          "optim.warmup_epochs": 0.0}),
+        ("cage", "bimodal", {}),
+    ],
+)
+def test_finetune_task_mode(ray_local, tiny_data, tiny_pretrained, tmp_path, task, mode, extra):
+    from mlflow import MlflowClient
+
+    from mixhic.platform.checkpoints import load_model_dir
+    from mixhic.platform.data import split_rows
+    from mixhic.platform.finetune import finetune
+
+    cfg = _cfg(tiny_data, tmp_path, task=task, mode=mode, pretrained=str(tiny_pretrained),
+               **extra)
+    res = finetune(cfg)
+    metric = PRIMARY[task]
+    assert f"val_{metric}" in res.metrics and f"test_{metric}" in res.metrics
+    assert math.isfinite(res.metrics[f"test_{metric}"])
+    client = MlflowClient()
+    run = client.get_run(res.run_id)
+    assert run.data.tags["mixhic.task"] == task and run.data.tags["mixhic.mode"] == mode
+    assert [m.step for m in client.get_metric_history(res.run_id, f"val_{metric}")] == \
+        list(range(len(res.history)))
+    assert f"test_{metric}" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(res.run_id, "plots")}
+    assert any(p.startswith("plots/test_") for p in artifacts)
+    model, meta = load_model_dir(res.model_dir)
+    assert (meta["task"], meta["mode"]) == (task, mode)
+    if mode == "nonpre":
+        assert res.load_report is None and meta["pretrained"] is None
+    else:
+        assert res.load_report and res.load_report.startswith("loaded")
+    if extra.get("run.register"):
+        assert res.model_version is not None
+    if "data.train_fraction" in extra:
+        n = split_rows(str(tiny_data), task, "train", train_fraction=0.5)
+        assert 0 < n < split_rows(str(tiny_data), task, "train")
+        assert res.history[0]["train_rows"] == min(n, 2 * 8)
+    if task == "hic":  # stopped early after 1 epoch without improvement; best = epoch 0
+        assert [h["epoch"] for h in res.history] == [0, 1]
+        assert res.best_epoch == 0 and meta["epoch"] == 0
+        assert "test_baseline_r2" in res.metrics and "test_gain_r2" in res.metrics
+
+
+def test_hic_task_refuses_hic_input(tiny_data, tmp_path):
+    from mixhic.platform.errors import MixHicError
+    from mixhic.platform.finetune import finetune
+
+    with pytest.raises(MixHicError, match="mode"):
+        finetune(_cfg(tiny_data, tmp_path, task="hic", mode="bimodal"))
