@@ -135,7 +135,6 @@ def main() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="mxb-"))
     os.environ.setdefault("RAY_TMPDIR", str(tmp / "ray"))
-    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")  # slow starts on busy hosts
 
     from mixhic.pipelines import readers
     from mixhic.pipelines.prepare import prepare
