@@ -348,35 +348,47 @@ class _InterruptAfter(TuneCallback):
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
+def _expected_trials(cfg: TuneConfig) -> int:
+    """Trials the search will create: ``num_samples`` x the grid (random/grid search)."""
+    n = cfg.search.num_samples
+    if cfg.search.algorithm in ("random", "grid"):
+        for spec in cfg.search_space.items().values():
+            if spec.is_grid:
+                n *= len(spec.values)
+    return n
+
+
 def _trial_rows(results, plan: SweepPlan) -> tuple[list[dict[str, Any]], bool]:
-    """One row per trial, and whether some trial has not finished (interrupted)."""
+    """One row per trial, and whether the sweep is unfinished (interrupted: a trial not
+    done, or fewer trials than the search creates)."""
     import numpy as np
 
     sign = 1.0 if plan.cfg.metric_mode == "max" else -1.0
+    analysis = results._experiment_analysis  # Trial objects: status, config, last result
+    frames = analysis.trial_dataframes
     rows, unfinished = [], False
-    trials = {t.trial_id: t for t in results._experiment_analysis.trials}  # statuses
-    for res in results:
-        trial_id = (res.metrics or {}).get("trial_id") or Path(res.path).name
-        trial = trials.get(trial_id)
-        status = trial.status if trial is not None else ("ERROR" if res.error else "TERMINATED")
+    for trial in analysis.trials:
+        status = trial.status
         if status not in ("TERMINATED", "ERROR"):
             unfinished = True
-        df = res.metrics_dataframe
+        last = trial.last_result or {}
+        df = frames.get(trial.trial_id)
         values = []
         if df is not None and plan.metric in df:
             values = [float(v) for v in df[plan.metric] if v is not None and np.isfinite(v)]
-        iters = int((res.metrics or {}).get("training_iteration", 0) or 0)
-        params = {k: (res.config or {}).get(k) for k in plan.cfg.search_space.items()}
+        iters = int(last.get("training_iteration", 0) or 0)
         rows.append({
-            "trial_id": trial_id, "status": status, "iterations": iters,
+            "trial_id": trial.trial_id, "status": status, "iterations": iters,
             "metric": max(values, key=lambda v: sign * v) if values else float("nan"),
             "last_metric": values[-1] if values else float("nan"),
-            "early_stopped": status == "TERMINATED" and iters < plan.max_t,
-            "mlflow_run_id": (res.metrics or {}).get(RUN_ID_KEY),
-            "error": str(res.error)[:500] if res.error else None,
-            **params,
+            "early_stopped": status == "TERMINATED" and 0 < iters < plan.max_t,
+            "mlflow_run_id": last.get(RUN_ID_KEY),
+            "error": str(trial.get_error())[:500] if status == "ERROR" else None,
+            **{k: trial.config.get(k) for k in plan.cfg.search_space.items()},
         })
     rows.sort(key=lambda r: r["trial_id"])
+    if len(rows) < _expected_trials(plan.cfg):
+        unfinished = True
     return rows, unfinished
 
 
@@ -473,7 +485,9 @@ def _new_tuner(plan: SweepPlan, trainable, asha_cls, fifo_cls):
         tune_config=rt.TuneConfig(
             metric=plan.metric, mode=cfg.metric_mode, search_alg=_search_alg(cfg),
             scheduler=scheduler, num_samples=cfg.search.num_samples,
-            max_concurrent_trials=cfg.search.max_concurrent_trials,
+            # the variant generator limits itself (see _search_alg); Searchers get wrapped
+            max_concurrent_trials=(cfg.search.max_concurrent_trials
+                                   if cfg.search.algorithm in ("optuna", "hyperopt") else None),
             time_budget_s=cfg.run.time_budget_s,
         ),
         run_config=rt.RunConfig(
