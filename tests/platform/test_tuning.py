@@ -251,3 +251,28 @@ def _trial_runs(parent_run_id: str) -> dict[str, list[str]]:
             f"tags.`mlflow.parentRunId` = '{parent_run_id}'")):
         out.setdefault(r.data.tags[TRIAL_TAG], []).append(r.info.run_id)
     return out
+
+
+def test_search_space_domains_and_grid_size(tmp_path):
+    """Each ParamSpec type maps to its Tune domain; grid params multiply the trial count."""
+    from ray.tune.search import BasicVariantGenerator
+    from ray.tune.search.sample import Categorical, Float, Integer
+
+    from mixhic.platform.tuning import _domain, _expected_trials, _search_alg
+
+    cfg = load_config(_tune_yaml(tmp_path, "unused"), TuneConfig, [
+        "search_space.con.type=grid", "search_space.lr.type=choice",
+        "search.num_samples=3"])
+    assert _expected_trials(cfg) == 6  # 3 samples x 2 grid values
+    dom = {k: _domain(s) for k, s in cfg.search_space.items().items()}
+    assert dom["con"] == {"grid_search": [0.5, 1.0]}
+    assert isinstance(dom["lr"], Categorical)
+    alg = _search_alg(cfg)
+    assert isinstance(alg, BasicVariantGenerator) and alg.max_concurrent == 2
+    more = load_config(_tune_yaml(tmp_path, "unused", search_space={
+        "map": {"type": "loguniform", "low": 0.01, "high": 1.0},
+        "warmup_epochs": {"type": "randint", "low": 0, "high": 3}}), TuneConfig,
+        ["search.points_to_evaluate=[]"])
+    d = {k: _domain(s) for k, s in more.search_space.items().items()}
+    assert isinstance(d["map"], Float) and d["map"].lower == 0.01
+    assert isinstance(d["warmup_epochs"], Integer)
