@@ -177,7 +177,7 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     parser.add_argument("--runs-dir", default=None, help="MLflow runs dir (default runs)")
     parser.add_argument("--experiment", default=None)
-    ns = parser.parse_args(argv)
+    ns = parser.parse_intermixed_args(argv)
     overrides = [a for a in ns.args if "=" in a and not a.startswith(("runs:/", "models:/"))]
     positional = [a for a in ns.args if a not in overrides]
     if len(positional) > 2:
