@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,12 +31,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
 from mixhic.platform import jobs
 from mixhic.platform.config import shipped_configs
 from mixhic.platform.errors import MixHicError
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A free loopback TCP port (own copy: `conftest` names two modules in this tree)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 VENV_BIN = Path(sys.executable).parent
 
 
