@@ -11,7 +11,9 @@ POST /v1/hic (array form) at concurrency 1 and 16, each loop bounded by a reques
 and a time limit. The bare forward (``TaskModel.predict`` on one window, same inputs,
 same torch thread count as the replica) is timed in-process.
 
-Figures: p50/p99 latency (ms) and throughput (req/s) per (app, concurrency). Last line:
+Figures: p50/p99 latency (ms) and throughput (req/s) per (app, concurrency); the same
+load on the model deployment's handle (no HTTP) separates the model side from the HTTP
+path, and the mean batch size the replica ran is shown. Last line:
 ``batched_vs_unbatched`` = batched / unbatched throughput at concurrency 16;
 ``p50_overhead_ms`` = batched p50 at concurrency 1 minus the bare forward p50;
 ``p99_ms`` = batched p99 at concurrency 16. Targets: >= 3 and <= 5 ms.
@@ -84,31 +86,74 @@ def bare_forward(model_dir: Path, epi, reps: int) -> dict[str, float]:
     return {"p50_b1": statistics.median(t1), "p50_b16": statistics.median(t16)}
 
 
-async def load(url: str, body: bytes, concurrency: int, requests: int, seconds: float):
-    """``concurrency`` clients, each sending until ``requests`` in total or ``seconds``."""
-    import httpx
+async def _post(reader, writer, request: bytes) -> int:
+    """One keep-alive HTTP/1.1 exchange on raw asyncio streams (a client far cheaper than
+    httpx, so that 16 closed-loop clients in one process can saturate the server)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status
 
+
+async def load(url: str, body: bytes, concurrency: int, requests: int, seconds: float,
+               route: str = "/v1/hic"):
+    """``concurrency`` closed-loop clients, each on its own connection, sending until
+    ``requests`` in total or ``seconds`` have passed."""
+    host, port = url.removeprefix("http://").split("/")[0].split(":")
+    method = "POST" if body else "GET"
+    request = (f"{method} {route} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+               ).encode() + body
     lat: list[float] = []
     errors = 0
     sent = 0
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        async def worker():
-            nonlocal sent, errors
+
+    async def worker():
+        nonlocal sent, errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
             while sent < requests and time.perf_counter() < deadline:
                 sent += 1
                 t = time.perf_counter()
-                r = await client.post("/v1/hic", content=body,
-                                      headers={"content-type": "application/json"})
+                status = await _post(reader, writer, request)
                 lat.append((time.perf_counter() - t) * 1e3)
-                errors += r.status_code != 200
+                errors += status != 200
+        finally:
+            writer.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(concurrency)])
-        wall = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*[worker() for _ in range(concurrency)])
+    wall = time.perf_counter() - start
     return {"p50": _pct(lat, 50), "p99": _pct(lat, 99), "rps": len(lat) / wall,
             "n": len(lat), "errors": errors}
+
+
+async def load_handle(handle, epi, concurrency: int, requests: int, seconds: float):
+    """The same load on the model deployment's handle (no HTTP, no ingress)."""
+    lat: list[float] = []
+    sent = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker():
+        nonlocal sent
+        while sent < requests and time.perf_counter() < deadline:
+            sent += 1
+            t = time.perf_counter()
+            await handle.predict.remote("hic", epi, None)
+            lat.append((time.perf_counter() - t) * 1e3)
+
+    start = time.perf_counter()
+    await asyncio.gather(*[worker() for _ in range(concurrency)])
+    wall = time.perf_counter() - start
+    return {"p50": _pct(lat, 50), "p99": _pct(lat, 99), "rps": len(lat) / wall,
+            "n": len(lat), "errors": 0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,23 +201,35 @@ def main(argv: list[str] | None = None) -> int:
             })
             url = run(cfg)
             asyncio.run(load(url, body, 4, 40, 10))  # warm-up
-            for conc in (1, 16):
-                handle = serve.get_deployment_handle("MixHicModel", app_name=cfg.app_name)
+            handle = serve.get_deployment_handle("MixHicModel", app_name=cfg.app_name)
+            if name == "batched":  # the HTTP path alone: proxy + ingress, no model
+                r = asyncio.run(load(url, b"", 16, args.requests, args.seconds, "/healthz"))
+                print(f"GET /healthz      c=16: p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
+                      f"  {r['rps']:7.1f} req/s", flush=True)
+            for via, conc in (("http", 1), ("http", 16), ("handle", 16)):
                 before = handle.stats.remote().result()["hic"]
-                r = asyncio.run(load(url, body, conc, args.requests, args.seconds))
+                if via == "http":
+                    r = asyncio.run(load(url, body, conc, args.requests, args.seconds))
+                else:
+                    r = asyncio.run(load_handle(handle, epi, conc, args.requests, args.seconds))
                 after = handle.stats.remote().result()["hic"]
                 r["batch"] = (after["items"] - before["items"]) / max(
                     1, after["batches"] - before["batches"])
-                results[name, conc] = r
-                print(f"{name:9s} c={conc:2d}: p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
+                results[name, via, conc] = r
+                print(f"{name:9s} {via:6s} c={conc:2d}: p50 {r['p50']:7.2f} ms  "
+                      f"p99 {r['p99']:7.2f} ms"
                       f"  {r['rps']:7.1f} req/s  mean batch {r['batch']:5.1f}  n={r['n']} "
                       f"errors={r['errors']}", flush=True)
     finally:
         serve.shutdown()
-    ratio = results["batched", 16]["rps"] / results["unbatched", 16]["rps"]
-    overhead = results["batched", 1]["p50"] - bare["p50_b1"]
+    ratio = results["batched", "http", 16]["rps"] / results["unbatched", "http", 16]["rps"]
+    handle_ratio = (results["batched", "handle", 16]["rps"]
+                    / results["unbatched", "handle", 16]["rps"])
+    print(f"model deployment alone (handle, c=16): batched/unbatched throughput "
+          f"{handle_ratio:.2f}x")
+    overhead = results["batched", "http", 1]["p50"] - bare["p50_b1"]
     print(f"batched_vs_unbatched={ratio:.2f} p50_overhead_ms={overhead:.2f} "
-          f"p99_ms={results['batched', 16]['p99']:.2f}")
+          f"p99_ms={results['batched', 'http', 16]['p99']:.2f}")
     return 0
 
 
