@@ -152,6 +152,7 @@ class WindowPredictor:
 
 
 def _cards(sources) -> dict[str, ModelCard]:
+    """Cards of the models (MLflow models are downloaded once here to read their meta)."""
     from mixhic.platform.checkpoints import read_meta
 
     cards: dict[str, ModelCard] = {}
@@ -169,13 +170,19 @@ def _cards(sources) -> dict[str, ModelCard]:
 
 
 def _fingerprint(cfg: PredictConfig, card: ModelCard) -> str:
+    """What a part's values depend on: the task's settings, the model card (source, registry
+    version, run id, geometry, normalisation) and, for a local model dir, its weights file's
+    size and mtime (a registry version is immutable; a directory may be overwritten)."""
     from mixhic.platform.checkpoints import MODEL_FILE
 
     relevant = ("genome", "loops") if card.task == "loops" else ("genome", "step_bins")
     settings = {k: v for k, v in to_dict(cfg).items() if k in relevant}
-    weights = Path(resolve_source(card.source)[0]) / MODEL_FILE
-    stamp = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}" if weights.exists() else ""
-    blob = json.dumps([settings, card.to_json(), stamp], sort_keys=True, default=str)
+    stamp = ""
+    weights = Path(card.source.removeprefix("file://")) / MODEL_FILE
+    if "://" not in card.source.removeprefix("file://") and weights.is_file():
+        st = weights.stat()
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    blob = json.dumps([settings, card.to_json(), card.data, stamp], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -60,7 +60,8 @@ def predicted(ray_local, tmp_path_factory):
 
 
 def _sizes(genome) -> dict[str, int]:
-    return {c: int(n) for c, n in (ln.split() for ln in genome.chrom_sizes.read_text().splitlines())}
+    lines = genome.chrom_sizes.read_text().splitlines()
+    return {c: int(n) for c, n in (ln.split() for ln in lines)}
 
 
 def test_cool_covers_chromosomes_and_holds_the_stitched_predictions(predicted):
