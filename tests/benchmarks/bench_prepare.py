@@ -155,7 +155,16 @@ def main() -> None:
     log.info("naive: %.1f windows/s wall, %.1f per CPU-second (%d windows)",
              rate_naive, cpu_naive, len(windows))
 
-    ensure_ray(num_cpus=2, object_store_gb=1.0)
+    import ray
+
+    for attempt in range(3):  # a busy shared host can miss Ray's 30 s node start-up limit
+        try:
+            ensure_ray(num_cpus=2, object_store_gb=1.0)
+            break
+        except Exception as exc:  # noqa: BLE001
+            log.warning("Ray start failed (%s); retrying", exc)
+            ray.shutdown()
+            time.sleep(10)
     rates, steady, per_cpu = {}, {}, {}
     for workers in (1, 2):
         cfg = config(paths, str(tmp / f"out{workers}"), args.step_bp, workers)
