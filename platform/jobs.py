@@ -258,6 +258,7 @@ def build_wheel(out_dir: str | Path, project_root: str | Path | None = None) -> 
 
 
 _PACKAGE_CACHE: dict[str, list[str]] = {}
+_PACKAGE_LOCK = threading.Lock()
 _CACHE_DIR: tempfile.TemporaryDirectory | None = None
 
 
@@ -289,23 +290,25 @@ def package_modules(work_dir: str | Path | None = None) -> list[str]:
         pkg = Path(next(iter(mixhic.__path__)))
         log.info("shipping the installed package %s", pkg)
         return [str(pkg), *map(str, pkg.parent.glob("mixhic-*.dist-info"))]
-    key = _source_fingerprint(root)
-    if work_dir is None:
-        if key in _PACKAGE_CACHE and all(Path(p).exists() for p in _PACKAGE_CACHE[key]):
-            return list(_PACKAGE_CACHE[key])
-        if _CACHE_DIR is None:
-            _CACHE_DIR = tempfile.TemporaryDirectory(prefix="mixhic-ship-")
-        work_dir = Path(_CACHE_DIR.name) / key
-    work_dir = Path(work_dir)
-    wheel = build_wheel(work_dir / "wheel", project_root=root)
-    unpacked = work_dir / "unpacked"
-    shutil.rmtree(unpacked, ignore_errors=True)
-    with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(unpacked)
-    log.info("shipping %s (%.0f kB)", wheel.name, wheel.stat().st_size / 1e3)
-    modules = [str(unpacked / "mixhic"), *map(str, unpacked.glob("mixhic-*.dist-info"))]
-    _PACKAGE_CACHE[key] = modules
-    return list(modules)
+    with _PACKAGE_LOCK:  # concurrent submits share one build per source state
+        key = _source_fingerprint(root)
+        if work_dir is None:
+            cached = _PACKAGE_CACHE.get(key)
+            if cached and all(Path(p).exists() for p in cached):
+                return list(cached)
+            if _CACHE_DIR is None:
+                _CACHE_DIR = tempfile.TemporaryDirectory(prefix="mixhic-ship-")
+            # a fresh folder per build: folders already handed out are never modified
+            work_dir = tempfile.mkdtemp(prefix=f"{key}-", dir=_CACHE_DIR.name)
+        work_dir = Path(work_dir)
+        wheel = build_wheel(work_dir / "wheel", project_root=root)
+        unpacked = Path(tempfile.mkdtemp(prefix="unpacked-", dir=work_dir))
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(unpacked)
+        log.info("shipping %s (%.0f kB)", wheel.name, wheel.stat().st_size / 1e3)
+        modules = [str(unpacked / "mixhic"), *map(str, unpacked.glob("mixhic-*.dist-info"))]
+        _PACKAGE_CACHE[key] = modules
+        return list(modules)
 
 
 def build_runtime_env(
