@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 from ray.tune import Callback as TuneCallback
 from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler
 
 from mixhic.platform.config import ConfigError, apply_overrides, build, load_config, to_dict
 from mixhic.platform.errors import MixHicError
@@ -135,9 +136,13 @@ def plan_sweep(cfg: TuneConfig) -> SweepPlan:
                           "or use random / grid")
     common = [f"data.data_dir={cfg.data_dir}"] if cfg.data_dir else []
     base = load_config(cfg.pretrain_config, PretrainConfig, [*common, *cfg.pretrain_overrides])
+    # a trial's pretrain/finetune runs nest under its MLflow run: same experiment and store
+    same_run = [f"run.experiment={cfg.run.experiment}", f"run.runs_dir={cfg.run.runs_dir}"]
     trial_pre = load_config(cfg.pretrain_config, PretrainConfig,
-                            [*common, *cfg.pretrain_overrides, *cfg.trial_pretrain_overrides])
-    ft_over = [*common, f"task={cfg.task}", "run.register=false", *cfg.finetune_overrides]
+                            [*common, *cfg.pretrain_overrides, *cfg.trial_pretrain_overrides,
+                             *same_run])
+    ft_over = [*common, f"task={cfg.task}", "run.register=false", *cfg.finetune_overrides,
+               *same_run]
     if cfg.mode is not None:
         ft_over.append(f"mode={cfg.mode}")
     ft = load_config(cfg.finetune_config, FinetuneConfig, ft_over)
@@ -348,6 +353,30 @@ class _InterruptAfter(TuneCallback):
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
+class _ResumableASHA(ASHAScheduler):
+    """ASHA whose rungs survive ``Tuner.restore``: Tune saves the searcher's state but not
+    the scheduler's, so the finished trials' results (their ``result.json``) are replayed
+    into the rungs when a restored sweep re-adds them; later trials are then cut against
+    the same records as before the interruption."""
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        super().on_trial_add(tune_controller, trial)
+        if trial.status != "TERMINATED":
+            return
+        bracket = self._trial_info[trial.trial_id]
+        path = Path(trial.local_path or "") / "result.json"
+        if not path.is_file():
+            return
+        for line in path.read_text().splitlines():
+            try:
+                result = json.loads(line)
+            except ValueError:
+                continue
+            if self._time_attr in result and self._metric in result:
+                bracket.on_result(trial, result[self._time_attr],
+                                  self._metric_op * result[self._metric])
+
+
 def _expected_trials(cfg: TuneConfig) -> int:
     """Trials the search will create: ``num_samples`` x the grid (random/grid search)."""
     n = cfg.search.num_samples
@@ -409,7 +438,7 @@ def tune(cfg: TuneConfig) -> TuneResult:
     """Run (or resume) the sweep; returns the trial table and the best weights."""
     import mlflow
     from ray import tune as rt
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     from mixhic.platform import tracking
     from mixhic.platform.plots import weights_vs_metric_figure
@@ -447,7 +476,7 @@ def tune(cfg: TuneConfig) -> TuneResult:
             tuner = rt.Tuner.restore(exp_dir, trainable=trainable, resume_unfinished=True,
                                      restart_errored=True)
         else:
-            tuner = _new_tuner(plan, trainable, ASHAScheduler, FIFOScheduler)
+            tuner = _new_tuner(plan, trainable, _ResumableASHA, FIFOScheduler)
         results = tuner.fit()
         rows, unfinished = _trial_rows(results, plan)
         out = TuneResult(name=cfg.run.name, path=exp_dir, parent_run_id=parent_id,
