@@ -41,7 +41,15 @@ def ray_local():
 
     from mixhic.platform.runtime import ensure_ray
 
-    ensure_ray(num_cpus=2, object_store_gb=1.5)
+    # On a loaded host the raylet can time out waiting for its agents: retry the start.
+    for attempt in range(3):
+        try:
+            ensure_ray(num_cpus=2, object_store_gb=1.5)
+            break
+        except Exception:  # noqa: BLE001 - Ray raises several types for a failed start
+            ray.shutdown()
+            if attempt == 2:
+                raise
     yield ray
     ray.shutdown()
 
