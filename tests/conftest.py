@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
 import pytest
+from netutil import free_port  # noqa: F401  (re-exported for tests)
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
@@ -26,12 +26,6 @@ os.environ.pop("RAY_ADDRESS", None)
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_TMP_HOME, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from netutil import free_port
 
 from mixhic.platform import jobs
 from mixhic.platform.config import shipped_configs
@@ -38,11 +39,6 @@ from mixhic.platform.errors import MixHicError
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    """A free loopback TCP port (own copy: `conftest` names two modules in this tree)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
-from conftest import free_port
+from netutil import free_port
 from serve_helpers import (
     RES,
     cached_genome,
