@@ -111,6 +111,12 @@ def _validate_pretrain(raw, shard, cfg, device, autocast) -> dict[str, float]:
     return {f"val_{k}": v / n for k, v in sums.items()} if n else {}
 
 
+def _writable(a) -> np.ndarray:
+    """Arrow-backed numpy views are read-only; torch wants writable memory."""
+    a = np.asarray(a)
+    return a if a.flags.writeable else a.copy()
+
+
 @torch.no_grad()
 def predict_batches(raw, batches, task: str, autocast=None):
     """Run a fine-tuning model over numpy batches; returns a ``PredictionStore``.
@@ -123,10 +129,10 @@ def predict_batches(raw, batches, task: str, autocast=None):
     device = next(raw.parameters()).device
     target_col = TARGET_COLUMN[task]
     for batch in batches:
-        epi = torch.as_tensor(batch["epi"], dtype=torch.float32, device=device)
+        epi = torch.as_tensor(_writable(batch["epi"]), dtype=torch.float32, device=device)
         hic = None
         if raw.uses_hic:
-            hic = torch.as_tensor(batch["hic"], dtype=torch.float32, device=device)
+            hic = torch.as_tensor(_writable(batch["hic"]), dtype=torch.float32, device=device)
         if autocast is not None:
             with autocast():
                 pred = raw(epi, hic)

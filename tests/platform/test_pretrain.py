@@ -44,7 +44,7 @@ def test_ddp_pretrain_restarts_after_failure_and_resumes(ray_local, tiny_data, t
     # each epoch logged once: epoch 0 was not trained again after the restart
     assert _steps(client, r1.run_id, "train_loss") == [0, 1]
     assert _steps(client, r1.run_id, "val_loss") == [0, 1]
-    ckpts = sorted(Path(tmp_path / "ray" / "pt").glob("checkpoint_*"))
+    ckpts = sorted(p for p in Path(tmp_path / "ray" / "pt").glob("checkpoint_*") if p.is_dir())
     assert ckpts and (ckpts[-1] / "model.safetensors").is_file()
     assert (ckpts[-1] / "train_state.pt").is_file()
     model, meta = load_model_dir(r1.model_dir)
