@@ -18,6 +18,8 @@ CLASSES = {
     "ablate": "mixhic.platform.train_config:AblateConfig",
     "prepare": "mixhic.pipelines.prepare:PrepareConfig",
     "serve": "mixhic.serve.config:ServeConfig",
+    "predict": "mixhic.serve.config:PredictConfig",
+    "tune": "mixhic.platform.tune_config:TuneConfig",
 }
 OWN = ("demo", "demo-pretrain", "demo-finetune", "ablate-demo", "paper-pretrain",
        "paper-finetune-loops", "paper-finetune-hic", "paper-finetune-cage")
@@ -29,10 +31,7 @@ def _class_for(name: str):
     if prefix is None:
         return None
     module, _, cls = CLASSES[prefix].partition(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError):
-        return None
+    return getattr(importlib.import_module(module), cls)
 
 
 def test_training_configs_are_shipped():
@@ -42,10 +41,7 @@ def test_training_configs_are_shipped():
 @pytest.mark.parametrize("name", shipped_configs())
 def test_shipped_config_loads(name):
     cls = _class_for(name)
-    if cls is None:
-        if name in OWN:
-            pytest.fail(f"{name}: no config class mapped")
-        pytest.skip(f"{name}: config class owned and tested elsewhere")
+    assert cls is not None, f"{name}: shipped config with no config class mapped"
     cfg = load_config(name, cls)
     assert type(cfg) is cls
 
