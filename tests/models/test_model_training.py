@@ -67,15 +67,29 @@ def test_pretraining_aligns_paired_modalities():
     assert parts["con"].item() < 0.9 * chance, parts
 
 
-def test_bf16_autocast_cpu_finite():
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=[
+                pytest.mark.gpu,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+            ],
+        ),
+    ],
+)
+def test_bf16_autocast_finite(device):
     cfg = get_preset("tiny")
-    hic, epi = torch.rand(2, 50, 50), torch.rand(2, 2, 5000)
-    pm = PretrainModel(cfg)
-    fm = FinetuneModel(cfg, "hic", "infer")
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    hic = torch.rand(2, 50, 50, device=device)
+    epi = torch.rand(2, 2, 5000, device=device)
+    pm = PretrainModel(cfg).to(device)
+    fm = FinetuneModel(cfg, "hic", "infer").to(device)
+    with torch.autocast(device, dtype=torch.bfloat16):
         parts = pretrain_objective(pm(hic, epi), pm)
         pred = fm(epi)
-        loss = fm.loss(pred, torch.rand(2, 50, 50))
+        loss = fm.loss(pred, torch.rand(2, 50, 50, device=device))
     assert all(torch.isfinite(v) for v in parts.values())
     assert torch.isfinite(pred.float()).all() and torch.isfinite(loss)
     (parts["loss"] + loss).backward()
