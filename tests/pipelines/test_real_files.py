@@ -151,3 +151,29 @@ def test_real_pair_mm9_hic_and_track(real_data, tmp_path):
     assert t.num_rows > 10
     epi = t["epi"].combine_chunks().to_numpy_ndarray()
     assert (epi < 0).any() and (epi > 0).any()  # signed track kept as is with epi=none
+
+
+@pytest.mark.parametrize("missing", ["fill", "ignore"])
+@pytest.mark.parametrize("bin_size", [7, 100, 5000])
+def test_track_bins_equal_a_per_bp_mean(real_data, missing, bin_size):
+    """Interval-based binning == the mean of per-bp values() (NaN = missing), on real files."""
+    import numpy as np
+    import pyBigWig
+
+    for name in ("pybigwig_test.bw", "dm3.chrX_2e6_5e6.bw"):
+        with pyBigWig.open(str(real_data / name)) as bw:
+            chrom, size = next(iter(bw.chroms().items()))
+            end = min(size, 3_100_000) + 3 * bin_size  # runs past the chromosome end
+            got, covered = readers.read_track_bins(bw, chrom, 0, end, bin_size, missing, 0.5)
+            full = -(-end // bin_size) * bin_size  # the last bin is read whole
+            raw = np.full(full, np.nan)
+            raw[: min(size, full)] = bw.values(chrom, 0, min(size, full), numpy=True)
+            raw = raw.reshape(-1, bin_size)
+            have = ~np.isnan(raw)
+            if missing == "fill":
+                want = np.where(have, raw, 0.5).mean(axis=1)
+            else:
+                n = have.sum(axis=1)
+                want = np.where(n > 0, np.nansum(raw, axis=1) / np.maximum(n, 1), 0.5)
+            assert covered == int(have.sum())
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
