@@ -84,6 +84,12 @@ class FinetuneModel(nn.Module):
             x = layer(x, ctx)
         return self.head(self.fusion_norm(x), skips)
 
+    def predict(self, epi: torch.Tensor, hic: torch.Tensor | None = None) -> torch.Tensor:
+        """Forward in float32 with the task's output scale: loop logits -> probabilities (B,);
+        Hi-C (B, W, W) and CAGE (B, W) as they are. The one place inference code gets this."""
+        out = self(epi, hic).float()
+        return torch.sigmoid(out) if self.task == "loops" else out
+
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """MSE for ``hic`` and ``cage``, BCE-with-logits for ``loops`` (target 0/1)."""
         if pred.shape != target.shape:

@@ -135,12 +135,9 @@ def predict_batches(raw, batches, task: str, autocast=None):
             hic = torch.as_tensor(_writable(batch["hic"]), dtype=torch.float32, device=device)
         if autocast is not None:
             with autocast():
-                pred = raw(epi, hic)
+                pred = raw.predict(epi, hic)
         else:
-            pred = raw(epi, hic)
-        pred = pred.float()
-        if task == "loops":
-            pred = torch.sigmoid(pred)
+            pred = raw.predict(epi, hic)
         true = np.asarray(batch[target_col], dtype=np.float32)
         store.add({k: batch[k] for k in KEY_COLUMNS}, true, pred.cpu().numpy())
     return store

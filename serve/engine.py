@@ -223,10 +223,7 @@ class TaskModel:
             if self.card.needs_hic:
                 h = torch.as_tensor(np.ascontiguousarray(hic, dtype=np.float32),
                                     device=self.device)
-            out = self.model(e, hic=h)
-            if self.card.task == "loops":
-                out = torch.sigmoid(out.reshape(-1))
-            return out.float().cpu().numpy()
+            return self.model.predict(e, hic=h).cpu().numpy()
 
 
 def load_task_model(source: str, device: str = "auto") -> TaskModel:

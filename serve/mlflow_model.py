@@ -66,10 +66,7 @@ def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any
             hic = hic[None]
     model.eval()
     with torch.inference_mode():
-        pred = model(epi, hic=hic)
-        if meta.get("task") == "loops":
-            pred = torch.sigmoid(pred)
-    return pred.float().cpu().numpy()
+        return model.predict(epi, hic=hic).cpu().numpy()
 
 
 class MixHicPyfunc(mlflow.pyfunc.PythonModel):
