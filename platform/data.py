@@ -139,7 +139,26 @@ def data_meta(data_dir: str, dataset: str) -> dict[str, Any]:
         for key in ("resolution", "epi_bin", "epi_transform"):
             meta[key] = shapes.get(key)
         meta["tracks"] = [str(t) for t in shapes.get("tracks", [])]
+        meta.update(_normalisation(man))
     return meta
+
+
+def _normalisation(man) -> dict[str, Any]:
+    """How the training data was made from the files (Hi-C weight column and transforms,
+    missing-track handling), so Serve and ``mixhic predict`` cut inputs the same way."""
+    norm = man.params.get("normalize", {})
+    hic = man.params.get("inputs", {}).get("hic", {})
+    found = {
+        "weight": hic.get("weight"),
+        "divisive": hic.get("divisive"),
+        "multiplier": hic.get("multiplier"),
+        "hic_transform": norm.get("hic"),
+        "hic_cap": norm.get("hic_cap"),
+        "epi_missing": norm.get("epi_missing"),
+        "epi_fill": norm.get("epi_fill"),
+    }
+    keep = ("weight", "divisive", "multiplier")  # None there means "from the file"
+    return {k: v for k, v in found.items() if v is not None or k in keep}
 
 
 # --------------------------------------------------------------------------- few-shot
