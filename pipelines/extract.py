@@ -58,11 +58,11 @@ def open_handles(settings: dict) -> dict[str, Any]:
     """Open the Hi-C file and the bigWigs named in ``settings`` (in the worker process)."""
     handles: dict[str, Any] = {
         "cooler": readers.open_cooler(settings["hic"]["uri"]),
-        "tracks": [readers.open_bigwig(t["uri"]) for t in settings["tracks"]],
+        "tracks": [readers.open_track(t["uri"]) for t in settings["tracks"]],
         "cage": None,
     }
     if settings.get("cage_uri"):
-        handles["cage"] = readers.open_bigwig(settings["cage_uri"], "CAGE track")
+        handles["cage"] = readers.open_track(settings["cage_uri"], "CAGE track")
     return handles
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mixhic.pipelines._bigwig import BigWigIndex
 from mixhic.platform.errors import MixHicError
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "read_bin_mask",
     "check_region",
     "open_bigwig",
+    "open_track",
     "track_chroms",
     "check_track_data",
     "read_track_bins",
@@ -367,6 +369,19 @@ def open_bigwig(uri: str, what: str = "track"):
     return bw
 
 
+def open_track(uri: str, what: str = "track"):
+    """A reader for :func:`read_track_bins`: the numpy interval reader when the file's
+    layout allows (every common writer's), else the pyBigWig handle. Caller closes it."""
+    from mixhic.pipelines._bigwig import BigWigIndex, UnsupportedBigWig
+
+    open_bigwig(uri, what).close()  # the checks and messages of open_bigwig
+    try:
+        return BigWigIndex(local_path(uri, what))
+    except UnsupportedBigWig as exc:
+        log.info("%s: per-bp reads through pyBigWig (%s)", uri, exc)
+        return open_bigwig(uri, what)
+
+
 def track_chroms(uri: str) -> dict[str, int]:
     bw = open_bigwig(uri)
     try:
@@ -407,11 +422,21 @@ def read_track_bins(
     ``chrom=None`` (chromosome absent from the track) gives all-missing bins. Past the end
     of the track's chromosome is missing data too.
 
+    ``bw`` is a pyBigWig handle (per-bp ``values()`` reads, binned by reshape-sum) or,
+    from :func:`open_track`, a :class:`~mixhic.pipelines._bigwig.BigWigIndex` (the
+    file's intervals binned exactly by overlap: the same means without the per-bp
+    expansion).
+
     Returns ``(values float32 (n_bins,), covered_bp)``; ``n_bins = ceil((end-start)/bin_size)``.
     """
     n = -(-(end - start) // bin_size)
     if missing not in ("fill", "ignore"):
         raise ValueError(f"missing must be 'fill' or 'ignore', got {missing!r}")
+    if isinstance(bw, BigWigIndex):
+        got = _bin_intervals(bw, chrom, start, n, bin_size, missing, fill)
+        if got is not None:
+            return got
+        bw = bw.pybigwig()  # overlapping intervals: per-bp semantics (the last one wins)
     size = (bw.chroms(chrom) or 0) if chrom is not None else 0
     vals = np.empty(n, dtype=np.float64)
     covered = 0
@@ -427,7 +452,7 @@ def read_track_bins(
             if stop > s0:
                 raw[: stop - s0] = bw.values(chrom, s0, stop, numpy=True)
         raw = raw.reshape(k1 - k0, bin_size)
-        total = raw.sum(axis=1)  # one pass; NaN marks the bins with missing bp
+        total = raw.sum(axis=1, dtype=np.float64)  # NaN marks the bins with missing bp
         gap = np.flatnonzero(np.isnan(total))
         covered += (k1 - k0 - len(gap)) * bin_size
         if len(gap):
@@ -442,6 +467,48 @@ def read_track_bins(
                 total[gap] = np.where(count > 0, total[gap] / np.maximum(count, 1) * bin_size,
                                       fill * bin_size)
         vals[k0:k1] = total / bin_size
+    return vals.astype(np.float32), covered
+
+
+def _bin_intervals(
+    reader: BigWigIndex, chrom: str | None, start: int, n: int, bin_size: int,
+    missing: str, fill: float,
+) -> tuple[np.ndarray, int] | None:
+    """:func:`read_track_bins` from the file's intervals; None if intervals overlap.
+
+    Each interval is cut at bin edges; a bin's sum is the sum of value x overlap (bp) of
+    its pieces, its coverage the sum of the overlaps (NaN values count as missing, as
+    in ``values()``). Pieces number at most intervals + bins.
+    """
+    size = (reader.chroms(chrom) or 0) if chrom is not None else 0
+    stop = min(start + n * bin_size, size)  # the last bin is read whole; past the end: missing
+    sums = np.zeros(n)
+    cov = np.zeros(n)
+    if stop > start:
+        s, e, v = reader.intervals(chrom, start, stop)
+        if len(s) > 1 and (s[1:] < e[:-1]).any():
+            return None
+        s = np.maximum(s, start) - start  # clipped to the region, relative to start
+        e = np.minimum(e, stop) - start
+        keep = (e > s) & ~np.isnan(v)
+        if not keep.all():
+            s, e, v = s[keep], e[keep], v[keep]
+        b0 = s // bin_size
+        pieces = (e - 1) // bin_size - b0 + 1  # bins each interval touches
+        if len(s) and pieces.max() > 1:
+            idx = np.repeat(np.arange(len(s)), pieces)
+            b = b0[idx] + (np.arange(len(idx)) - (np.cumsum(pieces) - pieces)[idx])
+            length = np.minimum(e[idx], (b + 1) * bin_size) - np.maximum(s[idx], b * bin_size)
+            v = v[idx]
+        else:
+            b, length = b0, e - s
+        sums = np.bincount(b, weights=v * length, minlength=n)
+        cov = np.bincount(b, weights=length, minlength=n)
+    covered = int(cov.sum())
+    if missing == "fill":
+        vals = (sums + fill * (bin_size - cov)) / bin_size
+    else:
+        vals = np.where(cov > 0, sums / np.maximum(cov, 1), fill)
     return vals.astype(np.float32), covered
 
 

@@ -198,3 +198,65 @@ def test_large_and_small_bins_agree_with_per_bp_mean(tmp_path, make, missing):
     assert np.allclose(big, want, rtol=1e-5) and cov == cov2 == 2100
     assert len(small) == 100
     bw.close()
+
+
+def _three_section_types(path) -> str:
+    """bedGraph, varStep and fixedStep sections (one kind per chromosome), NaN included,
+    intervals longer than a bin and crossing bin edges, a chromosome without data."""
+    import pyBigWig
+
+    rng = np.random.default_rng(5)
+    bw = pyBigWig.open(str(path), "w")
+    bw.addHeader([("a", 30_000), ("b", 20_050), ("c", 9_000), ("d", 5_000)])
+    starts = np.sort(rng.choice(np.arange(0, 29_000, 9), 900, replace=False))
+    ends = np.minimum(np.r_[starts[1:], 30_000], starts + rng.integers(1, 400, 900))
+    vals = rng.random(900) * 4
+    vals[::97] = np.nan
+    bw.addEntries(["a"] * 900, starts.tolist(), ends=ends.tolist(), values=vals.tolist())
+    bw.addEntries("b", np.arange(13, 20_000, 50).tolist(), values=rng.random(400).tolist(),
+                  span=37)
+    bw.addEntries("c", 250, values=rng.random(60).tolist(), span=130, step=130)
+    bw.close()
+    return str(path)
+
+
+@pytest.mark.parametrize("missing", ["fill", "ignore"])
+@pytest.mark.parametrize("bin_size", [1, 100, 333, 5000])
+def test_interval_reader_equals_per_bp_reads(tmp_path, missing, bin_size):
+    """open_track's interval binning == pyBigWig's per-bp path, every section type."""
+    path = _three_section_types(tmp_path / "s.bw")
+    fast, slow = readers.open_track(path), readers.open_bigwig(path)
+    assert type(fast).__name__ == "BigWigIndex"
+    assert fast.chroms() == slow.chroms() and fast.chroms("b") == 20_050
+    for chrom in ("a", "b", "c", "d", None):
+        for start, end in ((0, 20_000), (777, 20_100), (19_990, 31_000)):
+            got, cov = readers.read_track_bins(fast, chrom, start, end, bin_size, missing, 0.5)
+            want, cov2 = readers.read_track_bins(slow, chrom, start, end, bin_size, missing, 0.5)
+            assert cov == cov2, (chrom, start, end)
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=str(chrom))
+    fast.close()
+    slow.close()
+
+
+def test_interval_reader_overlapping_intervals_fall_back_to_per_bp(monkeypatch, track):
+    """Overlapping intervals (a malformed file) take the per-bp path: the last one wins."""
+    from mixhic.pipelines import _bigwig
+
+    fast = readers.open_track(track)
+    real = _bigwig.BigWigIndex.intervals
+
+    def overlapping(self, chrom, start, end):
+        s, e, v = real(self, chrom, start, end)
+        return s, e + 60, v
+
+    monkeypatch.setattr(_bigwig.BigWigIndex, "intervals", overlapping)
+    v, cov = readers.read_track_bins(fast, "1", 0, 500, 100, "fill", 0.0)
+    assert np.allclose(v, [2.0, 2.0, 0.0, 1.0, 0.0]) and cov == 250
+    fast.close()
+
+
+def test_open_track_rejects_what_open_bigwig_rejects(tmp_path):
+    p = tmp_path / "x.bw"
+    p.write_text("hello")
+    with pytest.raises(MixHicError, match="not a readable bigWig"):
+        readers.open_track(str(p))
