@@ -43,6 +43,8 @@ __all__ = ["ChunkWorker", "process_chunk", "write_chunk", "marker_path", "open_h
 
 log = logging.getLogger(__name__)
 
+_WRITE_BATCH = 1 << 20  # values per Parquet write batch (pyarrow's default: 1,024)
+
 
 def _fs(uri: str):
     import pyarrow.fs as pafs
@@ -58,6 +60,7 @@ def open_handles(settings: dict) -> dict[str, Any]:
     """Open the Hi-C file and the bigWigs named in ``settings`` (in the worker process)."""
     handles: dict[str, Any] = {
         "cooler": readers.open_cooler(settings["hic"]["uri"]),
+        "hic_group": readers.open_hic_group(settings["hic"]["uri"]),  # open once per worker
         "tracks": [readers.open_track(t["uri"]) for t in settings["tracks"]],
         "cage": None,
     }
@@ -125,18 +128,25 @@ def process_chunk(
 
     # ---- one read per file
     info = readers.HicInfo(**settings["hic"])
-    pi, pj, pv, masked = readers.read_band_pixels(handles["cooler"], info, chrom, lo, r1, c1)
-    # transform the non-zero pixels only (every transform maps 0 to 0), then scatter
+    hic = handles.get("hic_group")
+    pi, pj, pv, masked = readers.read_band_pixels(
+        handles["cooler"] if hic is None else hic, info, chrom, lo, r1, c1, mirror=False
+    )
+    # transform the stored (upper) non-zero pixels only (every transform maps 0 to 0),
+    # then scatter them and their mirrors below the diagonal inside the band's rows
     mode = settings["hic_transform"]
     inf = np.isinf(pv)
+    low = (pj < r1 - lo) & (pj != pi)
+    tv = normalize.hic_transform(pv, "log1p" if mode == "log1p_window_max" else mode,
+                                 settings["hic_cap"])
     band = np.zeros((r1 - lo, c1 - lo), dtype=np.float32)  # (R, C) transformed contacts
-    band[pi, pj] = normalize.hic_transform(
-        pv, "log1p" if mode == "log1p_window_max" else mode, settings["hic_cap"]
-    )
+    band[pi, pj] = tv
+    band[pj[low], pi[low]] = tv[low]
     inf_band = None
     if inf.any():
         inf_band = np.zeros(band.shape, dtype=bool)
         inf_band[pi[inf], pj[inf]] = True
+        inf_band[pj[inf & low], pi[inf & low]] = True
         band[inf_band] = 0.0
     tracks = np.empty((len(handles["tracks"]), (c1 - lo) * per_bin), dtype=np.float32)
     for t, (bw, tchrom) in enumerate(zip(handles["tracks"], task["track_chroms"])):
@@ -269,10 +279,12 @@ def write_chunk(
         tmp = f"{root}/{name}/.part-{cid}.parquet.tmp"
         fs.create_dir(f"{root}/{name}", recursive=True)
         # no dictionary pages or statistics for the float tensors: both cost more than
-        # the write itself and help nothing (keys keep them for predicate pushdown)
+        # the write itself and help nothing (keys keep them for predicate pushdown);
+        # large write batches: the tensors' list levels are encoded ~20% faster
         pq.write_table(table, tmp, filesystem=fs, compression=compression,
                        use_dictionary=["sample", "chrom", "split"],
-                       write_statistics=["chrom", "x_start", "y_start", "split"])
+                       write_statistics=["chrom", "x_start", "y_start", "split"],
+                       write_batch_size=_WRITE_BATCH)
         fs.move(tmp, final)
         files[name] = f"part-{cid}.parquet"
     if timing is not None:  # wall start/end and CPU seconds of read + slice + write

@@ -40,6 +40,7 @@ __all__ = [
     "inspect_hic",
     "open_cooler",
     "read_band",
+    "open_hic_group",
     "read_band_pixels",
     "read_bin_mask",
     "check_region",
@@ -293,26 +294,46 @@ def read_band(
 _PIXEL_BLOCK = 4_000_000  # pixels read per h5py slice (bounds memory on dense maps)
 
 
+def open_hic_group(uri: str):
+    """The open HDF5 group of a full ``path::group`` cooler URI, for a worker that reads
+    many bands (:func:`read_band_pixels` takes it in place of a ``Cooler``, skipping a
+    file open per read). Close it with ``group.file.close()``."""
+    import h5py
+
+    path, _, group = uri.partition("::")
+    try:
+        return h5py.File(path, "r")[group or "/"]
+    except (OSError, KeyError) as exc:
+        raise MixHicError(f"{uri}: cannot open as a cooler ({exc})") from None
+
+
 def read_band_pixels(
-    clr, info: HicInfo, chrom: str, r0: int, r1: int, c1: int
+    clr, info: HicInfo, chrom: str, r0: int, r1: int, c1: int, mirror: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Non-zero balanced contacts of the block rows ``[r0, r1)`` x columns ``[r0, c1)``.
 
     A block that starts on the diagonal holds its lower-triangle part as mirrors of its
     own rows' pixels, so a few contiguous slices of the pixel table (rows ``[r0, r1)``)
-    give all of it. Pixels of masked bins (NaN/zero weight) are left out.
+    give all of it; ``mirror=False`` returns the stored (upper-triangle) pixels only,
+    for a caller that mirrors them itself (pixel ``(i, j)`` with ``j < r1 - r0`` and
+    ``j != i`` is also at ``(j, i)``). Pixels of masked bins (NaN/zero weight) are left
+    out. ``clr`` is a ``cooler.Cooler`` or the group from :func:`open_hic_group`.
 
     Returns ``(i, j, v, masked)``: int64 row/column offsets into the block, float64 values
-    (balanced, times ``info.multiplier``) and the bool mask of bins ``[r0, c1)``. One
-    HDF5 open for everything.
+    (balanced, times ``info.multiplier``) and the bool mask of bins ``[r0, c1)``. Rows
+    come from the ``bin1_offset`` index, so only ``bin2_id`` and ``count`` are read.
     """
+    from contextlib import nullcontext
+
     ii, jj, vv = [], [], []
-    with clr.open("r") as grp:
+    ctx = clr.open("r") if hasattr(clr, "open") else nullcontext(clr)
+    with ctx as grp:
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in grp["chroms"]["name"][:]]
         off = int(grp["indexes"]["chrom_offset"][names.index(chrom)])
         g0, g1, gc = off + r0, off + r1, off + c1
         masked = np.zeros(c1 - r0, dtype=bool)
-        p0, p1 = (int(v) for v in grp["indexes"]["bin1_offset"][[g0, g1]])
+        row_off = np.asarray(grp["indexes"]["bin1_offset"][g0:g1 + 1], dtype=np.int64)
+        p0, p1 = int(row_off[0]), int(row_off[-1])
         pix = grp["pixels"]
         w = None
         if info.weight is not None:
@@ -320,27 +341,36 @@ def read_band_pixels(
             masked = ~np.isfinite(w) | (w == 0)
             if info.divisive:
                 w = 1.0 / np.where(w == 0, np.nan, w)
+        rows = np.arange(r1 - r0)
         for a in range(p0, p1, _PIXEL_BLOCK):
             b = min(a + _PIXEL_BLOCK, p1)
-            b2 = pix["bin2_id"][a:b]
-            sel = b2 < gc
-            b1 = pix["bin1_id"][a:b][sel] - g0
-            b2 = b2[sel] - g0
-            v = np.asarray(pix["count"][a:b][sel], dtype=np.float64)
+            b1 = np.repeat(rows, np.diff(np.clip(row_off, a, b)))  # row of each pixel
+            b2 = pix["bin2_id"][a:b] - g0
+            sel = b2 < gc - g0
+            v = pix["count"][a:b]
+            if not sel.all():
+                b1, b2, v = b1[sel], b2[sel], v[sel]
+            v = v.astype(np.float64)
             if w is not None:
-                v = v * w[b1] * w[b2]
+                v *= w[b1]
+                v *= w[b2]
             if info.multiplier != 1.0:
                 v *= info.multiplier
             keep = ~np.isnan(v)
-            b1, b2, v = b1[keep], b2[keep], v[keep]
-            low = (b2 < r1 - r0) & (b2 != b1)  # mirrored pixels inside the block's rows
-            ii += [b1, b2[low]]
-            jj += [b2, b1[low]]
-            vv += [v, v[low]]
+            if not keep.all():
+                b1, b2, v = b1[keep], b2[keep], v[keep]
+            ii.append(b1)
+            jj.append(b2)
+            vv.append(v)
     if not ii:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), masked
-    return (np.concatenate(ii).astype(np.int64), np.concatenate(jj).astype(np.int64),
-            np.concatenate(vv), masked)
+    i = np.concatenate(ii).astype(np.int64, copy=False)
+    j = np.concatenate(jj).astype(np.int64, copy=False)
+    v = np.concatenate(vv)
+    if mirror:
+        low = (j < r1 - r0) & (j != i)  # mirrored pixels inside the block's rows
+        i, j, v = np.concatenate([i, j[low]]), np.concatenate([j, i[low]]), np.concatenate([v, v[low]])
+    return i, j, v, masked
 
 
 def read_bin_mask(clr, info: HicInfo, chrom: str, lo: int, hi: int) -> np.ndarray:

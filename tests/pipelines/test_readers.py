@@ -94,6 +94,40 @@ def test_band_divisive_weights_and_chromosome_offset(hic):
     assert not forced.divisive and forced.multiplier == 2.0
 
 
+@pytest.mark.parametrize("weight", ["weight", "KR", None])
+@pytest.mark.parametrize("chrom,r0,r1,c1", [("chr1", 0, 30, 45), ("chr1", 40, 90, 100),
+                                           ("chr2", 3, 20, 61)])
+def test_band_pixels_open_group_and_unmirrored(hic, monkeypatch, weight, chrom, r0, r1, c1):
+    """The worker's open group == a Cooler; mirror=False + mirroring == mirror=True; rows
+    from the bin1_offset index == the stored bin1_id, also across pixel blocks."""
+    info = readers.inspect_hic(hic["cool"], weight=weight)
+    clr, grp = readers.open_cooler(info.uri), readers.open_hic_group(info.uri)
+
+    def dense(i, j, v):
+        m = np.zeros((r1 - r0, c1 - r0))
+        m[i, j] = v
+        return m
+
+    i, j, v, masked = readers.read_band_pixels(clr, info, chrom, r0, r1, c1)
+    want = readers.read_band(clr, info, chrom, (r0, r1), (r0, c1))
+    assert np.array_equal(masked, np.isnan(want).all(axis=0))
+    assert np.allclose(dense(i, j, v)[:, ~masked][~masked[: r1 - r0]],
+                       want[:, ~masked][~masked[: r1 - r0]])
+    monkeypatch.setattr(readers, "_PIXEL_BLOCK", 7)  # several blocks
+    ui, uj, uv, masked2 = readers.read_band_pixels(grp, info, chrom, r0, r1, c1, mirror=False)
+    assert np.array_equal(masked, masked2) and (uj >= ui).all()
+    low = (uj < r1 - r0) & (uj != ui)
+    got = dense(np.r_[ui, uj[low]], np.r_[uj, ui[low]], np.r_[uv, uv[low]])
+    assert np.array_equal(got, dense(i, j, v))
+    off = int(clr.offset(chrom))
+    px = clr.pixels()[:]
+    b1, b2 = px.bin1_id.to_numpy() - off - r0, px.bin2_id.to_numpy() - off - r0
+    sel = (b1 >= 0) & (b1 < r1 - r0) & (b2 < c1 - r0)
+    sel[sel] &= ~masked[b1[sel]] & ~masked[b2[sel]]
+    assert sorted(zip(ui.tolist(), uj.tolist())) == sorted(zip(b1[sel].tolist(), b2[sel].tolist()))
+    grp.file.close()
+
+
 def test_bin_mask(hic):
     info = readers.inspect_hic(hic["cool"])
     mask = readers.read_bin_mask(readers.open_cooler(info.uri), info, "chr2", 0, 61)
