@@ -15,7 +15,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["MixHicConfig", "factor_pools", "conv_down_len"]
+__all__ = ["MixHicConfig", "HIC_INPUTS", "factor_pools", "conv_down_len"]
+
+#: Hi-C encoder inputs: the map alone (the published model) or the map plus its
+#: distance-normalised contrast (``HicEncoder``).
+HIC_INPUTS = ("raw", "raw+oe")
 
 
 def factor_pools(factor: int) -> tuple[int, ...]:
@@ -75,6 +79,8 @@ class MixHicConfig:
     # Positions (see class docstring)
     hic_pos_embed: bool = True
     epi_pos_embed: bool = True
+    # Hi-C encoder input (see HicEncoder): "raw+oe" adds an observed-over-expected channel
+    hic_input: str = "raw+oe"
     # Contrastive temperature: learnable, kept inside [min, max]
     temperature_init: float = 0.07
     temperature_min: float = 0.001
@@ -115,6 +121,8 @@ class MixHicConfig:
         for name in ("hic_pos_embed", "epi_pos_embed"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be true or false")
+        if self.hic_input not in HIC_INPUTS:
+            fail("hic_input", f"must be one of {', '.join(HIC_INPUTS)}")
         if self.epi_bins % self.window_bins:
             fail("epi_bins", f"must be a multiple of window_bins ({self.window_bins}) so that "
                  "each Hi-C bin gets one epigenomic token")

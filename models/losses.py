@@ -33,14 +33,27 @@ def pool_tokens(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=1) if x.dim() == 3 else x
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float,
+             standardize: bool = False, eps: float = 1e-5) -> torch.Tensor:
     """Symmetric CLIP-style InfoNCE; pair i of ``a`` matches pair i of ``b``.
 
     a, b: (B, D) or (B, N, D) (mean-pooled over tokens), L2-normalised here.
     Negatives are the other samples of the batch. Returns a scalar.
+
+    ``standardize``: before the L2 normalisation, centre and scale each feature over the
+    batch (a BatchNorm without parameters, as in SimCLR-style projection heads). Windows
+    of one modality start out nearly identical (the distance decay dominates Hi-C), the
+    plain loss then sits at the collapse point ``ln(B)`` where every gradient vanishes;
+    standardising compares what differs between windows. Needs B >= 2.
     """
-    a = F.normalize(pool_tokens(a).float(), dim=-1)
-    b = F.normalize(pool_tokens(b).float(), dim=-1)
+    a, b = pool_tokens(a).float(), pool_tokens(b).float()
+    if standardize:
+        if a.shape[0] < 2:
+            raise ValueError("info_nce: standardize=True needs a batch of at least 2")
+        a = (a - a.mean(0)) / (a.std(0) + eps)
+        b = (b - b.mean(0)) / (b.std(0) + eps)
+    a = F.normalize(a, dim=-1)
+    b = F.normalize(b, dim=-1)
     logits = a @ b.t() / temperature  # (B, B)
     labels = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))

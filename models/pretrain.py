@@ -66,18 +66,21 @@ class PretrainModel(nn.Module):
 
 def pretrain_objective(out: dict[str, torch.Tensor], model: PretrainModel,
                        weights: LossWeights = LossWeights(),
-                       contrastive_only: bool = False) -> dict[str, torch.Tensor]:
+                       contrastive_only: bool = False,
+                       standardize: bool = True) -> dict[str, torch.Tensor]:
     """The pretraining losses of one batch: scalars ``loss`` (to minimise), ``con``,
     ``orth``, ``map``.
 
-    ``con``: symmetric InfoNCE between pooled shared epi and Hi-C vectors.
+    ``con``: symmetric InfoNCE between pooled shared epi and Hi-C vectors, batch-
+    standardised unless ``standardize=False`` (the published loss; see ``info_nce``).
     ``orth``: mean over the two modalities of the shared/specific squared cosine.
     ``map``: mean over the two directions of the normalised mapping distance.
     ``loss = weights.con * con + weights.orth * orth + weights.map * map``, or, during the
     contrastive-only warm-up (``contrastive_only=True``, the trainer decides the epochs),
     ``loss = con`` alone; ``orth`` and ``map`` are then returned detached, for logging.
     """
-    con = info_nce(out["epi_shared"], out["hic_shared"], model.temperature())
+    con = info_nce(out["epi_shared"], out["hic_shared"], model.temperature(),
+                   standardize=standardize and out["epi_shared"].shape[0] > 1)
     orth = 0.5 * (orthogonality_loss(out["hic_shared"], out["hic_specific"])
                   + orthogonality_loss(out["epi_shared"], out["epi_specific"]))
     mapl = 0.5 * (mapping_loss(out["e2m"], out["hic_tokens"])

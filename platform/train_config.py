@@ -148,6 +148,9 @@ class LossConfig:
     orth: float = 0.5
     map: float = 0.5
     contrastive_warmup_epochs: int = 0
+    # Batch-standardised InfoNCE (models.losses.info_nce); false = the published loss,
+    # which collapses to ln(batch) on the simulator.
+    con_standardize: bool = True
 
     def __post_init__(self) -> None:
         for name in ("con", "orth", "map"):

@@ -77,7 +77,7 @@ def _pretrain_step(model, raw, batch, cfg, epoch: int) -> dict[str, torch.Tensor
         weights = LossWeights(con=1.0, orth=0.0, map=0.0)
     else:
         weights = LossWeights(con=cfg.loss.con, orth=cfg.loss.orth, map=cfg.loss.map)
-    return pretrain_objective(out, raw, weights)
+    return pretrain_objective(out, raw, weights, standardize=cfg.loss.con_standardize)
 
 
 def _finetune_step(model, raw, batch, cfg, epoch: int) -> dict[str, torch.Tensor]:
@@ -102,7 +102,8 @@ def _validate_pretrain(raw, shard, cfg, device, autocast) -> dict[str, float]:
         if len(batch["hic"]) < 2:  # InfoNCE needs negatives
             continue
         with autocast():
-            parts = pretrain_objective(raw(batch["hic"], batch["epi"]), raw, weights)
+            parts = pretrain_objective(raw(batch["hic"], batch["epi"]), raw, weights,
+                                       standardize=cfg.loss.con_standardize)
         b = len(batch["hic"])
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v) * b

@@ -50,6 +50,52 @@ def test_contrastive_lower_for_matched_than_shuffled():
     torch.testing.assert_close(info_nce(a, b, t), info_nce(b, a, t))
 
 
+def test_standardized_contrastive_sees_past_a_shared_component():
+    """Nearly identical windows (a large common vector, small per-sample parts) are the
+    plain loss's collapse point: loss ~ ln(B), gradients ~0. Standardising over the batch
+    compares the per-sample parts, so matched pairs score well and gradients flow."""
+    torch.manual_seed(0)
+    B = 16
+    common = 100.0 * torch.randn(1, 32)
+    own = torch.randn(B, 32)
+    a = (common + own).requires_grad_(True)
+    b = common + own + 0.1 * torch.randn(B, 32)
+    t = torch.tensor(0.07)
+    plain = info_nce(a, b, t)
+    assert plain.item() == pytest.approx(float(torch.log(torch.tensor(B))), abs=0.3)
+    std = info_nce(a, b, t, standardize=True)
+    assert std.item() < 0.5
+    shuffled = info_nce(a, b[torch.roll(torch.arange(B), 1)], t, standardize=True)
+    assert shuffled.item() > 5.0
+    # a shift and scale of each modality's features do not change the standardised loss
+    torch.testing.assert_close(info_nce(3 * a - 7, b, t, standardize=True), std)
+    with pytest.raises(ValueError, match="at least 2"):
+        info_nce(a[:1], b[:1], t, standardize=True)
+
+
+def test_distance_contrast_removes_the_distance_decay():
+    from mixhic.models.encoders import distance_contrast
+
+    torch.manual_seed(0)
+    W = 12
+    i = torch.arange(W)
+    offset = (i[None, :] - i[:, None]).float()  # j - i
+    decay = torch.exp(-offset.abs() / 3.0)
+    signal = torch.rand(2, W, W)
+    out = distance_contrast(signal)
+    # every diagonal of the output has mean zero; the window's spread is one
+    for k in range(-(W - 1), W):
+        torch.testing.assert_close(out.diagonal(k, dim1=1, dim2=2).mean(-1),
+                                   torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.flatten(1).std(1), torch.ones(2), atol=1e-3, rtol=0)
+    # adding any function of the distance, or scaling the map, changes nothing (up to
+    # the eps added to the spread)
+    torch.testing.assert_close(distance_contrast(4.0 * signal + 5.0 * decay), out,
+                               atol=2e-3, rtol=2e-3)
+    # off-diagonal windows: the diagonals j - i still share a distance (no symmetry used)
+    assert not torch.allclose(out, out.transpose(1, 2))
+
+
 def test_mapping_zero_for_identical_and_scale_free():
     x = torch.randn(3, 9, 16)
     assert mapping_loss(x, x).item() == pytest.approx(0.0, abs=1e-7)
