@@ -162,13 +162,17 @@ class BigWigIndex:
                     values.append(v)
         if not starts:
             return empty
-        s, e, v = np.concatenate(starts), np.concatenate(ends), np.concatenate(values)
-        keep = (e > start) & (s < end)
-        s, e, v = s[keep], e[keep], v[keep]
+        s, e, v = (x[0] if len(x) == 1 else np.concatenate(x) for x in (starts, ends, values))
         if len(s) > 1 and (s[1:] < s[:-1]).any():
             order = np.argsort(s, kind="stable")
             s, e, v = s[order], e[order], v[order]
-        return s, e, v
+        if len(s) > 1 and (s[1:] < e[:-1]).any():  # overlapping intervals (malformed)
+            keep = (e > start) & (s < end)
+            return s[keep], e[keep], v[keep]
+        # sorted and disjoint: the overlapping ones are one slice (views, no copies)
+        a = int(np.searchsorted(e, start, side="right"))
+        b = int(np.searchsorted(s, end, side="left"))
+        return s[a:b], e[a:b], v[a:b]
 
     def _section(self, raw: bytes, cid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         chrom, start, _end, step, span, kind, _, count = _SECTION.unpack_from(raw)

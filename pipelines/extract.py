@@ -60,7 +60,7 @@ def open_handles(settings: dict) -> dict[str, Any]:
     """Open the Hi-C file and the bigWigs named in ``settings`` (in the worker process)."""
     handles: dict[str, Any] = {
         "cooler": readers.open_cooler(settings["hic"]["uri"]),
-        "hic_group": readers.open_hic_group(settings["hic"]["uri"]),  # open once per worker
+        "hic_pixels": readers.HicPixels.open(settings["hic"]["uri"]),  # open once per worker
         "tracks": [readers.open_track(t["uri"]) for t in settings["tracks"]],
         "cage": None,
     }
@@ -128,9 +128,8 @@ def process_chunk(
 
     # ---- one read per file
     info = readers.HicInfo(**settings["hic"])
-    hic = handles.get("hic_group")
     pi, pj, pv, masked = readers.read_band_pixels(
-        handles["cooler"] if hic is None else hic, info, chrom, lo, r1, c1, mirror=False
+        handles.get("hic_pixels") or handles["cooler"], info, chrom, lo, r1, c1, mirror=False
     )
     # transform the stored (upper) non-zero pixels only (every transform maps 0 to 0),
     # then scatter them and their mirrors below the diagonal inside the band's rows
@@ -139,14 +138,16 @@ def process_chunk(
     low = (pj < r1 - lo) & (pj != pi)
     tv = normalize.hic_transform(pv, "log1p" if mode == "log1p_window_max" else mode,
                                  settings["hic_cap"])
-    band = np.zeros((r1 - lo, c1 - lo), dtype=np.float32)  # (R, C) transformed contacts
-    band[pi, pj] = tv
-    band[pj[low], pi[low]] = tv[low]
+    ncol = c1 - lo
+    band = np.zeros((r1 - lo, ncol), dtype=np.float32)  # (R, C) transformed contacts
+    upper, lower = pi * ncol + pj, pj[low] * ncol + pi[low]  # flat indices: 2x faster
+    band.reshape(-1)[upper] = tv
+    band.reshape(-1)[lower] = tv[low]
     inf_band = None
     if inf.any():
         inf_band = np.zeros(band.shape, dtype=bool)
-        inf_band[pi[inf], pj[inf]] = True
-        inf_band[pj[inf & low], pi[inf & low]] = True
+        inf_band.reshape(-1)[upper[inf]] = True
+        inf_band.reshape(-1)[lower[inf[low]]] = True
         band[inf_band] = 0.0
     tracks = np.empty((len(handles["tracks"]), (c1 - lo) * per_bin), dtype=np.float32)
     for t, (bw, tchrom) in enumerate(zip(handles["tracks"], task["track_chroms"])):

@@ -44,8 +44,11 @@ def hic_transform(windows: np.ndarray, mode: str = "log1p_fixed", cap: float = 2
     """(N, W, W) balanced contacts (NaN = masked) -> (N, W, W) float32 model input."""
     if mode not in HIC_MODES:
         raise ValueError(f"hic transform must be one of {HIC_MODES}, got {mode!r}")
-    x = np.asarray(windows, dtype=np.float32)
-    x = np.where(np.isfinite(x), np.maximum(x, 0.0), 0.0).astype(np.float32, copy=False)
+    x = np.array(windows, dtype=np.float32)  # a copy: the steps below work in place
+    bad = ~np.isfinite(x)
+    np.maximum(x, 0.0, out=x)
+    if bad.any():
+        x[bad] = 0.0
     if mode == "none":
         return x
     np.log1p(x, out=x)

@@ -40,7 +40,7 @@ __all__ = [
     "inspect_hic",
     "open_cooler",
     "read_band",
-    "open_hic_group",
+    "HicPixels",
     "read_band_pixels",
     "read_bin_mask",
     "check_region",
@@ -294,17 +294,48 @@ def read_band(
 _PIXEL_BLOCK = 4_000_000  # pixels read per h5py slice (bounds memory on dense maps)
 
 
-def open_hic_group(uri: str):
-    """The open HDF5 group of a full ``path::group`` cooler URI, for a worker that reads
-    many bands (:func:`read_band_pixels` takes it in place of a ``Cooler``, skipping a
-    file open per read). Close it with ``group.file.close()``."""
-    import h5py
+class HicPixels:
+    """The HDF5 datasets of one cooler that :func:`read_band_pixels` reads, looked up once.
 
-    path, _, group = uri.partition("::")
-    try:
-        return h5py.File(path, "r")[group or "/"]
-    except (OSError, KeyError) as exc:
-        raise MixHicError(f"{uri}: cannot open as a cooler ({exc})") from None
+    ``HicPixels.open(uri)`` keeps the file open (a worker reading many bands; close it
+    with :meth:`close`); ``HicPixels(group)`` wraps an already open cooler group.
+    """
+
+    def __init__(self, grp, file=None):
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in grp["chroms"]["name"][:]]
+        offsets = grp["indexes"]["chrom_offset"][: len(names)]
+        self.chrom_offset = {n: int(o) for n, o in zip(names, offsets)}
+        self.bin1_offset = grp["indexes"]["bin1_offset"]
+        self.bin2_id = grp["pixels"]["bin2_id"]
+        self.count = grp["pixels"]["count"]
+        self._bins = grp["bins"]
+        self._weights: dict[str, object] = {}
+        self._file = file
+
+    @classmethod
+    def open(cls, uri: str) -> "HicPixels":
+        import h5py
+
+        path, _, group = uri.partition("::")
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as exc:
+            raise MixHicError(f"{uri}: cannot open as a cooler ({exc})") from None
+        try:
+            return cls(h5[group or "/"], h5)
+        except KeyError as exc:
+            h5.close()
+            raise MixHicError(f"{uri}: cannot open as a cooler ({exc})") from None
+
+    def weight(self, name: str):
+        if name not in self._weights:
+            self._weights[name] = self._bins[name]
+        return self._weights[name]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def read_band_pixels(
@@ -317,56 +348,53 @@ def read_band_pixels(
     give all of it; ``mirror=False`` returns the stored (upper-triangle) pixels only,
     for a caller that mirrors them itself (pixel ``(i, j)`` with ``j < r1 - r0`` and
     ``j != i`` is also at ``(j, i)``). Pixels of masked bins (NaN/zero weight) are left
-    out. ``clr`` is a ``cooler.Cooler`` or the group from :func:`open_hic_group`.
+    out. ``clr`` is a ``cooler.Cooler`` or a :class:`HicPixels` (a worker's open file).
 
     Returns ``(i, j, v, masked)``: int64 row/column offsets into the block, float64 values
     (balanced, times ``info.multiplier``) and the bool mask of bins ``[r0, c1)``. Rows
     come from the ``bin1_offset`` index, so only ``bin2_id`` and ``count`` are read.
     """
-    from contextlib import nullcontext
-
+    if not isinstance(clr, HicPixels):
+        with clr.open("r") as grp:
+            return read_band_pixels(HicPixels(grp), info, chrom, r0, r1, c1, mirror)
+    px = clr
+    off = px.chrom_offset[chrom]
+    g0, g1, gc = off + r0, off + r1, off + c1
+    masked = np.zeros(c1 - r0, dtype=bool)
+    row_off = np.asarray(px.bin1_offset[g0:g1 + 1], dtype=np.int64)
+    p0, p1 = int(row_off[0]), int(row_off[-1])
+    w = None
+    if info.weight is not None:
+        w = np.asarray(px.weight(info.weight)[g0:gc], dtype=np.float64)
+        masked = ~np.isfinite(w) | (w == 0)
+        if info.divisive:
+            w = 1.0 / np.where(w == 0, np.nan, w)
     ii, jj, vv = [], [], []
-    ctx = clr.open("r") if hasattr(clr, "open") else nullcontext(clr)
-    with ctx as grp:
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in grp["chroms"]["name"][:]]
-        off = int(grp["indexes"]["chrom_offset"][names.index(chrom)])
-        g0, g1, gc = off + r0, off + r1, off + c1
-        masked = np.zeros(c1 - r0, dtype=bool)
-        row_off = np.asarray(grp["indexes"]["bin1_offset"][g0:g1 + 1], dtype=np.int64)
-        p0, p1 = int(row_off[0]), int(row_off[-1])
-        pix = grp["pixels"]
-        w = None
-        if info.weight is not None:
-            w = np.asarray(grp["bins"][info.weight][g0:gc], dtype=np.float64)
-            masked = ~np.isfinite(w) | (w == 0)
-            if info.divisive:
-                w = 1.0 / np.where(w == 0, np.nan, w)
-        rows = np.arange(r1 - r0)
-        for a in range(p0, p1, _PIXEL_BLOCK):
-            b = min(a + _PIXEL_BLOCK, p1)
-            b1 = np.repeat(rows, np.diff(np.clip(row_off, a, b)))  # row of each pixel
-            b2 = pix["bin2_id"][a:b] - g0
-            sel = b2 < gc - g0
-            v = pix["count"][a:b]
-            if not sel.all():
-                b1, b2, v = b1[sel], b2[sel], v[sel]
-            v = v.astype(np.float64)
-            if w is not None:
-                v *= w[b1]
-                v *= w[b2]
-            if info.multiplier != 1.0:
-                v *= info.multiplier
-            keep = ~np.isnan(v)
-            if not keep.all():
-                b1, b2, v = b1[keep], b2[keep], v[keep]
-            ii.append(b1)
-            jj.append(b2)
-            vv.append(v)
+    rows = np.arange(r1 - r0)
+    for a in range(p0, p1, _PIXEL_BLOCK):
+        b = min(a + _PIXEL_BLOCK, p1)
+        b1 = np.repeat(rows, np.diff(np.clip(row_off, a, b)))  # row of each pixel
+        b2 = np.asarray(px.bin2_id[a:b], dtype=np.int64)
+        b2 -= g0
+        v = px.count[a:b]
+        sel = b2 < gc - g0
+        if not sel.all():
+            b1, b2, v = b1[sel], b2[sel], v[sel]
+        v = v.astype(np.float64)
+        if w is not None:
+            v *= w[b1]
+            v *= w[b2]
+        if info.multiplier != 1.0:
+            v *= info.multiplier
+        keep = ~np.isnan(v)
+        if not keep.all():
+            b1, b2, v = b1[keep], b2[keep], v[keep]
+        ii.append(b1)
+        jj.append(b2)
+        vv.append(v)
     if not ii:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), masked
-    i = np.concatenate(ii).astype(np.int64, copy=False)
-    j = np.concatenate(jj).astype(np.int64, copy=False)
-    v = np.concatenate(vv)
+    i, j, v = ((x[0] if len(x) == 1 else np.concatenate(x)) for x in (ii, jj, vv))
     if mirror:
         low = (j < r1 - r0) & (j != i)  # mirrored pixels inside the block's rows
         i, j, v = np.concatenate([i, j[low]]), np.concatenate([j, i[low]]), np.concatenate([v, v[low]])
@@ -518,22 +546,25 @@ def _bin_intervals(
         s, e, v = reader.intervals(chrom, start, stop)
         if len(s) > 1 and (s[1:] < e[:-1]).any():
             return None
-        s = np.maximum(s, start) - start  # clipped to the region, relative to start
-        e = np.minimum(e, stop) - start
-        keep = (e > s) & ~np.isnan(v)
-        if not keep.all():
-            s, e, v = s[keep], e[keep], v[keep]
-        b0 = s // bin_size
-        pieces = (e - 1) // bin_size - b0 + 1  # bins each interval touches
-        if len(s) and pieces.max() > 1:
-            idx = np.repeat(np.arange(len(s)), pieces)
-            b = b0[idx] + (np.arange(len(idx)) - (np.cumsum(pieces) - pieces)[idx])
-            length = np.minimum(e[idx], (b + 1) * bin_size) - np.maximum(s[idx], b * bin_size)
-            v = v[idx]
-        else:
-            b, length = b0, e - s
-        sums = np.bincount(b, weights=v * length, minlength=n)
-        cov = np.bincount(b, weights=length, minlength=n)
+        if len(s):
+            s = s - start  # relative to start, clipped to [0, stop - start)
+            e = e - start
+            s[0] = max(s[0], 0)  # sorted and disjoint: only the ends can stick out
+            e[-1] = min(e[-1], stop - start)
+            nan = np.isnan(v)
+            if nan.any():  # NaN values are missing data, as in values()
+                s, e, v = s[~nan], e[~nan], v[~nan]
+            b0 = s // bin_size
+            length = e - s
+            if ((e - 1) // bin_size != b0).any():  # some interval crosses a bin edge
+                pieces = (e - 1) // bin_size - b0 + 1  # bins each interval touches
+                idx = np.repeat(np.arange(len(s)), pieces)
+                b0 = b0[idx] + (np.arange(len(idx)) - (np.cumsum(pieces) - pieces)[idx])
+                length = (np.minimum(e[idx], (b0 + 1) * bin_size)
+                          - np.maximum(s[idx], b0 * bin_size))
+                v = v[idx]
+            sums = np.bincount(b0, weights=v * length, minlength=n)
+            cov = np.bincount(b0, weights=length, minlength=n)
     covered = int(cov.sum())
     if missing == "fill":
         vals = (sums + fill * (bin_size - cov)) / bin_size

@@ -98,10 +98,10 @@ def test_band_divisive_weights_and_chromosome_offset(hic):
 @pytest.mark.parametrize("chrom,r0,r1,c1", [("chr1", 0, 30, 45), ("chr1", 40, 90, 100),
                                            ("chr2", 3, 20, 61)])
 def test_band_pixels_open_group_and_unmirrored(hic, monkeypatch, weight, chrom, r0, r1, c1):
-    """The worker's open group == a Cooler; mirror=False + mirroring == mirror=True; rows
+    """The worker's open HicPixels == a Cooler; mirror=False + mirroring == mirror=True; rows
     from the bin1_offset index == the stored bin1_id, also across pixel blocks."""
     info = readers.inspect_hic(hic["cool"], weight=weight)
-    clr, grp = readers.open_cooler(info.uri), readers.open_hic_group(info.uri)
+    clr, grp = readers.open_cooler(info.uri), readers.HicPixels.open(info.uri)
 
     def dense(i, j, v):
         m = np.zeros((r1 - r0, c1 - r0))
@@ -125,7 +125,7 @@ def test_band_pixels_open_group_and_unmirrored(hic, monkeypatch, weight, chrom, 
     sel = (b1 >= 0) & (b1 < r1 - r0) & (b2 < c1 - r0)
     sel[sel] &= ~masked[b1[sel]] & ~masked[b2[sel]]
     assert sorted(zip(ui.tolist(), uj.tolist())) == sorted(zip(b1[sel].tolist(), b2[sel].tolist()))
-    grp.file.close()
+    grp.close()
 
 
 def test_bin_mask(hic):
