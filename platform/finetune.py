@@ -193,7 +193,7 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--task", choices=TASKS, help="overrides the config's task")
     parser.add_argument("--mode", choices=MODES, help="overrides the config's mode")
     parser.add_argument("--pretrained", help="pretraining model dir / URI (overrides config)")
-    ns = parser.parse_args(argv)
+    ns = parser.parse_intermixed_args(argv)  # options may sit between config and overrides
     overrides = list(ns.overrides)
     for key in ("task", "mode", "pretrained"):
         if getattr(ns, key) is not None:

@@ -408,7 +408,7 @@ def config_from_args(argv: list[str]) -> PredictConfig:
     p.add_argument("--mcool", default=None, help="Hi-C file (config genome.mcool)")
     p.add_argument("--track", action="append", default=[], metavar="NAME=BIGWIG",
                    help="a track as trained, e.g. atac=atac.bw (repeatable)")
-    ns = p.parse_args(argv)
+    ns = p.parse_intermixed_args(argv)  # options may sit between config and overrides
 
     from mixhic.platform.config import load_config, parse_overrides
 

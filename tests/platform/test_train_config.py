@@ -123,3 +123,13 @@ def test_batch_columns_never_feed_the_target_as_input():
     assert batch_columns("finetune", "loops", "infer") == ["epi", "loop"]
     assert batch_columns("finetune", "cage", "epi") == ["epi", "cage"]
     assert batch_columns("finetune", "hic", "infer") == ["epi", "hic"]  # hic = target only
+
+
+def test_finetune_cli_takes_options_between_config_and_overrides():
+    """``mixhic finetune demo-finetune --task hic --mode infer key=value`` (the documented
+    form) parses; the bad key then fails config validation, naming it."""
+    from mixhic.platform.config import ConfigError
+    from mixhic.platform.finetune import cli_main
+
+    with pytest.raises(ConfigError, match="no_such_key"):
+        cli_main(["demo-finetune", "--task", "hic", "--mode", "infer", "no_such_key=1"])
