@@ -8,7 +8,12 @@ Routes (all JSON; schemas in :mod:`mixhic.serve.schemas`, listed in ``/openapi.j
     POST /v1/loops       loop probability of a window's anchor pair (bimodal model)
     POST /v1/cage        predicted log2(1 + CAGE) per Hi-C bin (W,)
 
-Each POST takes arrays or a region (see :class:`~mixhic.serve.schemas.WindowRequest`).
+Each POST takes arrays or a region as JSON (see :class:`~mixhic.serve.schemas.WindowRequest`),
+or the arrays as a binary NumPy body (``Content-Type: application/x-npy``,
+``application/x-npz`` or ``application/octet-stream``): a ``.npy`` holding ``epi``, or a
+``.npz`` (``np.savez``) holding ``epi`` and, for models that need it, ``hic``; any float
+or integer dtype (cast to float32), read with ``allow_pickle=False``. Parsing a binary
+body costs ~0.1 ms against ~1.4 ms of JSON for a 2 x 5000 ``epi``.
 Bad requests get a 4xx whose ``detail`` names the field (FastAPI's error layout:
 ``[{"loc": ["body", "epi"], "msg": ..., "type": ...}]``): 413 body too large, 422 bad
 field (shape, non-finite values, unknown chromosome, region off the chromosome), 404 no
@@ -39,7 +44,11 @@ from mixhic.serve.schemas import (
     WindowRequest,
 )
 
-__all__ = ["Backend", "RequestError", "build_api", "BodySizeLimit", "window_arrays"]
+__all__ = ["Backend", "RequestError", "build_api", "BodySizeLimit", "window_arrays",
+           "read_numpy_body", "BINARY_TYPES"]
+
+BINARY_TYPES = ("application/x-npy", "application/x-npz", "application/octet-stream")
+_NPZ_FIELDS = ("epi", "hic")
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +132,8 @@ class BodySizeLimit:
 
 def _array(values, field: str, shape: tuple[int, ...]) -> np.ndarray:
     """A float32 array of exactly ``shape`` with finite values, else RequestError(field)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind not in "fiu":
+        raise RequestError(field, f"must hold numbers, got dtype {values.dtype}")
     try:
         arr = np.asarray(values, dtype=np.float32)
     except (ValueError, TypeError):
@@ -148,11 +159,65 @@ def window_arrays(req: WindowRequest, card: ModelCard) -> tuple[np.ndarray, np.n
     return epi, hic
 
 
-async def parse_window(request: Request) -> WindowRequest:
-    """The body as a :class:`WindowRequest`, parsed by pydantic's own JSON parser (10x
-    faster than ``json.loads`` + validation on a 2 x 5000 ``epi``); errors -> 422 naming
-    the field, without echoing the input back."""
+def read_numpy_body(body: bytes, max_bytes: int) -> dict[str, np.ndarray]:
+    """``{"epi": (C, 2L)[, "hic": (W, W)]}`` of a ``.npy`` (epi) or ``.npz`` body.
+
+    Nothing is unpickled; an ``.npz`` may hold only ``epi`` and ``hic``, and its members
+    may not inflate past ``max_bytes`` in all (compressed archives included)."""
+    import io
+    import zipfile
+
+    def load(data: bytes, field: str) -> np.ndarray:
+        f = io.BytesIO(data)
+        try:  # the header first: a claimed shape larger than the data is refused unread
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}[version]
+            shape, _, dtype = read_header(f)
+            if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > len(data):
+                raise ValueError(f"header claims shape {list(shape)}, more than was sent")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - any unreadable array is the client's
+            raise RequestError(field, f"not a readable .npy array ({exc})") from None
+
+    if body.startswith(b"\x93NUMPY"):
+        return {"epi": load(body, "epi")}
+    if not body.startswith(b"PK"):
+        raise RequestError("body", "a binary body must be a .npy (epi) or an .npz "
+                                   "(epi[, hic]) written by numpy")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(body))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise RequestError("body", f"not a readable .npz archive ({exc})") from None
+    names = [m.filename.removesuffix(".npy") for m in members]
+    unknown = sorted(set(names) - set(_NPZ_FIELDS))
+    if unknown:
+        raise RequestError(unknown[0], f"unknown array in the .npz (known: "
+                                       f"{', '.join(_NPZ_FIELDS)})")
+    if "epi" not in names:
+        raise RequestError("epi", "required: the .npz holds no 'epi' array")
+    if sum(m.file_size for m in members) > max_bytes:
+        raise RequestError("body", f"the .npz inflates past the {max_bytes / 2**20:g} MiB "
+                                   f"limit (serve config max_body_mb)", status=413)
+    with archive:
+        out = {}
+        for name, member in zip(names, members):
+            with archive.open(member) as f:
+                out[name] = load(f.read(), name)
+        return out
+
+
+async def parse_window(request: Request, max_bytes: int = 8 * 2**20) -> WindowRequest:
+    """The body as a :class:`WindowRequest`: JSON parsed by pydantic's own parser (10x
+    faster than ``json.loads`` + validation on a 2 x 5000 ``epi``), or a binary NumPy
+    body (:func:`read_numpy_body`; the request then holds ndarrays). Errors -> 422
+    naming the field, without echoing the input back."""
     body = await request.body()
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in BINARY_TYPES:
+        return WindowRequest.model_construct(**read_numpy_body(body, max_bytes))
     try:
         return WindowRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -167,11 +232,18 @@ def _json(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
+_BINARY_BODY = {
+    "schema": {"type": "string", "format": "binary",
+               "description": "a .npy holding epi (C, 2L), or an .npz (np.savez) holding "
+                              "epi and, for models that need it, hic (W, W)"},
+}
 _REQUEST_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/WindowRequest"}}},
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/WindowRequest"}},
+            **{ctype: _BINARY_BODY for ctype in BINARY_TYPES},
+        },
     }
 }
 
@@ -237,7 +309,7 @@ def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20) -> FastAPI:
         """Predicted Hi-C window (W, W), in the training scale of the model's data.
 
         Body: :class:`WindowRequest` (``epi`` arrays, or a region ``chrom``/``start``)."""
-        card, out, echo = await run("hic", await parse_window(request))
+        card, out, echo = await run("hic", await parse_window(request, max_body_bytes))
         return _json(HicResponse(model=card.name, window=echo, hic=out.tolist()))
 
     @api.post("/v1/loops", response_model=LoopResponse, **post)
@@ -245,7 +317,7 @@ def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20) -> FastAPI:
         """Loop probability of the anchor pair at the centre of the window.
 
         Body: :class:`WindowRequest` (``epi`` + ``hic`` arrays, or a region with ``start2``)."""
-        card, out, echo = await run("loops", await parse_window(request))
+        card, out, echo = await run("loops", await parse_window(request, max_body_bytes))
         return _json(LoopResponse(model=card.name, window=echo, probability=float(out)))
 
     @api.post("/v1/cage", response_model=CageResponse, **post)
@@ -253,7 +325,7 @@ def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20) -> FastAPI:
         """Predicted log2(1 + CAGE) per Hi-C bin of the x-anchor (W,).
 
         Body: :class:`WindowRequest` (``epi`` [+ ``hic``] arrays, or a region)."""
-        card, out, echo = await run("cage", await parse_window(request))
+        card, out, echo = await run("cage", await parse_window(request, max_body_bytes))
         return _json(CageResponse(model=card.name, window=echo, cage=out.tolist()))
 
     _document_request_schema(api)

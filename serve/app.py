@@ -1,8 +1,12 @@
-"""The Ray Serve application: a FastAPI ingress in front of a batching model deployment.
+"""The Ray Serve application: one deployment holding the FastAPI routes and the models.
 
-    MixHicIngress (FastAPI, :mod:`mixhic.serve.api`)   validates requests, reads regions
-        |  DeploymentHandle (numpy arrays)
-    MixHicModel (``@serve.batch`` per task)             one model per task, CPU or GPU
+    HAProxy (``http_ingress: haproxy``) or Serve's proxy actor (``proxy``) on host:port
+        |  HTTP
+    MixHic replica (:class:`MixHicServer`)   FastAPI (:mod:`mixhic.serve.api`): validates
+        |                                   requests, reads regions
+    GreedyBatcher per task                  stacks concurrent requests into one forward
+        |  worker thread
+    TaskModel (one per task)                CPU or GPU
 
 One application serves one model per task: give ``--model``/``--checkpoint`` once per
 task to serve several (``--checkpoint hic_dir --checkpoint loops_dir``); a second model
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
+import os
 import time
 from typing import Any
 
@@ -27,56 +33,65 @@ import numpy as np
 from ray import serve
 
 from mixhic.serve.api import RequestError, build_api
-from mixhic.serve.config import GenomeFiles, ServeConfig
+from mixhic.serve.batching import GreedyBatcher
+from mixhic.serve.config import HAPROXY_ENV, GenomeFiles, ServeConfig
 from mixhic.serve.engine import ModelCard, load_task_models
 
-__all__ = ["ModelServer", "Ingress", "build_app", "app_builder", "run", "config_from_args",
-           "cli_main"]
+__all__ = ["MixHicServer", "build_app", "app_builder", "start_ray", "run",
+           "config_from_args", "cli_main"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "serve-demo"
 
 
-@serve.deployment(name="MixHicModel")
-class ModelServer:
-    """Holds ``{task: TaskModel}``; requests of a task are batched by ``@serve.batch``.
+@serve.deployment(name="MixHic")
+@serve.ingress()
+class MixHicServer:
+    """HTTP routes (:func:`mixhic.serve.api.build_api`) and the models, in one replica.
 
-    The forward runs in a worker thread, so the replica keeps queueing requests while a
-    batch computes: under load the next batch is full as soon as the last one ends, and
-    ``batch_wait_timeout_s`` only matters at low load (where it is pure latency).
+    Holds ``{task: TaskModel}`` and one :class:`~mixhic.serve.batching.GreedyBatcher` per
+    task: concurrent requests of a task are stacked into one forward (up to
+    ``max_batch_size``; a lone request waits at most ``batch_wait_timeout_s``). The
+    forward runs in a worker thread, so the replica keeps accepting requests meanwhile.
+    Routes and models share the replica: a request costs no second Ray hop (a separate
+    model deployment behind a ``DeploymentHandle`` doubled the per-request CPU of the
+    HTTP path; see ``tests/benchmarks/bench_serve.py``). Scale with replicas.
     """
 
     def __init__(self, sources: list[str], device: str = "auto", max_batch_size: int = 16,
-                 batch_wait_timeout_s: float = 0.002) -> None:
+                 batch_wait_timeout_s: float = 0.0, genome: GenomeFiles | None = None,
+                 max_body_bytes: int = 8 * 2**20) -> None:
         self.models = load_task_models(sources, device)
-        self._stats = {task: {"batches": 0, "items": 0} for task in self.models}
-        for fn in (self._batch_hic, self._batch_loops, self._batch_cage):
-            fn.set_max_batch_size(max_batch_size)
-            fn.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        self._cards = {task: m.card for task, m in self.models.items()}
+        self._batchers = {
+            task: GreedyBatcher(functools.partial(self._forward, task), max_batch_size,
+                                batch_wait_timeout_s)
+            for task in self.models
+        }
+        self._genome = genome or GenomeFiles()
+        self._max_body_bytes = max_body_bytes
+        self._windows: dict[str, Any] = {}  # task -> GenomeWindows (opened lazily)
 
-    def cards(self) -> dict[str, ModelCard]:
-        return {task: m.card for task, m in self.models.items()}
+    def __serve_build_asgi_app__(self):
+        return build_api(self, self._max_body_bytes)
+
+    async def cards(self) -> dict[str, ModelCard]:
+        return self._cards
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Batches run and items served per task by this replica (mean batch size)."""
-        return {t: dict(v) for t, v in self._stats.items()}
+        return {t: {"batches": b.batches, "items": b.items} for t, b in self._batchers.items()}
 
     async def predict(self, task: str, epi: np.ndarray, hic: np.ndarray | None) -> np.ndarray:
         """One window: epi (C, 2L), hic (W, W) | None -> hic (W, W) | loops () | cage (W,)."""
-        if task not in self.models:
+        if task not in self._batchers:
             raise ValueError(f"task: no {task} model is served here")
-        batched = {"hic": self._batch_hic, "loops": self._batch_loops, "cage": self._batch_cage}
-        out = await batched[task]((epi, hic))
-        if isinstance(out, Exception):
-            raise out
-        return out
+        return await self._batchers[task].submit((epi, hic))
 
     def _forward(self, task: str, items: list[tuple[np.ndarray, np.ndarray | None]]) -> list:
         """Stack the well-formed items into one batch; malformed ones get their own error."""
         model = self.models[task]
-        self._stats[task]["batches"] += 1
-        self._stats[task]["items"] += len(items)
         results: list[Any] = [None] * len(items)
         good = []
         for i, (epi, hic) in enumerate(items):
@@ -92,43 +107,6 @@ class ModelServer:
             for k, i in enumerate(good):
                 results[i] = out[k]
         return results
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
-    async def _batch_hic(self, items: list) -> list:
-        return await asyncio.to_thread(self._forward, "hic", items)
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
-    async def _batch_loops(self, items: list) -> list:
-        return await asyncio.to_thread(self._forward, "loops", items)
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
-    async def _batch_cage(self, items: list) -> list:
-        return await asyncio.to_thread(self._forward, "cage", items)
-
-
-@serve.deployment(name="MixHicIngress")
-@serve.ingress()
-class Ingress:
-    """HTTP front: the FastAPI app of :func:`mixhic.serve.api.build_api` over this backend."""
-
-    def __init__(self, model, genome: GenomeFiles | None = None,
-                 max_body_bytes: int = 8 * 2**20) -> None:
-        self._model = model  # DeploymentHandle of MixHicModel
-        self._genome = genome or GenomeFiles()
-        self._max_body_bytes = max_body_bytes
-        self._cards: dict[str, ModelCard] | None = None
-        self._windows: dict[str, Any] = {}  # task -> GenomeWindows (opened lazily)
-
-    def __serve_build_asgi_app__(self):
-        return build_api(self, self._max_body_bytes)
-
-    async def cards(self) -> dict[str, ModelCard]:
-        if self._cards is None:
-            self._cards = await self._model.cards.remote()
-        return self._cards
-
-    async def predict(self, task: str, epi: np.ndarray, hic: np.ndarray | None) -> np.ndarray:
-        return await self._model.predict.remote(task, epi, hic)
 
     @property
     def region_requests(self) -> bool:
@@ -160,11 +138,9 @@ def build_app(cfg: ServeConfig):
 
         raise MixHicError("models: no model to serve (give --model URI or --checkpoint DIR)")
     b = cfg.batching
-    model = ModelServer.options(**cfg.model_deployment.serve_options()).bind(
-        list(cfg.models), cfg.device, b.max_batch_size, b.batch_wait_timeout_s
-    )
-    return Ingress.options(**cfg.ingress.serve_options()).bind(
-        model, cfg.genome, cfg.max_body_bytes
+    return MixHicServer.options(**cfg.model_deployment.serve_options()).bind(
+        list(cfg.models), cfg.device, b.max_batch_size, b.batch_wait_timeout_s,
+        cfg.genome, cfg.max_body_bytes,
     )
 
 
@@ -188,11 +164,31 @@ def app_builder(args: dict[str, Any]):
     return build_app(load_config(cfg_name, ServeConfig, overrides))
 
 
-def run(cfg: ServeConfig, blocking: bool = False) -> str:
-    """Start Serve on ``cfg.host:cfg.port``, deploy the app, return its base URL."""
+def start_ray(cfg: ServeConfig, **ray_kwargs) -> None:
+    """Connect to Ray, or start a local Ray with the environment ``cfg.http_ingress`` needs.
+
+    ``haproxy`` needs :data:`~mixhic.serve.config.HAPROXY_ENV` in the Ray processes
+    before they start: set here (without overriding the caller's values) when this
+    process starts Ray; a running Ray or a cluster (``RAY_ADDRESS``) keeps its mode.
+    ``ray_kwargs`` go to :func:`mixhic.platform.runtime.ensure_ray`.
+    """
+    import ray
+
     from mixhic.platform.runtime import ensure_ray
 
-    ensure_ray()
+    starting_here = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
+    if starting_here and cfg.http_ingress == "haproxy":
+        for key, value in HAPROXY_ENV.items():
+            os.environ.setdefault(key, value)
+    elif not starting_here and cfg.http_ingress == "haproxy":
+        log.info("Ray is already running: HTTP goes through HAProxy only if it was started "
+                 "with RAY_SERVE_ENABLE_HA_PROXY=1")
+    ensure_ray(**ray_kwargs)
+
+
+def run(cfg: ServeConfig, blocking: bool = False) -> str:
+    """Start Serve on ``cfg.host:cfg.port``, deploy the app, return its base URL."""
+    start_ray(cfg)
     serve.start(http_options={"host": cfg.host, "port": cfg.port})
     serve.run(build_app(cfg), name=cfg.app_name, route_prefix=cfg.route_prefix,
               blocking=False)

@@ -24,9 +24,22 @@ __all__ = [
     "LoopScan",
     "PredictConfig",
     "Device",
+    "HttpIngress",
+    "HAPROXY_ENV",
 ]
 
 Device = Literal["auto", "cpu", "cuda"]
+HttpIngress = Literal["haproxy", "proxy"]
+
+# Environment of the Ray processes for ``http_ingress: haproxy`` (Ray Serve's HAProxy
+# ingress, Ray >= 2.55): it must be set before Ray starts. The drain period is shortened
+# from 30 s (time for remote load balancers to deregister a stopping replica; HAProxy
+# runs on the same node here), so that Ctrl-C and redeploys take seconds.
+HAPROXY_ENV = {
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",  # HAProxy starts slowly on a busy host
+}
 
 
 @dataclass(frozen=True)
@@ -55,10 +68,15 @@ class GenomeFiles:
 
 @dataclass(frozen=True)
 class Batching:
-    """``@serve.batch`` settings of the model deployment."""
+    """Dynamic batching of each task's requests (:class:`mixhic.serve.batching.GreedyBatcher`).
+
+    A batch is cut when the model is free: under load it holds every request that queued
+    meanwhile (up to ``max_batch_size``); a request arriving at an idle model waits at
+    most ``batch_wait_timeout_s`` for company (0: runs at once, no added latency).
+    """
 
     max_batch_size: int = 16
-    batch_wait_timeout_s: float = 0.002
+    batch_wait_timeout_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -126,7 +144,17 @@ class DeploymentOptions:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Everything ``mixhic serve`` needs; ``models`` may be given on the command line."""
+    """Everything ``mixhic serve`` needs; ``models`` may be given on the command line.
+
+    ``http_ingress``: ``haproxy`` (default) puts Ray Serve's HAProxy ingress on
+    host:port, forwarding each request to a replica that serves HTTP itself;
+    ``proxy`` uses Serve's Python proxy actor, which relays every request to a replica
+    through Ray calls (about 5x the CPU per request, a ~200 req/s ceiling on 2 cores).
+    It takes effect when ``mixhic serve`` starts Ray itself (:data:`HAPROXY_ENV`); an
+    already running Ray or cluster keeps the mode its environment set at start.
+    ``model_deployment``: replicas and resources of the one deployment (HTTP routes
+    and models together, see :class:`mixhic.serve.app.MixHicServer`).
+    """
 
     models: tuple[str, ...] = ()
     host: str = "127.0.0.1"
@@ -135,11 +163,9 @@ class ServeConfig:
     route_prefix: str = "/"
     max_body_mb: float = 8.0
     device: Device = "auto"
+    http_ingress: HttpIngress = "haproxy"
     batching: Batching = field(default_factory=Batching)
     model_deployment: DeploymentOptions = field(default_factory=DeploymentOptions)
-    ingress: DeploymentOptions = field(
-        default_factory=lambda: DeploymentOptions(num_cpus=0.1, max_ongoing_requests=256)
-    )
     genome: GenomeFiles = field(default_factory=GenomeFiles)
 
     def __post_init__(self) -> None:

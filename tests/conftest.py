@@ -22,6 +22,11 @@ os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{_TMP_HOME}/mlflow.db")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.pop("RAY_ADDRESS", None)
+# The Serve app's default HTTP path (HAProxy ingress) needs its settings before Ray starts.
+from mixhic.serve.config import HAPROXY_ENV  # noqa: E402
+
+for _key, _value in HAPROXY_ENV.items():
+    os.environ.setdefault(_key, _value)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -123,6 +123,29 @@ def test_endpoints_match_the_model(client, direct):
     np.testing.assert_allclose(got, direct("cage", epi[None], hic[None])[0], atol=1e-5)
 
 
+def test_binary_numpy_body_equals_json_body(client, direct):
+    """.npz (epi + hic) and .npy (epi) bodies give the JSON form's numbers."""
+    import io
+
+    epi, hic = _inputs(4)
+    npz, npy = io.BytesIO(), io.BytesIO()
+    np.savez(npz, epi=epi, hic=hic)
+    np.save(npy, epi)
+    r = client.post("/v1/loops", content=npz.getvalue(),
+                    headers={"content-type": "application/x-npz"})
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["probability"],
+                               direct("loops", epi[None], hic[None])[0], atol=1e-5)
+    r = client.post("/v1/hic", content=npy.getvalue(),
+                    headers={"content-type": "application/x-npy"})
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["hic"], direct("hic", epi[None])[0], atol=1e-5)
+    r = client.post("/v1/loops", content=npy.getvalue(),  # bimodal: hic missing
+                    headers={"content-type": "application/x-npy"})
+    assert r.status_code == 422 and "hic" in r.text
+    _assert_ok(client)
+
+
 def test_concurrent_requests_are_batched_without_mixing(server, direct):
     """16 concurrent requests: each answer is its own input's (batch invariance)."""
     import httpx
@@ -137,8 +160,15 @@ def test_concurrent_requests_are_batched_without_mixing(server, direct):
             ])
         return [r.json()["probability"] for r in rs]
 
+    from ray import serve
+
+    stats = serve.get_deployment_handle("MixHic", app_name="mixhic").stats
+    before = stats.remote().result()["loops"]
     got = asyncio.run(go())
     np.testing.assert_allclose(got, direct("loops", epi, hic), atol=1e-5)
+    after = stats.remote().result()["loops"]
+    items, batches = (after[k] - before[k] for k in ("items", "batches"))
+    assert items == 16 and batches < items  # some requests shared a forward
 
 
 @pytest.mark.parametrize("task", ["hic", "loops", "cage"])

@@ -66,7 +66,7 @@ def test_serve_deploy_file_validates_and_builds(tmp_path):
     app = schema.applications[0]
     assert app.import_path == "mixhic.serve.app:app_builder"
     names = {d.name for d in app.deployments}
-    assert names == {"MixHicModel", "MixHicIngress"}
+    assert names == {"MixHic"}
     args = dict(app.args)
     args["models"] = [str(make_model_dir(tmp_path / "m", "hic", "infer"))]
     built = app_builder(args)  # an Application; nothing is started
@@ -119,6 +119,78 @@ def test_api_without_ray_checks_requests(tmp_path):
     assert region.status_code == 400 and "genome" in region.text
     assert nomodel.status_code == 404 and "loops" in nomodel.text
     assert big.status_code == 413 and "body" in big.text
+
+
+def _npy(arr) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _npz(**arrays) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_api_binary_numpy_bodies(tmp_path):
+    """.npy / .npz bodies answer as the JSON body does; malformed ones get 4xx naming
+    the field (never unpickled, a lying header is refused unread)."""
+    import io
+    import zipfile
+
+    import httpx
+    from serve_helpers import make_model_dir
+
+    from mixhic.serve.api import build_api
+
+    api = build_api(_LocalBackend(make_model_dir(tmp_path / "m", "hic", "infer")),
+                    max_body_bytes=200_000)
+    epi = np.random.default_rng(0).gamma(1.0, 1.0, (2, 800)).astype(np.float32)
+    header = _npy(epi)
+    lying = header.replace(b"(2, 800), }      ", b"(2, 800000000), }")  # 6.4 GB claimed
+    assert lying != header and len(lying) == len(header)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("epi.npy", _npy(np.zeros((2, 200_000), np.float32)))
+    cases = [  # (body, content type, status, text)
+        (_npy(epi.astype(np.float64)), "application/x-npy", 200, ""),
+        (_npz(epi=epi), "application/x-npz", 200, ""),
+        (_npz(epi=epi), "application/octet-stream", 200, ""),
+        (_npy(epi[:, :-1]), "application/x-npy", 422, "epi"),
+        (_npy(np.where(np.arange(800) == 5, np.nan, epi)), "application/x-npy", 422, "finite"),
+        (_npy(epi[:, :4].astype(str)), "application/x-npy", 422, "dtype"),
+        (_npy(np.array([{"a": 1}], dtype=object)), "application/x-npy", 422, "epi"),
+        (_npy(epi)[:-100], "application/x-npy", 422, "epi"),
+        (lying, "application/x-npy", 422, "epi"),
+        (_npz(epi=epi, temperature=np.ones(1)), "application/x-npz", 422, "temperature"),
+        (_npz(hic=np.ones((20, 20))), "application/x-npz", 422, "epi"),
+        (b"not numpy", "application/octet-stream", 422, "body"),
+        (bomb.getvalue(), "application/x-npz", 413, "body"),
+    ]
+
+    async def go():
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            ref = await c.post("/v1/hic", json={"epi": epi.tolist()})
+            out = [await c.post("/v1/hic", content=body, headers={"content-type": ctype})
+                   for body, ctype, _, _ in cases]
+            schema = (await c.get("/openapi.json")).json()
+            return ref, out, schema
+
+    ref, out, schema = asyncio.run(go())
+    assert ref.status_code == 200
+    for (_, ctype, status, needle), r in zip(cases, out):
+        assert r.status_code == status, (ctype, needle, r.status_code, r.text[:300])
+        assert needle in r.text.lower(), (needle, r.text[:300])
+        if status == 200:
+            np.testing.assert_allclose(r.json()["hic"], ref.json()["hic"], atol=1e-6)
+    content = schema["paths"]["/v1/hic"]["post"]["requestBody"]["content"]
+    assert {"application/json", "application/x-npy", "application/x-npz"} <= set(content)
 
 
 def test_region_windows_equal_prepared_rows():
