@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -128,25 +129,22 @@ class BigWigIndex:
             return dict(self._sizes)
         return self._sizes.get(name)
 
-    def intervals(self, chrom: str, start: int, end: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Intervals overlapping ``chrom:[start, end)``, sorted by start, not clipped.
-
-        Returns ``(starts int64, ends int64, values float32)``; empty for an unknown
-        chromosome or a region without data.
+    def blocks(self, chrom: str, start: int, end: int
+               ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The intervals of each data block that overlaps ``chrom:[start, end)``, in file
+        order (genomic order in files from every common writer), as stored: not clipped,
+        not trimmed to the region. Yields ``(starts int64, ends int64, values float32)``.
         """
         cid = self._ids.get(chrom)
-        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
         if cid is None or end <= start:
-            return empty
+            return
         blocks = self._blocks(cid, start, end)
         if not len(blocks):
-            return empty
+            return
         # one read per run of contiguous blocks (writers lay them out back to back)
         offsets = blocks["offset"].astype(np.int64)
         sizes = blocks["size"].astype(np.int64)
         breaks = np.flatnonzero(offsets[1:] != offsets[:-1] + sizes[:-1]) + 1
-        starts, ends, values = [], [], []
         for run in np.split(np.arange(len(blocks)), breaks):
             base = int(offsets[run[0]])
             data = self._read(base, int(offsets[run[-1]] + sizes[run[-1]]) - base)
@@ -157,12 +155,19 @@ class BigWigIndex:
                     raw = zlib.decompress(raw)
                 s, e, v = self._section(raw, cid)
                 if len(s):
-                    starts.append(s)
-                    ends.append(e)
-                    values.append(v)
-        if not starts:
-            return empty
-        s, e, v = (x[0] if len(x) == 1 else np.concatenate(x) for x in (starts, ends, values))
+                    yield s, e, v
+
+    def intervals(self, chrom: str, start: int, end: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Intervals overlapping ``chrom:[start, end)``, sorted by start, not clipped.
+
+        Returns ``(starts int64, ends int64, values float32)``; empty for an unknown
+        chromosome or a region without data.
+        """
+        got = list(self.blocks(chrom, start, end))
+        if not got:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        s, e, v = (x[0] if len(x) == 1 else np.concatenate(x) for x in zip(*got))
         if len(s) > 1 and (s[1:] < s[:-1]).any():
             order = np.argsort(s, kind="stable")
             s, e, v = s[order], e[order], v[order]

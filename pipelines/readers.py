@@ -536,35 +536,67 @@ def _bin_intervals(
 
     Each interval is cut at bin edges; a bin's sum is the sum of value x overlap (bp) of
     its pieces, its coverage the sum of the overlaps (NaN values count as missing, as
-    in ``values()``). Pieces number at most intervals + bins.
+    in ``values()``). Data blocks are binned one at a time (small, cache-resident
+    arrays) while they come sorted and disjoint, as every common writer lays them out;
+    otherwise all intervals are sorted first.
     """
     size = (reader.chroms(chrom) or 0) if chrom is not None else 0
     stop = min(start + n * bin_size, size)  # the last bin is read whole; past the end: missing
     sums = np.zeros(n)
     cov = np.zeros(n)
     if stop > start:
+        span = stop - start
+        last_end = -(1 << 62)
+        for s, e, v in reader.blocks(chrom, start, stop):
+            s = s - start  # relative to start
+            e = e - start
+            if s[0] < last_end or (len(s) > 1 and (s[1:] < e[:-1]).any()):
+                break  # not sorted and disjoint: take the general path below
+            last_end = int(e[-1])
+            a = int(np.searchsorted(e, 0, side="right"))
+            b = int(np.searchsorted(s, span, side="left"))
+            _accumulate(s[a:b], e[a:b], v[a:b], span, bin_size, sums, cov)
+        else:
+            return _finish(sums, cov, bin_size, missing, fill)
         s, e, v = reader.intervals(chrom, start, stop)
         if len(s) > 1 and (s[1:] < e[:-1]).any():
             return None
-        if len(s):
-            s = s - start  # relative to start, clipped to [0, stop - start)
-            e = e - start
-            s[0] = max(s[0], 0)  # sorted and disjoint: only the ends can stick out
-            e[-1] = min(e[-1], stop - start)
-            nan = np.isnan(v)
-            if nan.any():  # NaN values are missing data, as in values()
-                s, e, v = s[~nan], e[~nan], v[~nan]
-            b0 = s // bin_size
-            length = e - s
-            if ((e - 1) // bin_size != b0).any():  # some interval crosses a bin edge
-                pieces = (e - 1) // bin_size - b0 + 1  # bins each interval touches
-                idx = np.repeat(np.arange(len(s)), pieces)
-                b0 = b0[idx] + (np.arange(len(idx)) - (np.cumsum(pieces) - pieces)[idx])
-                length = (np.minimum(e[idx], (b0 + 1) * bin_size)
-                          - np.maximum(s[idx], b0 * bin_size))
-                v = v[idx]
-            sums = np.bincount(b0, weights=v * length, minlength=n)
-            cov = np.bincount(b0, weights=length, minlength=n)
+        sums[:] = 0.0
+        cov[:] = 0.0
+        _accumulate(s - start, e - start, v, span, bin_size, sums, cov)
+    return _finish(sums, cov, bin_size, missing, fill)
+
+
+def _accumulate(s: np.ndarray, e: np.ndarray, v: np.ndarray, span: int, bin_size: int,
+                sums: np.ndarray, cov: np.ndarray) -> None:
+    """Add sorted, disjoint intervals (relative bp, overlapping ``[0, span)``; ``s``/``e``
+    may be modified) to the per-bin ``sums`` (value x bp) and ``cov`` (bp)."""
+    if not len(s):
+        return
+    s[0] = max(s[0], 0)  # only the ends can stick out of the region
+    e[-1] = min(e[-1], span)
+    nan = np.isnan(v)
+    if nan.any():  # NaN values are missing data, as in values()
+        s, e, v = s[~nan], e[~nan], v[~nan]
+        if not len(s):
+            return
+    b0 = s // bin_size
+    length = e - s
+    if ((e - 1) // bin_size != b0).any():  # some interval crosses a bin edge
+        pieces = (e - 1) // bin_size - b0 + 1  # bins each interval touches (>= 0)
+        idx = np.repeat(np.arange(len(s)), pieces)
+        b0 = b0[idx] + (np.arange(len(idx)) - (np.cumsum(pieces) - pieces)[idx])
+        length = np.minimum(e[idx], (b0 + 1) * bin_size) - np.maximum(s[idx], b0 * bin_size)
+        v = v[idx]
+        if not len(b0):
+            return
+    # in order, repeated bins included; float64 operands: add.at is slow when it casts
+    np.add.at(sums, b0, v * length)
+    np.add.at(cov, b0, length.astype(np.float64))
+
+
+def _finish(sums: np.ndarray, cov: np.ndarray, bin_size: int, missing: str, fill: float
+            ) -> tuple[np.ndarray, int]:
     covered = int(cov.sum())
     if missing == "fill":
         vals = (sums + fill * (bin_size - cov)) / bin_size
