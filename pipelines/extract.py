@@ -4,8 +4,9 @@ This is the body of the Ray Data job of ``mixhic prepare``. A chunk is the windo
 x-anchor starts in bins ``[lo, hi)`` of one chromosome. Per chunk, the worker
 
 1. reads ONE band of the balanced matrix (rows ``[lo, max x + W)``, columns
-   ``[lo, max y + W)``) and ONE stretch of every track (one ``bw.values`` call each,
-   binned to ``epi_bin`` by reshape-mean), and the bin mask of the band;
+   ``[lo, max y + W)``; the stored pixels of those rows, through datasets opened once
+   per worker) and ONE stretch of every track (the bigWig's intervals in that stretch,
+   binned exactly to ``epi_bin``; see ``readers.read_track_bins``), and the bin mask;
 2. transforms the band and the tracks once (log1p / log2(1+x));
 3. slices every window of every dataset from memory with numpy views (no per-window I/O)
    and computes QC (non-zero fraction, masked bins, non-finite, blacklist) for all at once;
