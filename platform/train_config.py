@@ -16,6 +16,8 @@ errors name the field. Sections are shared between recipes:
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -114,6 +116,18 @@ class ModelConfig:
             "model.overrides",
             f"{sorted(reserved)} come from the dataset manifest, not the model config",
         )
+        from mixhic.models import MixHicConfig
+
+        known = {f.name for f in dataclasses.fields(MixHicConfig)}
+        for key in self.overrides:
+            _check(key in known, f"model.overrides.{key}",
+                   f"not a model field (known: {', '.join(sorted(known))})")
+        hic_input = self.overrides.get("hic_input")
+        if hic_input is not None:
+            from mixhic.models.config import HIC_INPUTS
+
+            _check(hic_input in HIC_INPUTS, "model.overrides.hic_input",
+                   f"must be one of {', '.join(HIC_INPUTS)}, got {hic_input!r}")
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ def test_defaults_and_overrides():
         ("scaling__num_workers", 0, "num_workers"),
         ("scaling__cpus_per_worker", 0.0, "cpus_per_worker"),
         ("model__overrides", {"window_bins": 40}, "manifest"),
+        ("model__overrides", {"embed_dimm": 8}, "model.overrides.embed_dimm"),
+        ("model__overrides", {"hic_input": "oe"}, "model.overrides.hic_input"),
         ("run__run_name", "a/b", "run_name"),
         ("data__cache", "yes", "cache"),
         ("bogus", 1, "bogus"),
