@@ -144,7 +144,9 @@ class SearchConfig:
 @dataclass(frozen=True)
 class SchedulerConfig:
     """``asha`` (early stopping on the metric, one rung step = one fine-tuning epoch) or
-    ``fifo`` (every trial runs to the end). ``max_t: null`` = the fine-tuning epochs."""
+    ``fifo`` (every trial runs to the end). ``max_t: null`` = the fine-tuning epochs; a
+    smaller max_t shortens the trials' fine-tuning to max_t epochs (a trial that passes
+    every rung ends by itself there)."""
 
     type: Literal["asha", "fifo"] = "asha"
     grace_period: int = 1

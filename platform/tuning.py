@@ -25,7 +25,11 @@ as a ready-to-use pretraining config (``best-pretrain.yaml``).
 
 Resume: re-running a sweep whose directory ``run.storage_path/run.name`` exists (with
 ``run.resume: true``) restores it with ``Tuner.restore``: finished trials are kept, the
-unfinished ones restart (their pretraining resumes from its Ray Train checkpoint).
+unfinished ones restart (their pretraining resumes from its Ray Train checkpoint). The
+trial table reads the statuses Tune saved, not its in-memory ones (see
+``_saved_trials``): a trial cut off by the interruption is unfinished, never "done
+without a result". A trial that ends without reporting the metric is listed as
+``NO_RESULT`` and the best trial is chosen among those that reported.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from typing import Any
 import yaml
 from ray.tune import Callback as TuneCallback
 from ray.tune.integration.ray_train import TuneReportCallback
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from mixhic.platform.config import ConfigError, apply_overrides, build, load_config, to_dict
 from mixhic.platform.errors import MixHicError
@@ -67,8 +71,9 @@ RUN_ID_KEY = "mlflow_trial_run_id"       # added to every result a trial reports
 
 @dataclass
 class TuneResult:
-    """What a sweep produced. ``trials``: one row per trial (trial_id, status,
-    iterations, metric (best over its epochs), early_stopped, params, mlflow_run_id);
+    """What a sweep produced. ``trials``: one row per trial (trial_id, status (Tune's,
+    or NO_RESULT: ended without reporting the metric), iterations, metric (best over
+    its epochs), early_stopped, params, mlflow_run_id, error);
     ``interrupted``: the sweep ended before every trial finished (re-run to resume)."""
 
     name: str
@@ -169,10 +174,14 @@ def plan_sweep(cfg: TuneConfig) -> SweepPlan:
     if max_t > ft.train.epochs:
         raise MixHicError(f"scheduler.max_t: {max_t} exceeds the fine-tuning epochs "
                           f"({ft.train.epochs}); one rung step is one epoch")
+    ft_raw = _local_paths(to_dict(ft))
+    if max_t < ft.train.epochs:  # a trial that survives every rung stops at max_t by itself
+        log.info("scheduler.max_t=%d: trials fine-tune %d epochs, not %d", max_t, max_t,
+                 ft.train.epochs)
+        ft_raw["train"]["epochs"] = max_t
     exp_dir = f"{_abs(cfg.run.storage_path).rstrip('/')}/{cfg.run.name}"
     return SweepPlan(cfg=cfg, metric=metric, max_t=max_t, pretrain_base=base,
-                     trial_pretrain=trial_raw, finetune=_local_paths(to_dict(ft)),
-                     exp_dir=exp_dir)
+                     trial_pretrain=trial_raw, finetune=ft_raw, exp_dir=exp_dir)
 
 
 def _domain(spec: ParamSpec):
@@ -256,19 +265,27 @@ def _close_children(run_id: str, keep_pretrain: bool = False) -> None:
         client.set_terminated(r.info.run_id, "KILLED")
 
 
-def _mark_stopped(run_id: str, iterations: int) -> None:
-    """An ASHA-stopped trial's process was killed mid-run: close its MLflow runs."""
+def _close_run(run_id: str) -> None:
+    """Set a trial's MLflow run and its RUNNING children to KILLED (its process is gone)."""
     import mlflow
 
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
-    client.set_tag(run_id, STOPPED_TAG, "true")
-    client.set_tag(run_id, "mixhic.tune.epochs_run", str(iterations))
     children = client.search_runs([run.info.experiment_id],
                                   filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'")
     for r in [run, *children]:
         if r.info.status == "RUNNING":
             client.set_terminated(r.info.run_id, "KILLED")
+
+
+def _mark_stopped(run_id: str, iterations: int) -> None:
+    """An ASHA-stopped trial's process was killed mid-run: tag and close its MLflow runs."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, STOPPED_TAG, "true")
+    client.set_tag(run_id, "mixhic.tune.epochs_run", str(iterations))
+    _close_run(run_id)
 
 
 # --------------------------------------------------------------------------- the trial
@@ -357,7 +374,17 @@ class _ResumableASHA(ASHAScheduler):
     """ASHA whose rungs survive ``Tuner.restore``: Tune saves the searcher's state but not
     the scheduler's, so the finished trials' results (their ``result.json``) are replayed
     into the rungs when a restored sweep re-adds them; later trials are then cut against
-    the same records as before the interruption."""
+    the same records as before the interruption.
+
+    A trial that reaches ``max_t`` is left to end by itself (its fine-tuning has max_t
+    epochs, see :func:`plan_sweep`): ASHA stops it there (``stop_last_trials``, or the
+    rung at max_t), which killed it right after its last report, before its test
+    evaluation, its final metrics and the end of its MLflow runs (left RUNNING)."""
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if result.get(self._time_attr, 0) >= self._max_t:
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
 
     def on_trial_add(self, tune_controller, trial) -> None:
         super().on_trial_add(tune_controller, trial)
@@ -387,38 +414,78 @@ def _expected_trials(cfg: TuneConfig) -> int:
     return n
 
 
-def _trial_rows(results, plan: SweepPlan) -> tuple[list[dict[str, Any]], bool]:
-    """One row per trial, and whether the sweep is unfinished (interrupted: a trial not
-    done, or fewer trials than the search creates)."""
+def _saved_trials(results):
+    """The trials as Tune last saved them, with their per-result frames.
+
+    Why not ``results``' own Trial objects: on an interruption (Ctrl+C, SIGUSR1) Tune
+    saves the experiment state, then its cleanup stops the trials still running (or
+    whose actor is starting) and sets them TERMINATED in memory, and the ResultGrid is
+    built from those objects. A trial killed before its first report then looks
+    finished, with no result and maybe no MLflow run yet. The saved state keeps it
+    RUNNING/PENDING, which is what ``Tuner.restore`` resumes from."""
+    from ray.tune import ExperimentAnalysis
+
+    live = results._experiment_analysis
+    try:
+        saved = ExperimentAnalysis(live.experiment_path, storage_filesystem=live._fs)
+    except (OSError, ValueError) as exc:  # no state file: fall back to Tune's in-memory view
+        log.warning("could not read the saved sweep state (%s): trial statuses from memory", exc)
+        return live.trials, live.trial_dataframes
+    return saved.trials, saved.trial_dataframes
+
+
+def _trial_row(trial, frame, plan: SweepPlan) -> dict[str, Any]:
+    """One row of the trial table from a Tune Trial and its results frame (or None).
+
+    A trial Tune lists TERMINATED that never reported the metric gets status
+    ``NO_RESULT`` and a note: it is kept in the table, left out of the best-trial choice."""
     import numpy as np
 
     sign = 1.0 if plan.cfg.metric_mode == "max" else -1.0
-    analysis = results._experiment_analysis  # Trial objects: status, config, last result
-    frames = analysis.trial_dataframes
-    rows, unfinished = [], False
-    for trial in analysis.trials:
-        status = trial.status
-        if status not in ("TERMINATED", "ERROR"):
-            unfinished = True
-        last = trial.last_result or {}
-        df = frames.get(trial.trial_id)
-        values = []
-        if df is not None and plan.metric in df:
-            values = [float(v) for v in df[plan.metric] if v is not None and np.isfinite(v)]
-        iters = int(last.get("training_iteration", 0) or 0)
-        rows.append({
-            "trial_id": trial.trial_id, "status": status, "iterations": iters,
-            "metric": max(values, key=lambda v: sign * v) if values else float("nan"),
-            "last_metric": values[-1] if values else float("nan"),
-            "early_stopped": status == "TERMINATED" and 0 < iters < plan.max_t,
-            "mlflow_run_id": last.get(RUN_ID_KEY),
-            "error": str(trial.get_error())[:500] if status == "ERROR" else None,
-            **{k: trial.config.get(k) for k in plan.cfg.search_space.items()},
-        })
-    rows.sort(key=lambda r: r["trial_id"])
+    status = trial.status
+    last = trial.last_result or {}
+    values = []
+    if frame is not None and plan.metric in frame:
+        values = [float(v) for v in frame[plan.metric] if v is not None and np.isfinite(v)]
+    iters = int(last.get("training_iteration", 0) or 0)
+    error = None
+    if status == "ERROR":
+        error = str(trial.get_error())[:500]
+    elif status == "TERMINATED" and not values:
+        status = "NO_RESULT"
+        error = (f"ended without reporting {plan.metric} ({iters} results); left out of the "
+                 f"best-trial choice, see {trial.local_path or trial.path}")
+    return {
+        "trial_id": trial.trial_id, "status": status, "iterations": iters,
+        "metric": max(values, key=lambda v: sign * v) if values else float("nan"),
+        "last_metric": values[-1] if values else float("nan"),
+        "early_stopped": status == "TERMINATED" and 0 < iters < plan.max_t,
+        "mlflow_run_id": last.get(RUN_ID_KEY),
+        "error": error,
+        **{k: trial.config.get(k) for k in plan.cfg.search_space.items()},
+    }
+
+
+def _trial_rows(trials, frames, plan: SweepPlan) -> tuple[list[dict[str, Any]], bool]:
+    """One row per trial, and whether the sweep is unfinished (interrupted: a trial
+    neither done nor failed, or fewer trials than the search creates). ``trials``,
+    ``frames``: from :func:`_saved_trials`."""
+    rows = sorted((_trial_row(t, frames.get(t.trial_id), plan) for t in trials),
+                  key=lambda r: r["trial_id"])
+    unfinished = any(r["status"] not in ("TERMINATED", "NO_RESULT", "ERROR") for r in rows)
     if len(rows) < _expected_trials(plan.cfg):
         unfinished = True
+    for r in rows:
+        if r["status"] == "NO_RESULT":
+            log.warning("trial %s: %s", r["trial_id"], r["error"])
     return rows, unfinished
+
+
+def _best_row(rows: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:
+    """The best of the trials that reported a finite metric (None: none did)."""
+    sign = 1.0 if mode == "max" else -1.0
+    scored = [r for r in rows if math.isfinite(r["metric"])]
+    return max(scored, key=lambda r: sign * r["metric"]) if scored else None
 
 
 def _write_best(plan: SweepPlan, params: dict[str, Any], path: str) -> str:
@@ -478,13 +545,18 @@ def tune(cfg: TuneConfig) -> TuneResult:
         else:
             tuner = _new_tuner(plan, trainable, _ResumableASHA, FIFOScheduler)
         results = tuner.fit()
-        rows, unfinished = _trial_rows(results, plan)
+        rows, unfinished = _trial_rows(*_saved_trials(results), plan)
         out = TuneResult(name=cfg.run.name, path=exp_dir, parent_run_id=parent_id,
                          metric=plan.metric, mode=cfg.metric_mode, trials=rows,
                          interrupted=unfinished, restored=restoring)
         for r in rows:
+            if r["mlflow_run_id"] is None:  # killed or failed before its first report
+                r["mlflow_run_id"] = _find_run(cfg.run.experiment,
+                                               **{SWEEP_TAG: exp_dir, TRIAL_TAG: r["trial_id"]})
             if r["early_stopped"] and r["mlflow_run_id"]:
                 _mark_stopped(r["mlflow_run_id"], r["iterations"])
+            elif r["status"] in ("RUNNING", "PENDING", "PAUSED") and r["mlflow_run_id"]:
+                _close_run(r["mlflow_run_id"])  # killed by the interruption; re-opened on resume
         mlflow.log_dict({"metric": plan.metric, "trials": rows}, "tune/trials.json")
         if unfinished:
             log.warning("sweep %s interrupted: re-run the same command to resume it", exp_dir)
@@ -534,12 +606,11 @@ def _finish(out: TuneResult, plan: SweepPlan, rows, figure_fn) -> None:
     from mixhic.platform import tracking
 
     cfg = plan.cfg
-    sign = 1.0 if cfg.metric_mode == "max" else -1.0
-    scored = [r for r in rows if math.isfinite(r["metric"])]
-    if not scored:
+    best = _best_row(rows, cfg.metric_mode)
+    if best is None:
         raise MixHicError(f"sweep {plan.exp_dir}: no trial reported {plan.metric} "
                           f"(errors: {[r['error'] for r in rows if r['error']][:2]})")
-    best = max(scored, key=lambda r: sign * r["metric"])
+    scored = [r for r in rows if math.isfinite(r["metric"])]
     keys = list(cfg.search_space.items())
     out.best_params = {k: best[k] for k in keys}
     out.best_metric = best["metric"]
@@ -569,8 +640,11 @@ def format_table(result: TuneResult) -> str:
         f"  {result.metric}"
     lines = [head]
     for r in result.trials:
-        vals = "".join(f"{r[k]:>9.4g}" for k in keys)
+        vals = "".join(f"{r[k]:>9.4g}" if isinstance(r[k], (int, float)) else f"{'-':>9}"
+                       for k in keys)
         flag = " (stopped)" if r["early_stopped"] else ""
+        if r.get("error"):
+            flag += f" ({r['error'].splitlines()[0][:120]})"
         lines.append(f"{r['trial_id']:<14}{r['status']:<11}{r['iterations']:>3} {vals}  "
                      f"{r['metric']:.4f}{flag}")
     return "\n".join(lines)
