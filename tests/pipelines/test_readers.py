@@ -188,11 +188,13 @@ def test_track_without_data_on_a_chromosome(track):
     bw.close()
 
 
-def test_not_a_bigwig(tmp_path):
+@pytest.mark.parametrize("opener", ["open_bigwig", "open_track"])
+def test_not_a_bigwig(tmp_path, opener):
+    """Both openers (pyBigWig and the block reader's) refuse a file that is not a bigWig."""
     p = tmp_path / "x.bw"
     p.write_text("hello")
     with pytest.raises(MixHicError, match="not a readable bigWig"):
-        readers.open_bigwig(str(p))
+        getattr(readers, opener)(str(p))
 
 
 def test_bedpe_and_bed(tmp_path):
@@ -314,10 +316,3 @@ def test_interval_reader_blocks_out_of_order(tmp_path, monkeypatch, missing):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     fast.close()
     slow.close()
-
-
-def test_open_track_rejects_what_open_bigwig_rejects(tmp_path):
-    p = tmp_path / "x.bw"
-    p.write_text("hello")
-    with pytest.raises(MixHicError, match="not a readable bigWig"):
-        readers.open_track(str(p))
