@@ -221,7 +221,7 @@ def config_from_args(argv: list[str]) -> ServeConfig:
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="HTTP port (default from config)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    ns = p.parse_args(argv)
+    ns = p.parse_intermixed_args(argv)  # options may follow key=value overrides
 
     from mixhic.platform.config import load_config, parse_overrides
 
