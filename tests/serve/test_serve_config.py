@@ -245,7 +245,7 @@ def test_cli_arguments_build_the_configs():
     with pytest.raises(ValueError, match="track"):
         predict_args(["--track", "atac"])
     # options and key=value overrides in any order
-    cfg = serve_args(["batching.max_batch_size=4", "--port", "9001"])
-    assert (cfg.port, cfg.batching.max_batch_size) == (9001, 4)
+    cfg = serve_args(["batching.max_batch_size=4", "--port", "9001", "max_body_mb=2"])
+    assert (cfg.port, cfg.batching.max_batch_size, cfg.max_body_mb) == (9001, 4, 2)
     cfg = predict_args(["predict-demo", "--checkpoint", "/m", "batch_size=4", "--out", "/o"])
     assert cfg.models == ("/m",) and cfg.batch_size == 4 and cfg.out_dir == "/o"
