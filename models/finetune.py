@@ -28,10 +28,13 @@ MODES = ("bimodal", "nonpre", "infer", "epi")
 
 
 class FinetuneModel(nn.Module):
-    """``forward(epi, hic=None)``: epi (B, C, 2L), hic (B, W, W) -> prediction.
+    """``forward(epi, hic=None, offset=None)``: epi (B, C, 2L), hic (B, W, W) -> prediction.
 
     Predictions: task ``hic`` (B, W, W) contact values; ``loops`` (B,) logits;
     ``cage`` (B, W) values. ``hic`` is required in bimodal/nonpre and ignored otherwise.
+    ``offset`` (B,): bins from the x-anchor's first bin to the y-anchor's
+    (``(y_start - x_start) / resolution``), the genomic distance the heads see; None = 0
+    (windows on the diagonal).
     """
 
     def __init__(self, cfg: MixHicConfig, task: str = "loops", mode: str = "bimodal") -> None:
@@ -54,7 +57,7 @@ class FinetuneModel(nn.Module):
             for _ in range(cfg.fusion_layers)
         )
         self.fusion_norm = nn.LayerNorm(cfg.model_dim)
-        self.head = build_head(cfg, task)
+        self.head = build_head(cfg, task, uses_hic=self.uses_hic)
         self.apply(init_weights)
 
     @property
@@ -62,10 +65,14 @@ class FinetuneModel(nn.Module):
         """False for ``nonpre``, which is defined as never loading pretrained weights."""
         return self.mode != "nonpre"
 
-    def forward(self, epi: torch.Tensor, hic: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, epi: torch.Tensor, hic: torch.Tensor | None = None,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
         e, skips = self.epi_encoder(epi)  # (B, Ne, 8E), skips
         _, _, e_tok = self.interaction(e, "epi")  # (B, Ne, 8E)
         ctx: torch.Tensor | None
+        if offset is not None and offset.shape != (epi.shape[0],):
+            raise ValueError(f"offset: expected shape ({epi.shape[0]},) (one anchor offset in "
+                             f"bins per window), got {tuple(offset.shape)}")
         if self.uses_hic:
             if hic is None:
                 raise ValueError(f"hic: required in mode {self.mode!r} (use 'infer' or 'epi' "
@@ -82,19 +89,26 @@ class FinetuneModel(nn.Module):
         x = e_tok
         for layer in self.fusion:
             x = layer(x, ctx)
-        return self.head(self.fusion_norm(x), skips)
+        return self.head(self.fusion_norm(x), skips, hic=hic if self.uses_hic else None,
+                         offset=offset)
 
-    def predict(self, epi: torch.Tensor, hic: torch.Tensor | None = None) -> torch.Tensor:
+    def predict(self, epi: torch.Tensor, hic: torch.Tensor | None = None,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
         """Forward in float32 with the task's output scale: loop logits -> probabilities (B,);
         Hi-C (B, W, W) and CAGE (B, W) as they are. The one place inference code gets this."""
-        out = self(epi, hic).float()
+        out = self(epi, hic, offset).float()
         return torch.sigmoid(out) if self.task == "loops" else out
 
-    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """MSE for ``hic`` and ``cage``, BCE-with-logits for ``loops`` (target 0/1)."""
+    def loss(self, pred: torch.Tensor, target: torch.Tensor,
+             pos_weight: float | None = None) -> torch.Tensor:
+        """MSE for ``hic`` and ``cage``, BCE-with-logits for ``loops`` (target 0/1);
+        ``pos_weight`` weighs the positive class (n_negatives / n_positives balances it)."""
         if pred.shape != target.shape:
             raise ValueError(f"target: expected shape {tuple(pred.shape)} for task "
                              f"{self.task!r}, got {tuple(target.shape)}")
         if self.task == "loops":
-            return F.binary_cross_entropy_with_logits(pred.float(), target.float())
+            pw = None if pos_weight is None else torch.tensor(float(pos_weight),
+                                                               device=pred.device)
+            return F.binary_cross_entropy_with_logits(pred.float(), target.float(),
+                                                      pos_weight=pw)
         return F.mse_loss(pred.float(), target.float())

@@ -1,4 +1,26 @@
-"""Task heads of the fine-tuning model: loop logit, Hi-C map, CAGE track."""
+"""Task heads of the fine-tuning model: loop logit, Hi-C map, CAGE track.
+
+Every head is called as ``head(fused, skips, hic=None, offset=None)``:
+
+- ``fused`` (B, N, 8E): tokens after the fusion block;
+- ``skips``: the epigenomic encoder's earlier stages, ``skips[0]`` (B, 2W, E) holds one
+  token per Hi-C bin (x-anchor bins then y-anchor bins);
+- ``hic`` (B, W, W): the input map in modes that have one (bimodal, nonpre), else None;
+- ``offset`` (B,): bins from the x-anchor's first bin to the y-anchor's first bin
+  (``(y_start - x_start) / resolution``; 0 for windows on the diagonal, ``j - i`` for a
+  loop window centred on the pair (i, j)). None means 0.
+
+Two heads go beyond the published model (README, "Where mixhic differs"):
+
+- ``MapHead`` knows genomic distance: pixel (i, j) sits ``|offset + j - i|`` bins from
+  the diagonal; a learned log-distance embedding enters the pair representation and a
+  learned per-distance value (the expected contact) is added to the output, so the
+  distance decay needs no inference from token content.
+- ``LoopHead`` keeps the loop pixel: besides the mean of the fused tokens it combines the
+  two anchor tokens pairwise (as the map head does), reads the centre of the input map
+  (a small conv over the centre crop plus the pixel's contrast against its diagonal and
+  its HiCCUPS-style donut / lower-left neighbourhoods) and the loop distance.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +29,44 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MixHicConfig
+from .encoders import distance_contrast
 
-__all__ = ["TokenDecoder", "LoopHead", "MapHead", "CageHead", "TASKS", "build_head"]
+__all__ = ["TokenDecoder", "DistanceEmbedding", "LoopHead", "MapHead", "CageHead", "TASKS",
+           "build_head", "loop_contrast_features", "pixel_distances"]
 
 TASKS = ("hic", "loops", "cage")
+
+
+def pixel_distances(offset: torch.Tensor | None, batch: int, W: int,
+                    device: torch.device) -> torch.Tensor:
+    """Genomic distance in bins of every window pixel: (B, W, W) float, ``|offset + j - i|``."""
+    idx = torch.arange(W, device=device, dtype=torch.float32)
+    within = idx[None, :] - idx[:, None]  # (W, W): j - i
+    off = (torch.zeros(batch, device=device) if offset is None
+           else offset.to(device=device, dtype=torch.float32).reshape(batch))
+    return (off[:, None, None] + within[None]).abs()  # (B, W, W)
+
+
+class DistanceEmbedding(nn.Module):
+    """Learned vectors on a log-distance grid, linearly interpolated.
+
+    distance d (bins, any shape, >= 0) -> position ``u = per_octave * log2(1 + d)`` on a
+    grid of ``n`` learned rows; rows ``floor(u)`` and ``floor(u) + 1`` are mixed by the
+    fractional part, so nearby distances get nearby vectors. Distances past the grid use
+    its last row. Output: d.shape + (dim,).
+    """
+
+    def __init__(self, dim: int, n: int = 72, per_octave: float = 4.0) -> None:
+        super().__init__()
+        self.per_octave, self.n = per_octave, n
+        self.table = nn.Parameter(torch.zeros(n, dim))
+        nn.init.normal_(self.table, std=0.02)
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        u = (self.per_octave * torch.log2(1.0 + d.float().clamp(min=0))).clamp(max=self.n - 1)
+        lo = u.floor().long().clamp(max=self.n - 2)
+        frac = (u - lo.float()).unsqueeze(-1)
+        return (1.0 - frac) * self.table[lo] + frac * self.table[lo + 1]
 
 
 class TokenDecoder(nn.Module):
@@ -40,39 +96,124 @@ class TokenDecoder(nn.Module):
         return h.transpose(1, 2)  # (B, 2W, E)
 
 
+def loop_contrast_features(hic: torch.Tensor, radius: int = 5, inner: int = 1) -> torch.Tensor:
+    """Contrast of the window's centre pixel against its surroundings: (B, 4).
+
+    hic (B, W, W) on a log scale (differences are log ratios). Columns: the centre value;
+    centre minus the mean of the other pixels on its diagonal (observed / expected: a
+    window's diagonal shares the centre's genomic distance); centre minus the mean of the
+    HiCCUPS donut (pixels within ``radius``, outside the ``inner`` square, off the centre
+    row and column); centre minus the mean of the lower-left box (rows below, columns
+    left of the centre, towards the diagonal).
+    """
+    B, W, _ = hic.shape
+    c = W // 2
+    r = max(1, min(radius, c - 1, W - c - 1))
+    x = hic.float()
+    centre = x[:, c, c]  # (B,)
+    diag = torch.diagonal(x, dim1=1, dim2=2)  # (B, W): the centre's diagonal
+    oe = centre - (diag.sum(1) - centre) / (W - 1)
+    box = x[:, c - r : c + r + 1, c - r : c + r + 1]  # (B, 2r+1, 2r+1)
+    k = torch.arange(-r, r + 1, device=hic.device)
+    di, dj = k[:, None], k[None, :]
+    donut = ((di.abs() > inner) | (dj.abs() > inner)) & (di != 0) & (dj != 0)
+    lower_left = (di > inner) & (dj < -inner)
+    d_mean = (box * donut).sum((1, 2)) / donut.sum()
+    ll_mean = (box * lower_left).sum((1, 2)) / lower_left.sum()
+    return torch.stack([centre, oe, centre - d_mean, centre - ll_mean], dim=1)
+
+
 class LoopHead(nn.Module):
-    """Mean over fused tokens -> Linear(8E -> h) - ReLU - Dropout - Linear(h -> 1): (B,) logits."""
+    """Loop logit from pooled fused tokens, the anchor pair, the map's centre and distance.
 
-    def __init__(self, cfg: MixHicConfig) -> None:
+    (B, N, 8E) fused -> mean -> Linear(8E -> h); anchor tokens a = skips[0][:, W//2],
+    b = skips[0][:, W + W//2] -> Linear(E -> h) of (a + b) / 2 + a * b; distance ->
+    DistanceEmbedding(h); with a map: centre crop (k x k) of [map, distance contrast] ->
+    Conv3x3 - GELU - Conv3x3 - GELU -> centre + mean features -> Linear(-> h), plus
+    ``loop_contrast_features`` -> Linear(4 -> h). Sum -> ReLU - Dropout - Linear(h -> 1).
+    The contrast features also reach the logit through a linear path, so the head starts
+    from what the o/e baseline knows. Output: (B,) logits.
+    """
+
+    def __init__(self, cfg: MixHicConfig, uses_hic: bool = True) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(cfg.model_dim, cfg.loop_hidden), nn.ReLU(),
-            nn.Dropout(cfg.head_dropout), nn.Linear(cfg.loop_hidden, 1),
-        )
+        E, h, W = cfg.embed_dim, cfg.loop_hidden, cfg.window_bins
+        self.W, self.uses_hic = W, uses_hic
+        self.pooled = nn.Linear(cfg.model_dim, h)
+        self.anchors = nn.Linear(E, h)
+        self.distance = DistanceEmbedding(h)
+        self.out = nn.Sequential(nn.ReLU(), nn.Dropout(cfg.head_dropout), nn.Linear(h, 1))
+        if uses_hic:
+            self.crop = min(W, 11)
+            ch = max(8, h // 2)
+            self.conv = nn.Sequential(
+                nn.Conv2d(2, ch, kernel_size=3, padding=1), nn.GELU(),
+                nn.Conv2d(ch, ch, kernel_size=3, padding=1), nn.GELU(),
+            )
+            self.conv_proj = nn.Linear(2 * ch, h)
+            self.contrast = nn.Linear(4, h)
+            self.contrast_skip = nn.Linear(4, 1)
+            self.contrast_norm = nn.BatchNorm1d(4, affine=False)
 
-    def forward(self, fused: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
-        return self.mlp(fused.mean(dim=1)).squeeze(-1)
+    def forward(self, fused: torch.Tensor, skips: list[torch.Tensor],
+                hic: torch.Tensor | None = None,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
+        B, W = fused.shape[0], self.W
+        tok = skips[0] if skips else None
+        z = self.pooled(fused.mean(dim=1))  # (B, h)
+        if tok is not None and tok.shape[1] == 2 * W:
+            a, b = tok[:, W // 2], tok[:, W + W // 2]  # (B, E) each
+            z = z + self.anchors(0.5 * (a + b) + a * b)
+        d = (torch.zeros(B, device=fused.device) if offset is None
+             else offset.to(fused.device, torch.float32).reshape(B).abs())
+        z = z + self.distance(d)
+        skip = 0.0
+        if self.uses_hic:
+            if hic is None:
+                raise ValueError("LoopHead: this head reads the input map; pass hic")
+            raw_feats = loop_contrast_features(hic)  # (B, 4)
+            bn = self.contrast_norm  # batch statistics need >= 2 rows; else running ones
+            feats = F.batch_norm(raw_feats, bn.running_mean, bn.running_var,
+                                 training=self.training and B > 1, momentum=bn.momentum,
+                                 eps=bn.eps)
+            c0 = W // 2 - self.crop // 2
+            crop = hic[:, c0 : c0 + self.crop, c0 : c0 + self.crop].float()
+            x = torch.stack([crop, distance_contrast(crop)], dim=1)  # (B, 2, k, k)
+            m = self.conv(x)  # (B, ch, k, k)
+            k2 = self.crop // 2
+            conv_feats = torch.cat([m[:, :, k2, k2], m.mean(dim=(2, 3))], dim=1)
+            z = z + self.conv_proj(conv_feats) + self.contrast(feats)
+            skip = self.contrast_skip(feats).squeeze(-1)
+        return self.out(z).squeeze(-1) + skip
 
 
 class MapHead(nn.Module):
-    """Decoder, then pixel (i, j) = MLP((a_i + b_j) / 2 + a_i * b_j): (B, W, W).
+    """Decoder, then pixel (i, j) = MLP((a_i + b_j)/2 + a_i * b_j + D(d_ij)) + e(d_ij).
 
-    a = tokens of the x-anchor (first W), b = tokens of the y-anchor (last W).
+    a = tokens of the x-anchor (first W), b = tokens of the y-anchor (last W);
+    d_ij = |offset + j - i| bins (genomic distance); D = learned log-distance embedding,
+    e = learned expected value per distance (a DistanceEmbedding of width 1), so the MLP
+    predicts the observed-over-expected residual on top of the decay. Output (B, W, W).
     """
 
     def __init__(self, cfg: MixHicConfig) -> None:
         super().__init__()
         E = cfg.embed_dim
         self.decoder = TokenDecoder(cfg)
+        self.distance = DistanceEmbedding(E)
+        self.expected = DistanceEmbedding(1)
         self.pixel = nn.Sequential(nn.Linear(E, E), nn.GELU(), nn.Dropout(cfg.dropout),
                                    nn.Linear(E, 1))
         self.W = cfg.window_bins
 
-    def forward(self, fused: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, fused: torch.Tensor, skips: list[torch.Tensor],
+                hic: torch.Tensor | None = None,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
         t = self.decoder(fused, skips)  # (B, 2W, E)
+        d = pixel_distances(offset, t.shape[0], self.W, t.device)  # (B, W, W)
         a, b = t[:, : self.W, None, :], t[:, None, self.W :, :]  # (B, W, 1, E), (B, 1, W, E)
-        pair = 0.5 * (a + b) + a * b  # (B, W, W, E)
-        return self.pixel(pair).squeeze(-1)  # (B, W, W)
+        pair = 0.5 * (a + b) + a * b + self.distance(d).to(t.dtype)  # (B, W, W, E)
+        return self.pixel(pair).squeeze(-1) + self.expected(d).squeeze(-1).to(t.dtype)
 
 
 class CageHead(nn.Module):
@@ -86,13 +227,18 @@ class CageHead(nn.Module):
                                  nn.Linear(E, 1))
         self.W = cfg.window_bins
 
-    def forward(self, fused: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, fused: torch.Tensor, skips: list[torch.Tensor],
+                hic: torch.Tensor | None = None,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
         t = self.decoder(fused, skips)  # (B, 2W, E)
         return self.bin(torch.cat([t[:, : self.W], t[:, self.W :]], dim=-1)).squeeze(-1)
 
 
-def build_head(cfg: MixHicConfig, task: str) -> nn.Module:
-    heads = {"hic": MapHead, "loops": LoopHead, "cage": CageHead}
+def build_head(cfg: MixHicConfig, task: str, uses_hic: bool = False) -> nn.Module:
+    """The head of ``task``; ``uses_hic`` (bimodal/nonpre) lets the loop head read the map."""
+    if task == "loops":
+        return LoopHead(cfg, uses_hic=uses_hic)
+    heads = {"hic": MapHead, "cage": CageHead}
     if task not in heads:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
     return heads[task](cfg)

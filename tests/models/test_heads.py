@@ -1,0 +1,155 @@
+"""The task heads learn what the trivial baselines know: distance decay (maps) and the
+contrast of the loop pixel against its surroundings (loops)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import r2_score, roc_auc_score
+
+from mixhic.models import FinetuneModel, get_preset
+from mixhic.models.heads import DistanceEmbedding, loop_contrast_features, pixel_distances
+
+W, L = 20, 40  # small geometry: 20 bins per axis, 2 epi bins per Hi-C bin
+
+
+def _cfg(**kw):
+    return get_preset("tiny", window_bins=W, epi_bins=L, n_tracks=1, **kw)
+
+
+def _decay(d: torch.Tensor) -> torch.Tensor:
+    return 1.0 - 0.35 * torch.log1p(d)
+
+
+def test_pixel_distances_include_the_anchor_offset():
+    d = pixel_distances(torch.tensor([0.0, 30.0]), 2, 4, torch.device("cpu"))
+    assert d.shape == (2, 4, 4)
+    assert d[0, 0, 3] == 3 and d[0, 3, 0] == 3 and d[0, 2, 2] == 0
+    assert d[1, 0, 0] == 30 and d[1, 3, 0] == 27 and d[1, 0, 3] == 33
+
+
+def test_distance_embedding_interpolates_and_saturates():
+    emb = DistanceEmbedding(3, n=8)
+    d = torch.tensor([0.0, 1.0, 2.0, 1e9])
+    out = emb(d)
+    assert out.shape == (4, 3)
+    torch.testing.assert_close(out[0], emb.table[0])
+    torch.testing.assert_close(out[3], emb.table[-1])
+    # 4 * log2(1 + 2) = 6.34: between rows 6 and 7
+    torch.testing.assert_close(out[2], 0.66 * emb.table[6] + 0.34 * emb.table[7],
+                               atol=2e-2, rtol=0)
+
+
+def test_map_head_learns_distance_decay():
+    """Epi carries nothing; the target is a function of genomic distance only, in
+    windows on and off the diagonal: the map head must learn it (R^2 > 0.9)."""
+    torch.manual_seed(0)
+    model = FinetuneModel(_cfg(), task="hic", mode="epi")
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    offsets = torch.tensor([0.0, 10.0, 25.0, 40.0])
+
+    def batch(n):
+        off = offsets[torch.randint(0, len(offsets), (n,))]
+        target = _decay(pixel_distances(off, n, W, torch.device("cpu")))
+        return torch.randn(n, 1, 2 * L), off, target
+
+    for _ in range(300):
+        epi, off, target = batch(16)
+        loss = model.loss(model(epi, offset=off), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    epi, off, target = batch(64)
+    with torch.no_grad():
+        pred = model.predict(epi, offset=off)
+    assert r2_score(target.numpy().ravel(), pred.numpy().ravel()) > 0.9
+
+
+def test_map_prediction_depends_on_offset():
+    torch.manual_seed(0)
+    model = FinetuneModel(_cfg(), task="hic", mode="epi").eval()
+    with torch.no_grad():
+        model.head.expected.table.copy_(torch.linspace(1, 0, model.head.expected.n)[:, None])
+        epi = torch.randn(2, 1, 2 * L)
+        near = model.predict(epi, offset=torch.zeros(2))
+        far = model.predict(epi, offset=torch.full((2,), 200.0))
+    assert not torch.allclose(near, far)
+    assert (near.mean() > far.mean()).item()
+
+
+def _loop_windows(n: int, rng: np.random.Generator):
+    """Decay maps with noise; positives have an enriched centre pixel, negatives are
+    either plain or uniformly brighter (high contact, no local peak)."""
+    i = np.arange(W)
+    off = rng.integers(5, 40, size=n)
+    d = np.abs(off[:, None, None] + i[None, None, :] - i[None, :, None])
+    base = 1.0 - 0.2 * np.log1p(d) + rng.normal(0, 0.03, size=(n, W, W))
+    y = rng.integers(0, 2, size=n)
+    c = W // 2
+    for k in range(n):
+        if y[k]:
+            base[k, c - 1 : c + 2, c - 1 : c + 2] += 0.08
+            base[k, c, c] += 0.12
+        elif rng.random() < 0.5:
+            base[k] += 0.2  # high contact everywhere: o/e unchanged
+    hic = torch.tensor(base, dtype=torch.float32)
+    return hic, torch.tensor(off, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+
+
+def test_loop_contrast_features_match_hand_computation():
+    rng = np.random.default_rng(1)
+    m = rng.random((1, 11, 11)).astype(np.float32)
+    f = loop_contrast_features(torch.tensor(m), radius=3, inner=1).numpy()[0]
+    c = 5
+    diag = np.diagonal(m[0])
+    assert f[0] == pytest.approx(m[0, c, c])
+    assert f[1] == pytest.approx(m[0, c, c] - (diag.sum() - m[0, c, c]) / 10, abs=1e-6)
+    donut = [m[0, c + a, c + b] for a in range(-3, 4) for b in range(-3, 4)
+             if (abs(a) > 1 or abs(b) > 1) and a != 0 and b != 0]
+    ll = [m[0, c + a, c + b] for a in range(2, 4) for b in range(-3, -1)]
+    assert f[2] == pytest.approx(m[0, c, c] - np.mean(donut), abs=1e-6)
+    assert f[3] == pytest.approx(m[0, c, c] - np.mean(ll), abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["nonpre"])
+def test_loop_head_learns_centre_pixel_contrast(mode):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = FinetuneModel(_cfg(), task="loops", mode=mode)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for _ in range(150):
+        hic, off, y = _loop_windows(16, rng)
+        loss = model.loss(model(torch.randn(16, 1, 2 * L), hic, off), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    hic, off, y = _loop_windows(200, rng)
+    with torch.no_grad():
+        p = model.predict(torch.randn(200, 1, 2 * L), hic, off)
+    assert roc_auc_score(y.numpy(), p.numpy()) > 0.95
+
+
+def test_loop_head_trains_on_a_batch_of_one():
+    model = FinetuneModel(_cfg(), task="loops", mode="bimodal").train()
+    hic, off, _ = _loop_windows(1, np.random.default_rng(0))
+    out = model(torch.randn(1, 1, 2 * L), hic, off)
+    assert out.shape == (1,) and torch.isfinite(out).all()
+
+
+def test_offset_shape_is_checked():
+    model = FinetuneModel(_cfg(), task="loops", mode="epi")
+    with pytest.raises(ValueError, match="offset"):
+        model(torch.randn(2, 1, 2 * L), offset=torch.zeros(3))
+
+
+def test_pos_weight_balances_the_loop_loss():
+    model = FinetuneModel(_cfg(), task="loops", mode="epi")
+    pred = torch.zeros(4)
+    y = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    plain = model.loss(pred, y)
+    weighted = model.loss(pred, y, pos_weight=3.0)
+    # logit 0: every row costs ln 2; the positive row counts 3x
+    assert weighted.item() == pytest.approx(plain.item() * 6 / 4, rel=1e-5)
