@@ -16,15 +16,19 @@ or integer dtype (cast to float32), read with ``allow_pickle=False``. Parsing a 
 body costs ~0.1 ms against ~1.4 ms of JSON for a 2 x 5000 ``epi``.
 Bad requests get a 4xx whose ``detail`` names the field (FastAPI's error layout:
 ``[{"loc": ["body", "epi"], "msg": ..., "type": ...}]``): 413 body too large, 422 bad
-field (shape, non-finite values, unknown chromosome, region off the chromosome), 404 no
-model for the task. The backend (the Serve ingress, or anything with the same three
-methods) does the work; it is never handed an unchecked array.
+field (shape, non-finite values, values beyond :data:`MAX_ABS_INPUT`, unknown
+chromosome, region off the chromosome, unreadable .npy/.npz), 404 no model for the task.
+The backend (the Serve ingress, or anything with the same three methods) does the work;
+it is never handed an unchecked array, and a non-finite model output is never sent as a
+200 (JSON has no NaN: it would arrive as ``null``): it is a 422 naming the input.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -45,10 +49,17 @@ from mixhic.serve.schemas import (
 )
 
 __all__ = ["Backend", "RequestError", "build_api", "BodySizeLimit", "window_arrays",
-           "read_numpy_body", "BINARY_TYPES"]
+           "check_range", "check_output", "read_numpy_body", "request_examples",
+           "BINARY_TYPES", "MAX_ABS_INPUT"]
 
 BINARY_TYPES = ("application/x-npy", "application/x-npz", "application/octet-stream")
 _NPZ_FIELDS = ("epi", "hic")
+#: Largest |value| accepted in ``epi``/``hic`` (serve config ``max_abs_input``). Model
+#: inputs are transformed as in training (log2(1 + x) tracks ~0-40, Hi-C in [0, 1] or on
+#: a log scale); the float32 forward overflows to inf/NaN past ~1e19-1e25 (squares in
+#: the normalisation layers), so 1e6 rejects what cannot be a transformed signal, long
+#: before the model's numeric range ends, and before the forward runs.
+MAX_ABS_INPUT = 1e6
 
 log = logging.getLogger(__name__)
 
@@ -130,32 +141,66 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
 
-def _array(values, field: str, shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 array of exactly ``shape`` with finite values, else RequestError(field)."""
-    if isinstance(values, np.ndarray) and values.dtype.kind not in "fiu":
-        raise RequestError(field, f"must hold numbers, got dtype {values.dtype}")
-    try:
-        arr = np.asarray(values, dtype=np.float32)
-    except (ValueError, TypeError):
-        raise RequestError(field, f"must be a rectangular array of numbers of shape "
-                                  f"{list(shape)} (rows of unequal length?)") from None
+def _array(values, field: str, shape: tuple[int, ...],
+           max_abs: float = MAX_ABS_INPUT) -> np.ndarray:
+    """A float32 array of exactly ``shape`` with finite values within +-``max_abs``,
+    else RequestError(field). Checked before the cast, so 1e39 is "too large", not inf."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "fiu":
+            raise RequestError(field, f"must hold numbers, got dtype {values.dtype}")
+        arr = values
+    else:
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            raise RequestError(field, f"must be a rectangular array of numbers of shape "
+                                      f"{list(shape)} (rows of unequal length?)") from None
     if arr.shape != shape:
         raise RequestError(field, f"expected shape {list(shape)}, got {list(arr.shape)}")
     bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
     if bad:
         raise RequestError(field, f"{bad} values are not finite (NaN or infinite)")
-    return arr
+    check_range(arr, field, max_abs)
+    return arr.astype(np.float32, copy=False)
 
 
-def window_arrays(req: WindowRequest, card: ModelCard) -> tuple[np.ndarray, np.ndarray | None]:
+def check_range(arr: np.ndarray, field: str, max_abs: float = MAX_ABS_INPUT) -> None:
+    """RequestError (422) if any |value| of ``arr`` exceeds ``max_abs``: such inputs
+    overflow the model's float32 forward (NaN/inf outputs) or are not transformed data."""
+    if arr.size == 0:
+        return
+    big = int(np.count_nonzero(np.abs(arr, dtype=np.float64) > max_abs))
+    if big:
+        raise RequestError(
+            field, f"{big} values exceed {max_abs:g} in absolute value (largest "
+                   f"{float(np.max(np.abs(arr, dtype=np.float64))):.3g}): outside the model's "
+                   f"numeric range; send inputs transformed as in training (mixhic prepare: "
+                   f"log2(1 + x) tracks, scaled Hi-C)")
+
+
+def check_output(task: str, out: np.ndarray) -> np.ndarray:
+    """The model output, or RequestError (422) if any value is NaN or infinite (JSON
+    would carry it as ``null`` in a 200; the input drove the model out of range)."""
+    out = np.asarray(out)
+    bad = int(out.size - np.count_nonzero(np.isfinite(out)))
+    if bad:
+        log.warning("%s model returned %d non-finite values for a request", task, bad)
+        raise RequestError("epi", f"the {task} model's output has {bad} non-finite values "
+                                  f"(NaN or infinite) for this input: the input is outside "
+                                  f"the range the model was trained on")
+    return out
+
+
+def window_arrays(req: WindowRequest, card: ModelCard,
+                  max_abs: float = MAX_ABS_INPUT) -> tuple[np.ndarray, np.ndarray | None]:
     """The checked ``epi`` (C, 2L) and ``hic`` (W, W) (or None) of an array request."""
-    epi = _array(req.epi, "epi", card.epi_shape)
+    epi = _array(req.epi, "epi", card.epi_shape, max_abs)
     hic = None
     if card.needs_hic:
         if req.hic is None:
             raise RequestError("hic", f"required: the {card.task} model is {card.mode} "
                                       f"(needs the Hi-C window, or give a region)")
-        hic = _array(req.hic, "hic", card.hic_shape)
+        hic = _array(req.hic, "hic", card.hic_shape, max_abs)
     return epi, hic
 
 
@@ -189,7 +234,7 @@ def read_numpy_body(body: bytes, max_bytes: int) -> dict[str, np.ndarray]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(body))
         members = archive.infolist()
-    except (zipfile.BadZipFile, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, ValueError, struct.error, ...
         raise RequestError("body", f"not a readable .npz archive ({exc})") from None
     names = [m.filename.removesuffix(".npy") for m in members]
     unknown = sorted(set(names) - set(_NPZ_FIELDS))
@@ -204,8 +249,14 @@ def read_numpy_body(body: bytes, max_bytes: int) -> dict[str, np.ndarray]:
     with archive:
         out = {}
         for name, member in zip(names, members):
-            with archive.open(member) as f:
-                out[name] = load(f.read(), name)
+            try:  # reading inflates and checks the CRC: a corrupt member fails here
+                with archive.open(member) as f:
+                    data = f.read(max_bytes + 1)
+            except Exception as exc:  # noqa: BLE001 - BadZipFile (CRC), zlib.error, EOF,
+                # NotImplementedError (compression), RuntimeError (encrypted): the client's
+                raise RequestError(name, f"unreadable member {member.filename!r} of the "
+                                         f".npz ({type(exc).__name__}: {exc})") from None
+            out[name] = load(data, name)
         return out
 
 
@@ -248,8 +299,30 @@ _REQUEST_BODY = {
 }
 
 
-def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20) -> FastAPI:
-    """The FastAPI app of the mixhic HTTP API over ``backend``."""
+def request_examples(card: ModelCard, region: dict[str, Any] | None = None
+                     ) -> dict[str, dict[str, Any]]:
+    """OpenAPI ``examples`` of a task's JSON body that the served ``card`` accepts:
+    zero arrays of the model's shapes, and ``region`` (a window inside the server's
+    genome files) when given."""
+    arrays: dict[str, Any] = {"epi": np.zeros(card.epi_shape, np.float32).tolist()}
+    if card.needs_hic:
+        arrays["hic"] = np.zeros(card.hic_shape, np.float32).tolist()
+    shape = f"epi {list(card.epi_shape)}" + (f", hic {list(card.hic_shape)}"
+                                             if card.needs_hic else "")
+    out = {"arrays": {"summary": f"arrays ({shape}, zeros)", "value": arrays}}
+    if region:
+        out["region"] = {"summary": "a region of the server's genome files", "value": region}
+    return out
+
+
+def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20,
+              max_abs_input: float = MAX_ABS_INPUT,
+              cards: Mapping[str, ModelCard] | None = None) -> FastAPI:
+    """The FastAPI app of the mixhic HTTP API over ``backend``.
+
+    ``max_abs_input``: largest |value| of an input array (:func:`check_range`);
+    ``cards``: the served models, to put request examples that they accept into
+    ``/openapi.json`` (a backend with a ``region_example(task)`` method adds a region)."""
     api = FastAPI(
         title="mixhic",
         version="1",
@@ -284,9 +357,12 @@ def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20) -> FastAPI:
                                             "config (genome.mcool, genome.tracks); send "
                                             "epi/hic arrays instead", status=400)
             epi, hic, echo = await backend.region(card, req.chrom, req.start, req.start2)
+            check_range(epi, "epi", max_abs_input)  # read from the server's files
+            if hic is not None:
+                check_range(hic, "hic", max_abs_input)
         else:
-            epi, hic = window_arrays(req, card)
-        out = await backend.predict(task, epi, hic)
+            epi, hic = window_arrays(req, card, max_abs_input)
+        out = check_output(task, await backend.predict(task, epi, hic))
         return card, out, echo
 
     @api.get("/healthz", response_model=Health, tags=["meta"])
@@ -328,12 +404,14 @@ def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20) -> FastAPI:
         card, out, echo = await run("cage", await parse_window(request, max_body_bytes))
         return _json(CageResponse(model=card.name, window=echo, cage=out.tolist()))
 
-    _document_request_schema(api)
+    _document_request_schema(api, backend, cards)
     return api
 
 
-def _document_request_schema(api: FastAPI) -> None:
-    """Add :class:`WindowRequest` to the OpenAPI components (bodies are parsed by hand)."""
+def _document_request_schema(api: FastAPI, backend: Backend,
+                             cards: Mapping[str, ModelCard] | None) -> None:
+    """Add :class:`WindowRequest` to the OpenAPI components (bodies are parsed by hand),
+    and per-route examples the served models accept."""
     from fastapi.openapi.utils import get_openapi
 
     def openapi():
@@ -343,6 +421,20 @@ def _document_request_schema(api: FastAPI) -> None:
             comps = schema.setdefault("components", {}).setdefault("schemas", {})
             comps["WindowRequest"] = WindowRequest.model_json_schema(
                 ref_template="#/components/schemas/{model}")
+            region_example = getattr(backend, "region_example", None)
+            for task, card in (cards or {}).items():
+                op = schema.get("paths", {}).get(f"/v1/{task}", {}).get("post")
+                if op is None:
+                    continue
+                region = None
+                if region_example is not None:
+                    try:
+                        region = region_example(task)
+                    except Exception as exc:  # noqa: BLE001 - examples are documentation
+                        log.warning("no region example for %s: %s", task, exc)
+                op["requestBody"] = copy.deepcopy(op["requestBody"])  # not the shared dict
+                content = op["requestBody"]["content"]["application/json"]
+                content["examples"] = request_examples(card, region)
             api.openapi_schema = schema
         return api.openapi_schema
 

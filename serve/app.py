@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from mixhic.serve.api import RequestError, build_api
+from mixhic.serve.api import MAX_ABS_INPUT, RequestError, build_api
 from mixhic.serve.batching import GreedyBatcher
 from mixhic.serve.config import HAPROXY_ENV, GenomeFiles, ServeConfig
 from mixhic.serve.engine import ModelCard, load_task_models
@@ -61,7 +61,7 @@ class MixHicServer:
 
     def __init__(self, sources: list[str], device: str = "auto", max_batch_size: int = 16,
                  batch_wait_timeout_s: float = 0.0, genome: GenomeFiles | None = None,
-                 max_body_bytes: int = 8 * 2**20) -> None:
+                 max_body_bytes: int = 8 * 2**20, max_abs_input: float = MAX_ABS_INPUT) -> None:
         self.models = load_task_models(sources, device)
         self._cards = {task: m.card for task, m in self.models.items()}
         self._batchers = {
@@ -71,10 +71,24 @@ class MixHicServer:
         }
         self._genome = genome or GenomeFiles()
         self._max_body_bytes = max_body_bytes
+        self._max_abs_input = max_abs_input
         self._windows: dict[str, Any] = {}  # task -> GenomeWindows (opened lazily)
 
     def __serve_build_asgi_app__(self):
-        return build_api(self, self._max_body_bytes)
+        return build_api(self, self._max_body_bytes, self._max_abs_input, self._cards)
+
+    def region_example(self, task: str) -> dict[str, Any] | None:
+        """A region request body the genome files can answer (the OpenAPI example)."""
+        if not self.region_requests or task not in self._cards:
+            return None
+        reader = self._reader(self._cards[task])
+        span = reader.W * reader.res
+        need = 2 * span if task == "loops" else span
+        for name, size in reader.chromsizes.items():
+            if size >= need:
+                return {"chrom": name, "start": 0, **({"start2": span} if task == "loops"
+                                                      else {})}
+        return None
 
     async def cards(self) -> dict[str, ModelCard]:
         return self._cards
@@ -140,7 +154,7 @@ def build_app(cfg: ServeConfig):
     b = cfg.batching
     return MixHicServer.options(**cfg.model_deployment.serve_options()).bind(
         list(cfg.models), cfg.device, b.max_batch_size, b.batch_wait_timeout_s,
-        cfg.genome, cfg.max_body_bytes,
+        cfg.genome, cfg.max_body_bytes, cfg.max_abs_input,
     )
 
 

@@ -162,6 +162,7 @@ class ServeConfig:
     app_name: str = "mixhic"
     route_prefix: str = "/"
     max_body_mb: float = 8.0
+    max_abs_input: float = 1e6  # larger |values| in epi/hic get 422 (mixhic.serve.api)
     device: Device = "auto"
     http_ingress: HttpIngress = "haproxy"
     batching: Batching = field(default_factory=Batching)
@@ -173,6 +174,9 @@ class ServeConfig:
             raise ValueError(f"port: must be in 1..65535, got {self.port}")
         if self.max_body_mb <= 0:
             raise ValueError(f"max_body_mb: must be > 0, got {self.max_body_mb}")
+        if not 0 < self.max_abs_input <= 1e12:
+            raise ValueError(f"max_abs_input: must be in (0, 1e12] (the float32 forward "
+                             f"overflows past ~1e19), got {self.max_abs_input}")
         if self.model_deployment.max_ongoing_requests < self.batching.max_batch_size:
             raise ValueError(
                 "model_deployment.max_ongoing_requests: must be >= batching.max_batch_size "

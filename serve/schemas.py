@@ -31,15 +31,10 @@ __all__ = [
 class WindowRequest(BaseModel):
     """One window, as arrays or as a genomic region."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"chrom": "chr1", "start": 1_000_000, "start2": 1_250_000},
-                {"epi": [[0.0, 0.1], [0.2, 0.0]], "hic": [[1.0, 0.5], [0.5, 1.0]]},
-            ]
-        },
-    )
+    # No schema-level examples: array shapes and regions depend on the served model and
+    # genome, so each route's examples are made from them (``/openapi.json``, see
+    # :func:`mixhic.serve.api.request_examples`); a fixed example would be a 422.
+    model_config = ConfigDict(extra="forbid")
 
     epi: list[list[float]] | None = Field(
         None, description="(C, 2L) epigenomic tracks: x-anchor bins then y-anchor bins"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import zipfile
 
 import numpy as np
 import pytest
@@ -199,6 +201,15 @@ def _bad_requests(tiny_size: int, chr1_bp: int):
     epi, hic = _inputs(3)
     nan_epi = epi.copy()
     nan_epi[1, 7] = np.nan
+    huge_epi = epi.copy()
+    huge_epi[0, 3] = -1e30  # finite, but overflows the forward to NaN
+    npz = io.BytesIO()
+    with zipfile.ZipFile(npz, "w", zipfile.ZIP_STORED) as z:
+        member = io.BytesIO()
+        np.save(member, epi)
+        z.writestr("epi.npy", member.getvalue())
+    at = npz.getvalue().index(b"epi.npy") + 300
+    bad_crc = npz.getvalue()[:at] + b"\x00\x01" + npz.getvalue()[at + 2:]
     return [
         # (route, kwargs for httpx, status, text that must appear)
         ("/v1/hic", {"content": b'{"epi": [[1, 2], ', "headers": {"content-type":
@@ -222,6 +233,13 @@ def _bad_requests(tiny_size: int, chr1_bp: int):
         ("/v1/hic", {"json": {"chrom": "chr1"}}, 422, "start"),
         ("/v1/hic", {"content": b"[" + b"0.0," * (tiny_size // 4) + b"0.0]",
                      "headers": {"content-type": "application/json"}}, 413, "body"),
+        ("/v1/hic", {"json": {"epi": huge_epi.tolist()}}, 422, "numeric range"),
+        ("/v1/loops", {"json": {"epi": huge_epi.tolist(), "hic": hic.tolist()}}, 422,
+         "numeric range"),
+        ("/v1/cage", {"json": {"epi": huge_epi.tolist(), "hic": hic.tolist()}}, 422,
+         "numeric range"),
+        ("/v1/hic", {"content": bad_crc, "headers": {"content-type": "application/x-npz"}},
+         422, "crc"),
     ]
 
 
@@ -246,3 +264,17 @@ def test_oversize_streamed_body_is_rejected(client):
     r = client.post("/v1/hic", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413, r.text
     _assert_ok(client)
+
+
+def test_openapi_examples_are_accepted(client):
+    """Every request example in /openapi.json (arrays and a region of the served genome)
+    answers 200 from the running app."""
+    paths = client.get("/openapi.json").json()["paths"]
+    seen = set()
+    for task in ("hic", "loops", "cage"):
+        content = paths[f"/v1/{task}"]["post"]["requestBody"]["content"]["application/json"]
+        for name, example in content["examples"].items():
+            r = client.post(f"/v1/{task}", json=example["value"])
+            assert r.status_code == 200, (task, name, r.text[:300])
+            seen.add(name)
+    assert seen == {"arrays", "region"}
