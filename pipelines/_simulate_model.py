@@ -11,10 +11,13 @@ Model, per chromosome of ``n`` Hi-C bins (``res`` bp) and ``m`` epigenome bins (
    internal site, and a few loops spanning two TADs. Anchors are 5 kb bins; loop sizes
    lie in [``min_loop``, ``max_loop``].
 3. **Expected contacts** as a band ``E[i, d]`` = contact(i, i + d), ``d < D``:
-   P(s) ~ s^-alpha, times TAD-interior enrichment, times compartment affinity, times
+   P(s) ~ s^-alpha (optionally bending to s^-alpha_long past ``decay_break``:
+   s^-alpha (1 + s/break)^-(alpha_long - alpha)), times TAD-interior enrichment, times compartment affinity, times
    stripes along loop anchors, times a Gaussian dot at every loop pixel.
 4. **Counts** = Poisson(scale * E[i, d] * b_i * b_j) with a log-normal per-bin coverage
-   bias ``b`` (a few bins nearly unmappable, so balancing masks them).
+   bias ``b`` (a few bins nearly unmappable, so balancing masks them), and optional
+   unmappable gaps (runs of bins with no coverage at all, like assembly gaps: no
+   contacts and no track signal there).
 5. **Accessibility** (ATAC, DNase): Gaussian peaks at CTCF sites, promoters, enhancers
    and random weak sites, with per-track peak heights (correlated, not identical), peak
    widths and background (higher in A).
@@ -40,6 +43,8 @@ class ChromParams:
     max_bins: int  # band width D (bins)
     contacts_per_bin: float
     decay_exponent: float
+    decay_exponent_long: float  # exponent past decay_break_bins (used when that is > 0)
+    decay_break_bins: float  # 0 = a pure power law
     tad_bins: float  # median TAD size (bins)
     tad_sigma: float
     min_tad_bins: int
@@ -58,6 +63,8 @@ class ChromParams:
     max_loop_bins: int
     bias_sigma: float
     low_coverage_frac: float
+    gaps_per_chrom: float  # mean number of unmappable gaps (Poisson)
+    gap_bins: float  # median gap length (bins, log-normal)
     ctcf_decoys_per_mb: float
     enhancers_per_mb: float
     tss_per_mb: float
@@ -101,6 +108,19 @@ def _tads(n: int, p: ChromParams, rng: np.random.Generator) -> np.ndarray:
         bounds.append(bounds[-1] + size)
     b = np.asarray(bounds, dtype=np.int64)
     return np.stack([b[:-1], b[1:]], axis=1) if len(b) > 1 else np.zeros((0, 2), np.int64)
+
+
+def _gaps(n: int, p: ChromParams, rng: np.random.Generator) -> np.ndarray:
+    """Unmappable runs of bins (n,) bool; draws nothing when ``gaps_per_chrom`` is 0."""
+    gap = np.zeros(n, dtype=bool)
+    if p.gaps_per_chrom <= 0:
+        return gap
+    for _ in range(int(rng.poisson(p.gaps_per_chrom))):
+        size = int(np.clip(round(p.gap_bins * np.exp(0.5 * rng.standard_normal())), 1,
+                           max(1, n // 4)))
+        start = int(rng.integers(0, max(1, n - size)))
+        gap[start:start + size] = True
+    return gap
 
 
 def _loops(tads: np.ndarray, p: ChromParams, rng: np.random.Generator):
@@ -147,7 +167,11 @@ def _expected_band(n: int, tads: np.ndarray, comp: np.ndarray, loops: np.ndarray
     """Unscaled expected contacts ``E`` (n, D) with E[i, d] = contact(i, i + d); and valid mask."""
     D = min(p.max_bins, n)
     d = np.arange(D)
-    ps = np.maximum(d, 1).astype(np.float64) ** -p.decay_exponent  # (D,)
+    s = np.maximum(d, 1).astype(np.float64)
+    ps = s ** -p.decay_exponent  # (D,)
+    if p.decay_break_bins > 0:
+        ps *= (1.0 + s / p.decay_break_bins) ** -(p.decay_exponent_long - p.decay_exponent)
+        ps /= (1.0 + 1.0 / p.decay_break_bins) ** -(p.decay_exponent_long - p.decay_exponent)
     ps[0] = 1.5
     i = np.arange(n)[:, None]
     j = i + d[None, :]  # (n, D)
@@ -242,6 +266,8 @@ def simulate_chromosome(length: int, p: ChromParams, rng: np.random.Generator) -
     low = rng.random(n) < p.low_coverage_frac
     bias[low] *= 0.02
     bias[-1] *= (length - (n - 1) * p.res) / p.res
+    gap = _gaps(n, p, rng)  # (n,) bool, all False unless gaps_per_chrom > 0
+    bias[gap] = 0.0
     D = E.shape[1]
     i = np.arange(n)[:, None]
     jc = np.minimum(i + np.arange(D)[None, :], n - 1)
@@ -294,6 +320,9 @@ def simulate_chromosome(length: int, p: ChromParams, rng: np.random.Generator) -
         back = bg * np.where(comp_epi, 1.0, 0.5) * rng.gamma(2.0, 0.5, size=m)
         sig = (sig + back) * np.exp(0.15 * rng.standard_normal(m))
         tracks[name] = sig.astype(np.float32)
+    gap_epi = np.repeat(gap, per_bin)[:m]
+    for name in tracks:
+        tracks[name][gap_epi] = 0.0
 
     # CAGE: promoter activity x enhancer activity reaching the promoter through contacts.
     enh_bin = np.bincount(enh_pos // per_bin, weights=enh_h, minlength=n)  # (n,)
@@ -316,6 +345,7 @@ def simulate_chromosome(length: int, p: ChromParams, rng: np.random.Generator) -
         np.add.at(cage, idx, frac * cage_tss)
     sparse = rng.random(m) < 0.002
     cage[sparse] += rng.exponential(0.3, size=int(sparse.sum()))
+    cage[gap_epi] = 0.0
 
     return ChromSim(
         length=length, bin1=bin1, bin2=bin2, count=cnt, bias=bias,

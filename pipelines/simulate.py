@@ -82,6 +82,8 @@ class SimulationParams:
     max_distance: int = 2_500_000  # contacts simulated up to this distance
     contacts_per_bin: float = 3_000.0  # mean cis contacts per base bin, before bias
     decay_exponent: float = 1.0  # P(s) ~ s^-decay_exponent
+    decay_exponent_long: float = 1.0  # ... bending to s^-decay_exponent_long past decay_break
+    decay_break: int = 0  # bp; 0 = a pure power law
     tad_size: int = 200_000  # median
     tad_size_sigma: float = 0.5  # log-normal spread
     min_tad_size: int = 50_000
@@ -98,6 +100,8 @@ class SimulationParams:
     stripe_strength: float = 0.3
     bias_sigma: float = 0.35  # log-normal coverage bias
     low_coverage_frac: float = 0.01  # bins with ~2% coverage (masked by balancing)
+    gaps_per_chrom: float = 0.0  # mean number of unmappable gaps (no coverage, no tracks)
+    gap_size: int = 100_000  # median gap length
     ctcf_decoys_per_mb: float = 3.0  # CTCF-like sites that anchor no loop
     enhancers_per_mb: float = 12.0
     tss_per_mb: float = 8.0
@@ -111,7 +115,8 @@ class SimulationParams:
         for name in positive_int:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
-        non_negative = ("length_spread", "decay_exponent", "tad_size_sigma",
+        non_negative = ("length_spread", "decay_exponent", "decay_exponent_long",
+                        "decay_break", "gaps_per_chrom", "tad_size_sigma",
                         "compartment_strength", "loop_strength", "loop_strength_sigma",
                         "stripe_strength", "bias_sigma", "ctcf_decoys_per_mb",
                         "enhancers_per_mb", "tss_per_mb", "noise_peaks_per_mb",
@@ -155,6 +160,9 @@ class SimulationParams:
         if self.min_tad_size < 2 * self.resolution:
             raise ValueError(f"min_tad_size: at least 2 bins ({2 * self.resolution} bp), "
                              f"got {self.min_tad_size}")
+        if self.gap_size < self.resolution:
+            raise ValueError(f"gap_size: at least one bin ({self.resolution} bp), "
+                             f"got {self.gap_size}")
         if self.loop_width <= 0:
             raise ValueError(f"loop_width: must be > 0, got {self.loop_width}")
 
@@ -173,6 +181,8 @@ class SimulationParams:
         return ChromParams(
             res=res, epi_bin=self.epi_bin, max_bins=self.max_distance // res,
             contacts_per_bin=self.contacts_per_bin, decay_exponent=self.decay_exponent,
+            decay_exponent_long=self.decay_exponent_long,
+            decay_break_bins=self.decay_break / res,
             tad_bins=self.tad_size / res, tad_sigma=self.tad_size_sigma,
             min_tad_bins=max(2, self.min_tad_size // res), max_tad_bins=self.max_tad_size // res,
             tad_enrichment=self.tad_enrichment, compartment_strength=self.compartment_strength,
@@ -183,6 +193,7 @@ class SimulationParams:
             min_loop_bins=-(-MIN_LOOP_BP // res),
             max_loop_bins=min(MAX_LOOP_BP, self.max_distance - res) // res,
             bias_sigma=self.bias_sigma, low_coverage_frac=self.low_coverage_frac,
+            gaps_per_chrom=self.gaps_per_chrom, gap_bins=self.gap_size / res,
             ctcf_decoys_per_mb=self.ctcf_decoys_per_mb, enhancers_per_mb=self.enhancers_per_mb,
             tss_per_mb=self.tss_per_mb, noise_peaks_per_mb=self.noise_peaks_per_mb,
             track_noise=self.track_noise, cage_noise=self.cage_noise,
@@ -194,6 +205,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {},
     # closing-note experiments: 12 x ~9 Mb
     "small": {"n_chroms": 12, "chrom_length": 9_000_000, "max_distance": 3_000_000},
+    # the demo's: the size of tiny at the sparsity and decay of real 5 kb Hi-C (measured
+    # by mixhic.pipelines.realism): P(s) slope ~-0.95 over 20 kb-2 Mb, shallower below
+    # 200 kb; ~65 % non-zero raw pixels in 50-bin diagonal windows; unmappable gaps and
+    # ~4 % masked bins; loop APA P2LL ~3.5-4
+    "realistic": {"decay_exponent": 0.5, "decay_exponent_long": 1.1, "decay_break": 500_000,
+                  "contacts_per_bin": 200.0, "gaps_per_chrom": 0.7, "gap_size": 100_000,
+                  "loop_strength": 1.5},
 }
 
 
@@ -476,7 +494,7 @@ def _progress(items: list, desc: str):
 
 
 def cli_main(argv: Sequence[str]) -> int:
-    """``mixhic simulate OUT_DIR [--preset tiny|small] [--seed N] [--overwrite] [key=value ...]``"""
+    """``mixhic simulate OUT_DIR [--preset tiny|small|realistic] [--seed N] [--overwrite] [key=value ...]``"""
     fields = ", ".join(f.name for f in dataclasses.fields(SimulationParams))
     parser = argparse.ArgumentParser(
         prog="mixhic simulate",
