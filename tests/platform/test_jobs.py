@@ -117,6 +117,84 @@ def test_runtime_env_ships_the_package_not_the_checkout(tmp_path, monkeypatch):
     assert "py_modules" not in installed
 
 
+def _clear_forwarded(monkeypatch):
+    for key in list(os.environ):
+        if key in jobs.FORWARDED_ENV or key.startswith(("MIXHIC_", "MLFLOW_")):
+            monkeypatch.delenv(key)
+
+
+def test_only_allow_listed_settings_are_forwarded(monkeypatch):
+    _clear_forwarded(monkeypatch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.example/")
+    monkeypatch.setenv("MIXHIC_STORAGE", "s3://bucket/runs")
+    monkeypatch.setenv("MIXHIC_S3_SECRET_KEY", "s3cr3t-value")
+    monkeypatch.setenv("MIXHIC_API_TOKEN", "tok-value")
+    monkeypatch.setenv("MIXHIC_SOMETHING_ELSE", "1")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw-value")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-value")
+    env = jobs.build_runtime_env(ship="installed")["env_vars"]
+    assert env == {"MLFLOW_TRACKING_URI": "https://mlflow.example/",
+                   "MIXHIC_STORAGE": "s3://bucket/runs"}
+    assert set(jobs.FORWARDED_ENV) >= set(env)
+    assert not any(jobs.looks_secret(k) for k in jobs.FORWARDED_ENV)
+
+
+@pytest.mark.parametrize("name, secret", [
+    ("MIXHIC_S3_SECRET_KEY", True), ("MIXHIC_API_TOKEN", True), ("aws_session_token", True),
+    ("DB_PASSWORD", True), ("PGPASSWD", True), ("GOOGLE_APPLICATION_CREDENTIALS", True),
+    ("HF_APIKEY", True), ("MLFLOW_TRACKING_URI", False), ("MIXHIC_STORAGE", False),
+    ("OMP_NUM_THREADS", False),
+])
+def test_looks_secret(name, secret):
+    assert jobs.looks_secret(name) is secret
+
+
+@pytest.mark.parametrize("where", ["shell", "env", "extra"])
+@pytest.mark.parametrize("uri", ["http://user:pa55w0rd@mlflow.example:5000",
+                                 "https://tok3n@mlflow.example/", "postgresql://u:p@db/ml"])
+def test_uri_userinfo_is_refused_without_echoing_it(monkeypatch, where, uri):
+    _clear_forwarded(monkeypatch)
+    kwargs = {}
+    if where == "shell":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    elif where == "env":
+        kwargs["env"] = {"MLFLOW_TRACKING_URI": uri}
+    else:
+        kwargs["extra"] = {"env_vars": {"MLFLOW_TRACKING_URI": uri}}
+    with pytest.raises(MixHicError, match="credentials in its user part") as info:
+        jobs.build_runtime_env(ship="installed", **kwargs)
+    message = str(info.value)
+    assert "pa55w0rd" not in message and "tok3n" not in message
+    assert ":p@" not in message and "Kubernetes secret" in message
+
+
+@pytest.mark.parametrize("name", ["MIXHIC_S3_SECRET_KEY", "MIXHIC_API_TOKEN",
+                                  "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD"])
+def test_secret_named_variables_are_refused(monkeypatch, name):
+    _clear_forwarded(monkeypatch)
+    for kwargs in ({"env": {name: "v4lue"}}, {"extra": {"env_vars": {name: "v4lue"}}}):
+        with pytest.raises(MixHicError, match=f"{name}.*looks like a credential") as info:
+            jobs.build_runtime_env(ship="installed", **kwargs)
+        assert "v4lue" not in str(info.value) and "instance role" in str(info.value)
+
+
+def test_submit_refuses_secrets_before_contacting_the_server(monkeypatch):
+    """Refused up front: the error is the secret's, not the unreachable server's."""
+    _clear_forwarded(monkeypatch)
+    address = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(MixHicError, match="MIXHIC_API_TOKEN.*credential"):
+        jobs.cli_main(["--address", address, "--ship", "installed", "--env",
+                       "MIXHIC_API_TOKEN=abc", "--", "simulate", "/tmp/x"])
+    with pytest.raises(MixHicError, match="user part") as info:
+        jobs.submit(["pretrain", "demo-pretrain", "tracking.uri=https://u:hunter2@h/"],
+                    address=address, ship="installed")
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(MixHicError, match="api_token=\\*\\*\\*.*credential") as info:
+        jobs.submit(["pretrain", "demo-pretrain", "tracking.api_token=hunter2"],
+                    address=address, ship="installed")
+    assert "hunter2" not in str(info.value)
+
+
 def test_runtime_env_refuses_repo_root_as_working_dir(tmp_path):
     with pytest.raises(MixHicError, match="working_dir"):
         jobs.build_runtime_env(tmp_path, ship="installed", extra={"working_dir": str(REPO)})
@@ -312,9 +390,17 @@ def _submit(cluster: Cluster, argv: list[str], **kwargs) -> jobs.JobOutcome:
 
 
 _PROBE = (
-    "import json, platform, importlib.metadata as md, mixhic.platform.cli as cli;"
-    "print('RESULT', json.dumps([cli.__file__, platform.__file__, md.version('mixhic')]))"
+    "import json, os, platform, importlib.metadata as md, mixhic.platform.cli as cli;"
+    "print('RESULT', json.dumps([cli.__file__, platform.__file__, md.version('mixhic'),"
+    " dict(os.environ)]))"
 )
+# Set in the submitting shell while the jobs are built (after the cluster started, so the
+# cluster's own environment does not hold them): none may reach a job.
+_SHELL_SECRETS = {
+    "MIXHIC_S3_SECRET_KEY": f"mxh-s3-{uuid.uuid4().hex}",
+    "MIXHIC_API_TOKEN": f"mxh-api-{uuid.uuid4().hex}",
+    "AWS_SECRET_ACCESS_KEY": f"mxh-aws-{uuid.uuid4().hex}",
+}
 
 
 def _probe_job(cluster: Cluster) -> str:
@@ -335,6 +421,8 @@ def _probe_job(cluster: Cluster) -> str:
 @pytest.fixture(scope="module")
 def background_jobs(ray_cluster):
     """Jobs that run beside the pipeline (the cluster has room; saves wall time)."""
+    saved = {k: os.environ.get(k) for k in _SHELL_SECRETS}
+    os.environ.update(_SHELL_SECRETS)
     pool = ThreadPoolExecutor(max_workers=3)
     cli_argv = ["--address", ray_cluster.address, "--ship", "installed", "--",
                 "simulate", "/nonexistent-dir/x", "--preset", "no-such-preset"]
@@ -343,8 +431,15 @@ def background_jobs(ray_cluster):
         "failing": pool.submit(_submit, ray_cluster, ["prepare", "no-such-config"]),
         "cli": pool.submit(jobs.cli_main, cli_argv),  # token found like a user's shell
     }
-    yield futures
-    pool.shutdown(wait=True, cancel_futures=True)
+    try:
+        yield futures
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.mark.integration
@@ -425,7 +520,10 @@ def test_job_runs_the_shipped_wheel_not_the_checkout(background_jobs):
     logs = background_jobs["probe"].result(timeout=420)
     assert logs.startswith("STATUS SUCCEEDED"), logs[-3000:]
     line = next(x for x in logs.splitlines() if x.startswith("RESULT "))
-    cli_file, platform_file, version = json.loads(line[len("RESULT ") :])
+    cli_file, platform_file, version, job_env = json.loads(line[len("RESULT ") :])
+    leaked = [k for k, v in job_env.items() if v in _SHELL_SECRETS.values()]
+    assert not leaked, f"secrets of the submitting shell reached the job: {leaked}"
+    assert not set(_SHELL_SECRETS) & set(job_env)
     assert not cli_file.startswith(str(REPO)) and "runtime_resources" in cli_file
     assert not platform_file.startswith(str(REPO)) and platform_file.endswith("platform.py")
     assert version == "0.1.0"
