@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -494,20 +495,39 @@ def _progress(items: list, desc: str):
 
 
 def cli_main(argv: Sequence[str]) -> int:
-    """``mixhic simulate OUT_DIR [--preset tiny|small|realistic] [--seed N] [--overwrite] [key=value ...]``"""
+    """``mixhic simulate OUT_DIR [--preset tiny|small|realistic] [--seed N] [--overwrite]
+    [key=value ...]``, or ``mixhic simulate --report COOL [--loops BEDPE] [--resolution N]``.
+
+    ``--report`` measures how real-looking any cooler is
+    (:func:`mixhic.pipelines.realism.realism_report`): the figures are logged and printed
+    on stdout as one ``key=value`` line.
+    """
     fields = ", ".join(f.name for f in dataclasses.fields(SimulationParams))
     parser = argparse.ArgumentParser(
         prog="mixhic simulate",
-        description="Simulate a seeded genome: .mcool, ATAC/DNase/CAGE bigWigs, loops, TSSs.",
+        description="Simulate a seeded genome: .mcool, ATAC/DNase/CAGE bigWigs, loops, TSSs; "
+                    "or, with --report, measure how real-looking a Hi-C map is.",
         epilog=f"overridable keys: {fields}",
     )
-    parser.add_argument("out_dir", help="directory to create (must be new or empty)")
+    parser.add_argument("out_dir", nargs="?", help="directory to create (must be new or empty)")
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier simulation in OUT_DIR")
+    parser.add_argument("--report", metavar="COOL",
+                        help="realism report of a .cool / .mcool::resolutions/N instead")
+    parser.add_argument("--loops", metavar="BEDPE", help="loop calls for the report's APA")
+    parser.add_argument("--resolution", type=int, help="bin size to read from an .mcool")
+    parser.add_argument("--weight", default="weight",
+                        help="balancing weight column of the report (raw counts if absent)")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     ns = parser.parse_intermixed_args(list(argv))
+    if ns.report is not None:
+        return _report_cli(ns)
+    if ns.loops is not None or ns.resolution is not None:
+        raise MixHicError("simulate: --loops and --resolution go with --report COOL")
+    if ns.out_dir is None:
+        raise MixHicError("simulate: give OUT_DIR to simulate, or --report COOL to measure")
     try:
         overrides = parse_overrides(ns.overrides)
     except ConfigError as exc:
@@ -519,4 +539,17 @@ def cli_main(argv: Sequence[str]) -> int:
     g = simulate_genome(ns.out_dir, preset=ns.preset, seed=ns.seed, overwrite=ns.overwrite,
                         **overrides)
     log.info("simulate: wrote %s", g.meta.parent)
+    return 0
+
+
+def _report_cli(ns: argparse.Namespace) -> int:
+    from mixhic.pipelines.realism import format_report, realism_report
+
+    extra = ([ns.out_dir] if ns.out_dir else []) + list(ns.overrides)
+    if extra:
+        raise MixHicError(f"simulate --report: unexpected argument {extra[0]!r} "
+                          "(the report takes COOL, --loops, --resolution and --weight)")
+    report = realism_report(ns.report, bedpe=ns.loops, resolution=ns.resolution,
+                            weight=ns.weight or None)
+    sys.stdout.write(format_report(report) + "\n")
     return 0
