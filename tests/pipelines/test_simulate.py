@@ -194,6 +194,52 @@ def test_coverage_bias_in_raw_marginals_removed_by_balancing(tiny):
     assert np.median(raw_m[~ok]) < 0.2 * np.median(raw_m[ok])
 
 
+def test_unmappable_gaps_have_no_contacts_no_signal_and_no_weight(tmp_path):
+    g = simulate_genome(tmp_path / "gaps", seed=4, gaps_per_chrom=3.0, gap_size=40_000,
+                        low_coverage_frac=0.0, **SMALL)
+    clr = cooler.Cooler(g.mcool_uri(RES))
+    found = 0
+    for chrom in clr.chromnames:
+        lo, hi = clr.extent(chrom)
+        raw = clr.matrix(balance=False).fetch(chrom)
+        w = clr.bins()["weight"][lo:hi].to_numpy()
+        empty = raw.sum(0) == 0
+        assert np.isnan(w[empty]).all()
+        atac = _per_bin(_track_100bp(g.atac, chrom))[: hi - lo]
+        assert (atac[empty] == 0).all() and (atac[~empty] > 0).all()
+        # gaps are runs of bins, not scattered ones
+        runs = np.diff(np.flatnonzero(np.diff(np.r_[0, empty.astype(int), 0])))[::2]
+        found += int((runs >= 3).sum())
+    assert found >= 2
+
+
+def test_decay_break_bends_the_decay_down():
+    """Past ``decay_break`` contacts fall as s^-decay_exponent_long (expected band, no noise)."""
+    from mixhic.pipelines._simulate_model import _expected_band
+    from mixhic.pipelines.simulate import simulation_params
+
+    flat = {"tad_enrichment": 1.0, "compartment_strength": 0.0, "stripe_strength": 0.0}
+    n = 600
+    for brk, long_slope in ((0, -0.6), (200_000, -1.3)):
+        p = simulation_params("tiny", decay_exponent=0.6, decay_exponent_long=1.4,
+                              decay_break=brk, **flat).chrom_params()
+        E, _ = _expected_band(n, np.zeros((0, 2), np.int64), np.ones(n),
+                              np.zeros((0, 2), np.int64), np.zeros(0), p)
+        ps = E[0]
+        short = np.log(ps[4] / ps[2]) / np.log(2)
+        far = np.log(ps[400] / ps[200]) / np.log(2)
+        assert short == pytest.approx(-0.6, abs=0.1 if brk else 1e-9)
+        assert far == pytest.approx(long_slope, abs=0.1 if brk else 1e-9)
+
+
+def test_demo_simulates_a_known_preset():
+    from mixhic.pipelines.simulate import PRESETS
+    from mixhic.platform.config import load_config
+    from mixhic.platform.train_config import DemoConfig
+
+    assert load_config("demo", DemoConfig).simulate_preset in PRESETS
+
+
 # ------------------------------------------------------------------------- determinism
 
 
@@ -255,6 +301,9 @@ def test_weights_match_cooler_balance(tmp_path):
     ({"corner_loop_prob": 1.5}, "corner_loop_prob"),
     ({"resolutions": [5000, 7000]}, "resolutions"),
     ({"epi_bin": 300}, "epi_bin"),
+    ({"gap_size": 1_000}, "gap_size"),
+    ({"decay_break": -1}, "decay_break"),
+    ({"gaps_per_chrom": -0.5}, "gaps_per_chrom"),
 ])
 def test_bad_override_names_the_key(tmp_path, overrides, key):
     with pytest.raises(MixHicError, match=key):
