@@ -421,6 +421,8 @@ def _probe_job(cluster: Cluster) -> str:
 @pytest.fixture(scope="module")
 def background_jobs(ray_cluster):
     """Jobs that run beside the pipeline (the cluster has room; saves wall time)."""
+    import ray.job_submission  # noqa: F401 - imported here, not half-way in a thread
+
     saved = {k: os.environ.get(k) for k in _SHELL_SECRETS}
     os.environ.update(_SHELL_SECRETS)
     pool = ThreadPoolExecutor(max_workers=3)
