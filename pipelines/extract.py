@@ -10,6 +10,8 @@ x-anchor starts in bins ``[lo, hi)`` of one chromosome. Per chunk, the worker
 2. transforms the band and the tracks once (log1p / log2(1+x));
 3. slices every window of every dataset from memory with numpy views (no per-window I/O)
    and computes QC (non-zero fraction, masked bins, non-finite, blacklist) for all at once;
+   each window's split comes from its extent and the task's split regions (windows
+   crossing a split boundary are dropped, ``split_boundary``);
 4. writes one Parquet file per dataset, ``part-<chunk_id>.parquet`` (temp name +
    rename), then a completion marker ``_chunks/<chunk_id>.json`` with its row counts.
    A chunk is done iff its marker exists; deterministic names make a redo overwrite,
@@ -34,10 +36,13 @@ from mixhic.pipelines import normalize, readers
 from mixhic.pipelines.schema import WindowShape, dataset_schema, tensor_column, validate_table
 from mixhic.pipelines.normalize import nonzero_fraction
 from mixhic.pipelines.windows import (
+    SPLIT_NAMES,
     grid_windows,
-    sample_negatives,
+    negative_quotas,
+    sample_negative_mix,
     slice_epi,
     slice_hic,
+    window_split_codes,
 )
 
 __all__ = ["ChunkWorker", "process_chunk", "write_chunk", "marker_path", "open_handles"]
@@ -94,6 +99,14 @@ def _plan(settings: dict, task: dict) -> dict[str, dict[str, np.ndarray]]:
     return plans
 
 
+def _split_regions(task: dict) -> np.ndarray:
+    """(R, 3) ``[start, end, code]`` of the chunk's chromosome (older tasks: one split)."""
+    if "split_regions" in task:
+        return np.asarray(task["split_regions"], dtype=np.int64).reshape(-1, 3)
+    code = SPLIT_NAMES.index(task.get("split", "train"))
+    return np.asarray([[0, task["n_bins"] * 10**12, code]] if code else [], np.int64).reshape(-1, 3)
+
+
 def process_chunk(
     settings: dict, task: dict, handles: dict[str, Any]
 ) -> tuple[dict[str, pa.Table], dict[str, Any]]:
@@ -123,7 +136,8 @@ def process_chunk(
         half = w // 2
         r1 = max(r1, min(n, task["hi"] + w))
         c1 = max(c1, min(n, task["hi"] + half + loops["max_bins"] + w))
-    stats: dict[str, Any] = {"dropped": {}, "covered_bp": [0] * len(settings["tracks"]), "span_bp": 0}
+    stats: dict[str, Any] = {"dropped": {}, "covered_bp": [0] * len(settings["tracks"]), "span_bp": 0,
+                             "rows_split": {}}
     if r1 == lo:  # no window in this chunk
         return {name: _empty(settings, name, shape) for name in plans}, stats
 
@@ -162,29 +176,62 @@ def process_chunk(
     tracks = normalize.epi_transform(np.nan_to_num(tracks, nan=0.0, posinf=0.0, neginf=0.0),
                                      settings["epi_transform"])
 
-    # ---- negatives need the band (non-zero contact)
+    # ---- negatives need the band (contact) and the tracks (anchor signal)
+    regions = _split_regions(task)
     if loops is not None and len(plans["loops"]["x"]):
         p = plans["loops"]
         half = w // 2
 
-        def has_contact(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-            ok = (j - lo < band.shape[1]) & (i - lo < band.shape[0])
+        def contact(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            ok = (j - lo < band.shape[1]) & (i - lo < band.shape[0]) & (i >= lo) & (j >= lo)
             v = np.zeros(len(i), dtype=np.float32)
             v[ok] = band[i[ok] - lo, j[ok] - lo]
-            return ok & (v > 0)
+            return v
 
-        n_neg = int(round(loops["negative_ratio"] * len(p["i"])))
-        ni, nj = sample_negatives(
-            p["i"], p["j"], n_neg, n, w, has_contact, rng,
-            loops["min_bins"], loops["max_bins"],
-            i_range=(task["lo"] + half, task["hi"] + half),
-            jitter_bins=loops["jitter_bins"], exclude_bins=loops["exclude_bins"],
-        )
+        mix = loops.get("negatives", {"distance": 1.0})
+        score = None
+        if mix.get("anchor_signal", 0) > 0:  # summed track signal per Hi-C bin of the band
+            score = np.full(n, np.nan)
+            score[lo:c1] = tracks.reshape(len(tracks), c1 - lo, per_bin).sum(axis=(0, 2))
+        # negatives per split: each split gets negative_ratio x its own positives, drawn
+        # from its own positives' distances, and never crosses a split boundary
+        pos_code = window_split_codes(p["x"] * res, (p["y"] + w) * res, regions)
+        got_i, got_j, got_kind = [], [], []
+        stats["neg_sampled"] = {}
+        for code in np.unique(pos_code[pos_code >= 0]).tolist():
+            sel = pos_code == code
+
+            def same_split(i: np.ndarray, j: np.ndarray, code=code) -> np.ndarray:
+                return window_split_codes((i - half) * res, (j - half + w) * res, regions) == code
+
+            quotas = negative_quotas(int(round(loops["negative_ratio"] * sel.sum())), mix)
+            ni, nj, kind = sample_negative_mix(
+                p["i"][sel], p["j"][sel], quotas, n, w, contact, rng,
+                loops["min_bins"], loops["max_bins"],
+                i_range=(task["lo"] + half, task["hi"] + half),
+                jitter_bins=loops["jitter_bins"], exclude_bins=loops["exclude_bins"],
+                exclude_i=np.r_[p["i"][~sel], np.asarray(task.get("exclude_i", []), np.int64)],
+                exclude_j=np.r_[p["j"][~sel], np.asarray(task.get("exclude_j", []), np.int64)],
+                allowed=same_split, anchor_score=score,
+                high_contact_top=loops.get("high_contact_top", 0.2),
+                anchor_top=loops.get("anchor_top", 0.1),
+                near_bins=tuple(loops.get("near_loop_bins", (2, 5))),
+            )
+            got_i.append(ni)
+            got_j.append(nj)
+            got_kind.append(kind)
+            for k in quotas:
+                stats["neg_sampled"][k] = stats["neg_sampled"].get(k, 0) + int((kind == k).sum())
+        ni = np.concatenate(got_i) if got_i else np.zeros(0, np.int64)
+        nj = np.concatenate(got_j) if got_j else np.zeros(0, np.int64)
+        kind = np.concatenate(got_kind) if got_kind else np.zeros(0, "<U13")
         x = np.concatenate([p["x"], ni - half])
         y = np.concatenate([p["y"], nj - half])
         label = np.concatenate([np.ones(len(p["x"]), np.int8), np.zeros(len(ni), np.int8)])
+        kinds = np.concatenate([np.full(len(p["x"]), "positive", dtype="<U13"), kind])
         order = np.lexsort((y, x))
-        plans["loops"] = {"x": x[order], "y": y[order], "loop": label[order]}
+        plans["loops"] = {"x": x[order], "y": y[order], "loop": label[order],
+                          "neg_kind": kinds[order]}
 
     # ---- QC and slicing of every window
     bl = np.asarray(task.get("blacklist", []), dtype=np.int64).reshape(-1, 2)
@@ -197,10 +244,12 @@ def process_chunk(
         cage = normalize.epi_transform(np.nan_to_num(vals[: c1 - lo]), "log2p1")
 
     tables: dict[str, pa.Table] = {}
+    stats["rows_split"] = {}
     for name, p in plans.items():
         x, y = p["x"] - lo, p["y"] - lo  # offsets into the band
         drops: dict[str, int] = {}
         keep = np.ones(len(x), dtype=bool)
+        codes = window_split_codes(p["x"] * res, (p["y"] + w) * res, regions)
         hic = slice_hic(band, x, y, w)  # (N, W, W) f32
         frac = nonzero_fraction(hic)
         nmask = normalize.masked_bin_counts(masked, x, y, w) if len(x) else np.zeros(0, np.int16)
@@ -210,6 +259,7 @@ def process_chunk(
             if inf_band is not None:
                 nonfinite |= slice_hic(inf_band, x, y, w).reshape(len(x), -1).any(axis=1)
             rules = {
+                "split_boundary": codes < 0,
                 "low_nonzero": frac < settings["min_nonzero_frac"],
                 "masked": nmask > settings["max_masked_bins"],
                 "nonfinite": nonfinite,
@@ -223,7 +273,8 @@ def process_chunk(
                 drops[reason] = int((hit & keep).sum())
                 keep &= ~hit
         stats["dropped"][name] = drops
-        x, y, hic = x[keep], y[keep], hic[keep]
+        x, y, hic, codes = x[keep], y[keep], hic[keep], codes[keep]
+        stats["rows_split"][name] = {s: int((codes == k).sum()) for k, s in enumerate(SPLIT_NAMES)}
         if len(x) == 0:
             tables[name] = _empty(settings, name, shape)
             continue
@@ -238,7 +289,7 @@ def process_chunk(
             "x_start": pa.array((x + lo) * res, pa.int64()),
             "y_start": pa.array((y + lo) * res, pa.int64()),
             "resolution": pa.array(np.full(len(x), res), pa.int32()),
-            "split": pa.array([task["split"]] * len(x), pa.string()),
+            "split": pa.array(np.asarray(SPLIT_NAMES, dtype=object)[codes], pa.string()),
             "hic": tensor_column(hic, shape.hic_shape),
             "epi": tensor_column(epi, shape.epi_shape),
             "nonzero_frac": pa.array(frac[keep], pa.float32()),
@@ -246,6 +297,13 @@ def process_chunk(
         }
         if name == "loops":
             cols["loop"] = pa.array(p.get("loop", np.ones(0, np.int8))[keep], pa.int8())
+            neg_kind = p.get("neg_kind", np.zeros(0, dtype="<U13"))[keep]
+            cols["neg_kind"] = pa.array(neg_kind.tolist(), pa.string())
+            split_names = np.asarray(SPLIT_NAMES)[codes]
+            stats["neg_kinds"] = {
+                k: {s: int(((neg_kind == k) & (split_names == s)).sum()) for s in SPLIT_NAMES}
+                for k in np.unique(neg_kind).tolist()
+            }
         if name == "cage":
             target = (
                 np.lib.stride_tricks.sliding_window_view(cage, w)[x]
@@ -295,7 +353,6 @@ def write_chunk(
     marker = {
         "chunk_id": cid,
         "chrom": task["chrom"],
-        "split": task["split"],
         "rows": {name: t.num_rows for name, t in tables.items()},
         "files": files,
         **stats,

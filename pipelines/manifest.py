@@ -3,7 +3,9 @@
 Written last by ``mixhic prepare`` (its presence with a matching fingerprint means the
 datasets beside it are complete). It records every parameter, the resolved Hi-C
 settings (file group, weight kind, multiplier), input checksums, row counts per dataset
-and split, QC drops, track coverage, tensor shapes and the code version.
+and split, QC drops, track coverage, tensor shapes and the code version; the resolved split
+regions and windows dropped at split boundaries (``splits``), the loops' negatives per
+kind (``negatives``) and optional datasets skipped for missing inputs (``skipped``).
 
 Checksums: ``fast`` (default) = size + mtime + sha256 of the first and last MiB of the
 file; ``sha256`` = sha256 of the whole file (slow on multi-GB .mcool files). The method
@@ -112,6 +114,11 @@ class Manifest:
     created: str = ""
     datasets: list[str] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)  # worker CPU / wall seconds
+    # split regions, windows planned per split, windows dropped at split boundaries
+    splits: dict[str, Any] = field(default_factory=dict)
+    # loops: negative mix, negatives drawn per kind, rows per neg_kind and split
+    negatives: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # optional dataset -> missing inputs
     version: int = 1
 
     def total_rows(self, dataset: str) -> int:

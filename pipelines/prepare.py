@@ -49,11 +49,16 @@ from mixhic.pipelines.manifest import (
 from mixhic.pipelines.names import match_names, resolve_name
 from mixhic.pipelines.schema import DATASETS, WindowShape, dataset_schema
 from mixhic.pipelines.windows import (
-    assign_split,
+    NEGATIVE_KINDS,
+    SPLIT_NAMES,
     chunk_ranges,
+    grid_windows,
     loop_anchor_bins,
     loop_windows,
+    merge_regions,
+    parse_region,
     tss_windows,
+    window_split_codes,
 )
 from mixhic.platform.config import load_config, to_dict
 from mixhic.platform.errors import MixHicError
@@ -123,6 +128,7 @@ class GridPlan:
     """Grid windows (pretrain, hic): starts every ``step_bp``; y - x in ``offsets_bp``."""
 
     enabled: bool = True
+    optional: bool = False  # inputs absent: skip with a log note instead of an error
     step_bp: int = 62_500
     offsets_bp: tuple[int, ...] = (0,)
 
@@ -135,23 +141,54 @@ class GridPlan:
 
 @dataclass(frozen=True)
 class LoopPlan:
+    """Loop windows: positives from the bedpe plus ``negative_ratio`` negatives each.
+
+    ``negatives``: fractions of the negatives per kind (``windows.NEGATIVE_KINDS``):
+    ``distance`` (distance-matched, non-zero contact: the paper's protocol),
+    ``high_contact`` (distance-matched, contact in the top ``high_contact_top`` fraction
+    at that distance), ``near_loop`` (``near_loop_bins`` bins, Chebyshev, from a loop,
+    beyond ``exclude_bins``), ``anchor_signal`` (both anchors in the top ``anchor_top``
+    fraction of summed track signal). Kinds that cannot be filled fall back to distance.
+    """
+
     enabled: bool = True
+    optional: bool = False  # inputs absent: skip with a log note instead of an error
     min_distance_bp: int = 20_000
     max_distance_bp: int = 2_000_000
     negative_ratio: float = 1.0  # negatives per positive
     jitter_bins: int = 2  # distance kernel half-width for negatives
     exclude_bins: int = 2  # negatives stay farther than this from every positive
+    negatives: dict[str, float] = field(default_factory=lambda: {"distance": 1.0})
+    high_contact_top: float = 0.2
+    anchor_top: float = 0.1
+    near_loop_bins: tuple[int, int] = (2, 5)
 
     def __post_init__(self):
         if not 0 < self.min_distance_bp < self.max_distance_bp:
             raise ValueError("min_distance_bp/max_distance_bp: need 0 < min < max")
         if self.negative_ratio < 0:
             raise ValueError(f"negative_ratio must be >= 0, got {self.negative_ratio}")
+        unknown = sorted(set(self.negatives) - set(NEGATIVE_KINDS))
+        if unknown:
+            raise ValueError(f"negatives: unknown kind {unknown[0]!r} "
+                             f"(known: {', '.join(NEGATIVE_KINDS)})")
+        if any(v < 0 for v in self.negatives.values()) or \
+                abs(sum(self.negatives.values()) - 1.0) > 1e-6:
+            raise ValueError(f"negatives: fractions must be >= 0 and sum to 1, got "
+                             f"{dict(self.negatives)}")
+        for key in ("high_contact_top", "anchor_top"):
+            if not 0 < getattr(self, key) <= 1:
+                raise ValueError(f"{key} must be in (0, 1], got {getattr(self, key)}")
+        lo, hi = self.near_loop_bins
+        if not 1 <= lo <= hi or hi <= self.exclude_bins:
+            raise ValueError(f"near_loop_bins: need 1 <= min <= max and max > exclude_bins "
+                             f"({self.exclude_bins}), got {list(self.near_loop_bins)}")
 
 
 @dataclass(frozen=True)
 class CagePlan:
     enabled: bool = True
+    optional: bool = False  # inputs absent: skip with a log note instead of an error
 
 
 @dataclass(frozen=True)
@@ -164,10 +201,20 @@ class Datasets:
 
 @dataclass(frozen=True)
 class Splits:
-    """Chromosomes of the validation and test splits; every other one is train."""
+    """Regions of the validation and test splits; everything else is train.
 
-    val: tuple[str, ...] = ("chr10", "chr11")
-    test: tuple[str, ...] = ("chr3", "chr13", "chr17")
+    Each entry is a chromosome (``chr10``), a region ``chr1:1,000,000-2,500,000`` (bp,
+    half-open; quote it in YAML when it holds commas) or a BED file (a path ending in
+    ``.bed``/``.bed.gz`` or holding a ``/``; relative paths resolve against ``root``).
+    Names match the Hi-C file's spelling-independently (``10`` = ``chr10``). A window
+    belongs to a split when its extent (x-anchor start to y-anchor end) lies inside one
+    of the split's regions; windows crossing a boundary are dropped and counted. Empty
+    lists: no such split. The paper's choice (val chr10, chr11; test chr3, chr13, chr17)
+    is in ``prepare-paper.yaml``.
+    """
+
+    val: tuple[str, ...] = ()
+    test: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,17 +309,155 @@ def _check_coords(name: str, starts, ends, size: int, where: str) -> None:
         )
 
 
+_DATASET_INPUTS = {"pretrain": (), "hic": (), "loops": ("loops",), "cage": ("cage", "tss")}
+
+
+def _datasets_to_run(cfg: PrepareConfig) -> tuple[list[str], dict[str, str]]:
+    """Enabled datasets whose own inputs exist, and the optional ones skipped (-> reason).
+
+    A required dataset with a missing input is one error listing every missing file and
+    the overrides that turn the dataset off or make it optional.
+    """
+    run, skipped, required = [], {}, []
+    for d in cfg.enabled:
+        missing = []
+        for key in _DATASET_INPUTS[d]:
+            value = getattr(cfg.inputs, key)
+            path = _resolve(cfg, value) if value else None
+            if not path:
+                missing.append(f"inputs.{key} (not set)")
+            elif "://" not in path and not os.path.exists(path.split("::")[0]):
+                missing.append(f"inputs.{key} ({path}: not found)")
+        if not missing:
+            run.append(d)
+        elif getattr(cfg.datasets, d).optional:
+            skipped[d] = ", ".join(missing)
+            log.info("datasets.%s: skipped (optional; missing %s)", d, skipped[d])
+        else:
+            required.append((d, missing))
+    if required:
+        need = "; ".join(f"datasets.{d} needs {', '.join(m)}" for d, m in required)
+        fixes = ", ".join(f"datasets.{d}.enabled=false or datasets.{d}.optional=true"
+                          for d, _ in required)
+        raise MixHicError(f"missing inputs: {need}; provide them or set {fixes}")
+    if not run:
+        raise MixHicError(f"datasets: every enabled dataset was skipped "
+                          f"({', '.join(sorted(skipped))}: inputs missing); nothing to prepare")
+    return run, skipped
+
+
+def _split_chrom(name: str, hic_names: list[str], aliases: dict, where: str, uri: str) -> str:
+    """The Hi-C spelling of a split's chromosome, or one line naming the key and the names."""
+    inverse = {v: k for k, v in aliases.items()}
+    if inverse.get(name) in hic_names:
+        return inverse[name]
+    hit = match_names([name], hic_names).get(name)
+    if hit is not None:
+        return hit
+    shown = ", ".join(hic_names[:12]) + (", ..." if len(hic_names) > 12 else "")
+    with_chr = sum(n.lower().startswith("chr") for n in hic_names)
+    hint = ""
+    if name.lower().startswith("chr") and with_chr == 0:
+        hint = f"; note the file spells names without 'chr' (e.g. {hic_names[0]!r})"
+    elif not name.lower().startswith("chr") and with_chr == len(hic_names):
+        hint = f"; note the file spells names with 'chr' (e.g. {hic_names[0]!r})"
+    raise MixHicError(f"{where}: chromosome {name!r} is not in the Hi-C file {uri} "
+                      f"(chromosomes: {shown}){hint}")
+
+
+def _split_regions(cfg: PrepareConfig, info, chroms: list[str], n_bins: dict[str, int]
+                   ) -> tuple[dict[str, np.ndarray], dict]:
+    """Resolve and check ``splits``: ``{chrom: (R, 3) [start, end, code]}`` and a summary.
+
+    Codes 1 = val, 2 = test (``windows.SPLIT_NAMES``); regions of one split merged, sorted.
+    A whole chromosome (or a region ending at its end) extends to the end of its last bin.
+    """
+    res, hic_names = info.resolution, info.chromnames
+    entries: dict[str, dict[str, list[tuple[int, int, str]]]] = {"val": {}, "test": {}}
+    for split in ("val", "test"):
+        for k, entry in enumerate(getattr(cfg.splits, split)):
+            key = f"splits.{split}[{k}]"
+            kind, name, start, end = parse_region(entry)
+            if kind == "bed":
+                path = readers.local_path(_resolve(cfg, name), f"{key}: BED")
+                bed = readers.read_bed(path)
+                if len(bed["chrom"]) == 0:
+                    raise MixHicError(f"{key}: {path} holds no region")
+                items = [(str(c), int(a), int(b), f"{key} ({path}, region {n + 1})")
+                         for n, (c, a, b) in enumerate(zip(bed["chrom"], bed["start"], bed["end"]))]
+            else:
+                items = [(name, start, end, key)]
+            for c, a, b, where in items:
+                hc = _split_chrom(c, hic_names, cfg.aliases, where, info.uri)
+                size = info.chromsizes[hc]
+                if a is None:
+                    a, b = 0, size
+                if a >= b:
+                    raise MixHicError(f"{where}: region {c}:{a}-{b} is empty (start >= end)")
+                if b > size:
+                    raise MixHicError(f"{where}: region {c}:{a}-{b} ends past the end of {hc} "
+                                      f"(length {size} bp)")
+                if b == size:
+                    b = -(-size // res) * res  # the last (partial) bin belongs to the region
+                entries[split].setdefault(hc, []).append((a, b, where))
+    regions: dict[str, np.ndarray] = {}
+    summary: dict = {"val": [], "test": []}
+    for c in chroms:
+        parts = []
+        merged = {}
+        for code, split in ((1, "val"), (2, "test")):
+            got = entries[split].get(c, [])
+            merged[split] = merge_regions([a for a, _, _ in got], [b for _, b, _ in got])
+            parts.append(np.c_[merged[split], np.full(len(merged[split]), code)])
+            summary[split] += [f"{c}:{a}-{b}" for a, b in merged[split].tolist()]
+        val, test = merged["val"], merged["test"]
+        if len(val) and len(test):
+            k = np.searchsorted(val[:, 1], test[:, 0], side="right")
+            kc = np.minimum(k, len(val) - 1)
+            hit = np.flatnonzero((k < len(val)) & (val[kc, 0] < test[:, 1]))
+            if len(hit):
+                ts, te = test[hit[0]]
+                vs, ve = val[kc[hit[0]]]
+                vw = next(w for a, b, w in entries["val"][c] if a < te and ts < b)
+                tw = next(w for a, b, w in entries["test"][c] if a < ve and vs < b)
+                raise MixHicError(f"{vw} overlaps {tw} on {c} (val {c}:{vs}-{ve}, test "
+                                  f"{c}:{ts}-{te}); a region cannot be in both val and test")
+        both = np.concatenate(parts).astype(np.int64)
+        regions[c] = both[np.argsort(both[:, 0], kind="stable")]
+    return regions, summary
+
+
+def _check_planned_splits(cfg: PrepareConfig, planned: dict, summary: dict) -> None:
+    """Fail before any work when a configured val/test split would get no window."""
+    for split in ("val", "test"):
+        if not getattr(cfg.splits, split):
+            continue
+        if not summary[split]:
+            log.warning("splits.%s: none of its regions is on the selected chromosomes; "
+                        "the %s split will be empty", split, split)
+            continue
+        for d, counts in planned.items():
+            if counts[split] == 0:
+                shown = ", ".join(summary[split][:3]) + (", ..." if len(summary[split]) > 3 else "")
+                raise MixHicError(
+                    f"splits.{split}: no {d} window lies inside the {split} regions ({shown}); "
+                    f"planned {d} windows per split: train {counts['train']}, val "
+                    f"{counts['val']}, test {counts['test']}, crossing a split boundary "
+                    f"{counts['crossing']}"
+                )
+
+
 def build_tasks(cfg: PrepareConfig) -> tuple[dict, list[dict], dict]:
     """Validate inputs and plan the job: ``(settings, tasks, meta)`` (all JSON-able)."""
     inp = cfg.inputs
-    enabled = cfg.enabled
-    if not enabled:
+    if not cfg.enabled:
         raise MixHicError("datasets: every dataset is disabled; nothing to prepare")
     hic_uri = _resolve(cfg, inp.hic.uri)
     info = readers.inspect_hic(
         hic_uri, inp.hic.resolution, inp.hic.weight, inp.hic.divisive,
         inp.hic.multiplier,
     )
+    enabled, skipped = _datasets_to_run(cfg)
     res, w = info.resolution, cfg.window_bins
     if res % cfg.epi_bin:
         raise MixHicError(f"epi_bin {cfg.epi_bin} must divide the Hi-C resolution {res}")
@@ -330,7 +515,7 @@ def build_tasks(cfg: PrepareConfig) -> tuple[dict, list[dict], dict]:
     }
     per_chrom: dict[str, dict[str, np.ndarray]] = {c: {} for c in chroms}
     meta: dict = {"inputs": {"hic": hic_uri, "tracks": {t["name"]: t["uri"] for t in tracks}},
-                  "dropped": {}}
+                  "dropped": {}, "datasets": enabled, "skipped": skipped}
     for name in ("pretrain", "hic"):
         if name in enabled:
             plan = getattr(cfg.datasets, name)
@@ -341,9 +526,6 @@ def build_tasks(cfg: PrepareConfig) -> tuple[dict, list[dict], dict]:
 
     if "loops" in enabled:
         lp = cfg.datasets.loops
-        if not inp.loops:
-            raise MixHicError("inputs.loops: a bedpe file is needed for the loops dataset "
-                              "(or set datasets.loops.enabled=false)")
         path = readers.local_path(_resolve(cfg, inp.loops), "bedpe")
         meta["inputs"]["loops"] = path
         bp = readers.read_bedpe(path)
@@ -373,13 +555,14 @@ def build_tasks(cfg: PrepareConfig) -> tuple[dict, list[dict], dict]:
             "negative_ratio": lp.negative_ratio,
             "jitter_bins": lp.jitter_bins,
             "exclude_bins": lp.exclude_bins,
+            "negatives": {k: v for k, v in lp.negatives.items() if v > 0},
+            "high_contact_top": lp.high_contact_top,
+            "anchor_top": lp.anchor_top,
+            "near_loop_bins": list(lp.near_loop_bins),
         }
 
     cage_chroms: dict[str, str | None] = {c: None for c in chroms}
     if "cage" in enabled:
-        if not inp.cage or not inp.tss:
-            raise MixHicError("inputs.cage and inputs.tss: a CAGE bigWig and a TSS BED are "
-                              "needed for the cage dataset (or set datasets.cage.enabled=false)")
         cage_uri = readers.local_path(_resolve(cfg, inp.cage), "CAGE track")
         settings["cage_uri"] = cage_uri
         settings["datasets"]["cage"] = {}
@@ -416,15 +599,36 @@ def build_tasks(cfg: PrepareConfig) -> tuple[dict, list[dict], dict]:
             sel = hc == c
             blacklist[c] = np.stack([bed["start"][sel], bed["end"][sel]], 1)
 
+    # ---- splits: regions checked, windows counted per split before any work
+    regions, split_summary = _split_regions(cfg, info, chroms, n_bins)
+    half = w // 2
+    planned = {d: {"train": 0, "val": 0, "test": 0, "crossing": 0} for d in enabled}
+    for c in chroms:
+        for d in enabled:
+            if d in ("pretrain", "hic"):
+                spec = settings["datasets"][d]
+                x, y = grid_windows(n_bins[c], w, spec["step_bp"], res, spec["offsets_bp"])
+            elif d == "loops":
+                x, y = per_chrom[c]["loops"][:, 0] - half, per_chrom[c]["loops"][:, 1] - half
+            else:
+                x = y = per_chrom[c]["tss"]
+            codes = window_split_codes(x * res, (y + w) * res, regions[c])
+            for code, split in enumerate(SPLIT_NAMES):
+                planned[d][split] += int((codes == code).sum())
+            planned[d]["crossing"] += int((codes < 0).sum())
+    _check_planned_splits(cfg, planned, split_summary)
+    meta["splits"] = {**split_summary, "planned": planned}
+
     # ---- tasks: one per chromosome chunk
     tasks = []
-    half = w // 2
+    ex = cfg.datasets.loops.exclude_bins
     for ci, c in enumerate(chroms):
-        split = assign_split(c, cfg.splits.val, cfg.splits.test)
         loops = per_chrom[c].get("loops", np.zeros((0, 2), np.int64))
         tss_x = per_chrom[c].get("tss", np.zeros(0, np.int64))
         for k, (lo, hi) in enumerate(chunk_ranges(n_bins[c] - w + 1, cfg.run.chunk_bins)):
             lsel = (loops[:, 0] - half >= lo) & (loops[:, 0] - half < hi)
+            # loops of neighbouring chunks that negatives of this one must stay away from
+            near = ~lsel & (loops[:, 0] - half >= lo - ex) & (loops[:, 0] - half < hi + ex)
             tsel = (tss_x >= lo) & (tss_x < hi)
             bl = blacklist.get(c, np.zeros((0, 2), np.int64))
             tasks.append({
@@ -435,17 +639,28 @@ def build_tasks(cfg: PrepareConfig) -> tuple[dict, list[dict], dict]:
                 "n_bins": n_bins[c],
                 "lo": lo,
                 "hi": hi,
-                "split": split,
+                "split_regions": regions[c].tolist(),
                 "track_chroms": track_chroms[c],
                 "cage_chrom": cage_chroms[c],
                 "loops_i": loops[lsel, 0].tolist(),
                 "loops_j": loops[lsel, 1].tolist(),
+                "exclude_i": loops[near, 0].tolist(),
+                "exclude_j": loops[near, 1].tolist(),
                 "tss_x": tss_x[tsel].tolist(),
                 "blacklist": bl.tolist(),
             })
+
+    def chrom_split(c: str) -> str:
+        r = regions[c]
+        if len(r) == 0:
+            return "train"
+        if len(r) == 1 and r[0, 0] == 0 and r[0, 1] >= n_bins[c] * res:
+            return SPLIT_NAMES[r[0, 2]]
+        return "regions"
+
     meta["chromosomes"] = {
-        c: {"length": info.chromsizes[c], "bins": n_bins[c],
-            "split": assign_split(c, cfg.splits.val, cfg.splits.test),
+        c: {"length": info.chromsizes[c], "bins": n_bins[c], "split": chrom_split(c),
+            "split_regions": [[a, b, SPLIT_NAMES[k]] for a, b, k in regions[c].tolist()],
             "tracks": track_chroms[c]}
         for c in chroms
     }
@@ -583,8 +798,9 @@ def prepare(cfg: PrepareConfig) -> Manifest:
         todo.append(t)
     if len(todo) < len(tasks):
         log.info("resuming: %d of %d chunks already done", len(tasks) - len(todo), len(tasks))
+    datasets = list(meta["datasets"])  # enabled, minus optional ones without inputs
     log.info("preparing %s: %d chunks, datasets %s -> %s",
-             cfg.sample, len(todo), ", ".join(cfg.enabled), out)
+             cfg.sample, len(todo), ", ".join(datasets), out)
 
     ensure_ray(num_cpus=cfg.run.num_cpus)
     _run_tasks(settings, todo, cfg.run.workers)
@@ -593,8 +809,10 @@ def prepare(cfg: PrepareConfig) -> Manifest:
     markers = [_read_json(fs, f"{staging}/_chunks/{t['chunk_id']}.json") for t in tasks]
     shape = WindowShape(cfg.window_bins, len(cfg.inputs.tracks),
                         cfg.window_bins * (meta["hic"]["resolution"] // cfg.epi_bin))
-    rows = {d: {s: 0 for s in ("train", "val", "test")} for d in cfg.enabled}
-    dropped = {d: {} for d in cfg.enabled}
+    rows = {d: {s: 0 for s in SPLIT_NAMES} for d in datasets}
+    dropped = {d: {} for d in datasets}
+    kinds: dict[str, dict[str, int]] = {}  # loops: rows per neg_kind and split
+    sampled: dict[str, int] = {}  # loops: negatives drawn per kind (before QC)
     covered = np.zeros(len(cfg.inputs.tracks))
     span = 0
     timed = [m["timing"] for m in markers if m.get("timing") and m["timing"].get("cpu_s") is not None]
@@ -604,8 +822,14 @@ def prepare(cfg: PrepareConfig) -> Manifest:
         "worker_wall_s": (max(t["end"] for t in timed) - min(t["start"] for t in timed)) if timed else 0.0,
     }
     for m in markers:
-        for d, n in m["rows"].items():
-            rows[d][m["split"]] += n
+        for d, per_split in m.get("rows_split", {}).items():
+            for split, n in per_split.items():
+                rows[d][split] += n
+        for kind, per_split in m.get("neg_kinds", {}).items():
+            for split, n in per_split.items():
+                kinds.setdefault(kind, {sp: 0 for sp in SPLIT_NAMES})[split] += n
+        for kind, n in m.get("neg_sampled", {}).items():
+            sampled[kind] = sampled.get(kind, 0) + n
         for d, reasons in m["dropped"].items():
             for r, n in reasons.items():
                 dropped[d][r] = dropped[d].get(r, 0) + n
@@ -619,7 +843,7 @@ def prepare(cfg: PrepareConfig) -> Manifest:
     manifest_path = f"{root}/manifest.json"
     if _exists(fs, manifest_path):
         fs.delete_file(manifest_path)  # the output is incomplete until the new one is written
-    for d in cfg.enabled:
+    for d in datasets:
         ddir = f"{staging}/{d}"
         fs.create_dir(ddir, recursive=True)
         if sum(rows[d].values()) == 0:
@@ -630,7 +854,7 @@ def prepare(cfg: PrepareConfig) -> Manifest:
             fs.delete_dir(final)
         fs.move(ddir, final)
     for d in DATASETS:  # a dataset disabled now must not linger from an older run
-        if d not in cfg.enabled and _exists(fs, f"{root}/{d}"):
+        if d not in datasets and _exists(fs, f"{root}/{d}"):
             fs.delete_dir(f"{root}/{d}")
 
     manifest = Manifest(
@@ -651,9 +875,21 @@ def prepare(cfg: PrepareConfig) -> Manifest:
         chromosomes=meta["chromosomes"],
         code=code,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        datasets=list(cfg.enabled),
+        datasets=datasets,
         timing=timing,
+        splits={**meta["splits"],
+                "dropped_split_boundary": {d: dropped[d].get("split_boundary", 0)
+                                           for d in datasets}},
+        negatives=({"mix": settings["datasets"]["loops"]["negatives"],
+                    "negative_ratio": cfg.datasets.loops.negative_ratio,
+                    "sampled": sampled, "rows": kinds} if "loops" in datasets else {}),
+        skipped=meta["skipped"],
     )
+    for split in ("val", "test"):
+        for d in datasets:
+            if getattr(cfg.splits, split) and meta["splits"][split] and rows[d][split] == 0:
+                log.warning("%s: the %s split is empty after QC (rows per split: %s)",
+                            d, split, rows[d])
     write_manifest(out, manifest)
     fs.delete_dir(staging)
     log.info("wrote %s: %s", out, {d: sum(r.values()) for d, r in rows.items()})

@@ -192,6 +192,7 @@ def inspect_hic(
     if binsize is None:
         raise MixHicError(f"{full}: variable-size bins are not supported")
     chromsizes = {str(k): int(v) for k, v in clr.chromsizes.items()}
+    _check_bin_table(clr, full[:-3] if full.endswith("::/") else full, int(binsize), chromsizes)
     if weight is None:
         return HicInfo(full, int(binsize), chromsizes, None, False, float(multiplier or 1.0))
     columns = [c for c in clr.bins().columns if c not in ("chrom", "start", "end")]
@@ -232,6 +233,24 @@ def inspect_hic(
         full, binsize, weight, "divisive" if divisive else "multiplicative", multiplier,
     )
     return HicInfo(full, int(binsize), chromsizes, weight, bool(divisive), float(multiplier))
+
+
+def _check_bin_table(clr, shown: str, binsize: int, chromsizes: dict[str, int]) -> None:
+    """Bins must tile every chromosome from 0 (bin ``k`` of a chromosome = ``k * binsize``
+    bp): the readers, like cooler's own region queries, index bins that way."""
+    with clr.open("r") as grp:
+        offsets = np.asarray(grp["indexes"]["chrom_offset"][:], dtype=np.int64)
+        starts = np.asarray(grp["bins"]["start"][:], dtype=np.int64)
+    for k, (c, size) in enumerate(chromsizes.items()):
+        n = int(offsets[k + 1] - offsets[k])
+        want = -(-size // binsize)
+        first = int(starts[offsets[k]]) if n else 0
+        if n != want or first != 0:
+            raise MixHicError(
+                f"{shown}: the bin table of chromosome {c} has {n} bins starting at {first} bp "
+                f"where {want} bins from 0 tile its {size} bp; rewrite the file with bins "
+                f"tiling each chromosome from 0 (pixels shifted accordingly)"
+            )
 
 
 def check_region(chrom: str, start: int, end: int, chromsizes: dict[str, int], where: str) -> None:

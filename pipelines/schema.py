@@ -16,7 +16,10 @@ Columns (all datasets):
     nonzero_frac float32  fraction of non-zero pixels in ``hic``
     masked_bins int16    bins of the window masked by balancing (NaN weight)
 Task columns:
-    loop        int8     1 = positive anchor pair, 0 = distance-matched negative (``loops``)
+    loop        int8     1 = positive anchor pair, 0 = negative (``loops``)
+    neg_kind    string   ``positive``, or the negative's kind: ``distance``,
+                         ``high_contact``, ``near_loop``, ``anchor_signal`` (``loops``;
+                         see ``windows.sample_negative_mix``)
     cage        tensor float32 [W]  log2(1 + mean CAGE per bin) (``cage``)
 """
 
@@ -28,6 +31,7 @@ import pyarrow as pa
 
 __all__ = [
     "DATASETS",
+    "NEG_KINDS",
     "SPLITS",
     "WindowShape",
     "dataset_schema",
@@ -38,6 +42,8 @@ __all__ = [
 
 DATASETS = ("pretrain", "hic", "loops", "cage")
 SPLITS = ("train", "val", "test")
+# values of the loops dataset's ``neg_kind`` column (``windows.NEGATIVE_KINDS`` + positive)
+NEG_KINDS = ("positive", "distance", "high_contact", "near_loop", "anchor_signal")
 
 
 class SchemaError(ValueError):
@@ -83,6 +89,7 @@ def dataset_schema(dataset: str, shape: WindowShape) -> pa.Schema:
     ]
     if dataset == "loops":
         fields.append(pa.field("loop", pa.int8(), nullable=False))
+        fields.append(pa.field("neg_kind", pa.string(), nullable=False))
     if dataset == "cage":
         fields.append(pa.field("cage", _tensor_type((shape.window_bins,)), nullable=False))
     return pa.schema(fields, metadata={"mixhic.dataset": dataset})
@@ -116,3 +123,7 @@ def validate_table(table: pa.Table, dataset: str, shape: WindowShape) -> None:
         bad = set(table.column("split").unique().to_pylist()) - set(SPLITS)
         if bad:
             raise SchemaError(f"{dataset}: column 'split' has values {sorted(bad)}")
+        if dataset == "loops":
+            bad = set(table.column("neg_kind").unique().to_pylist()) - set(NEG_KINDS)
+            if bad:
+                raise SchemaError(f"{dataset}: column 'neg_kind' has values {sorted(bad)}")
