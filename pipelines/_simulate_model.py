@@ -12,8 +12,9 @@ Model, per chromosome of ``n`` Hi-C bins (``res`` bp) and ``m`` epigenome bins (
    lie in [``min_loop``, ``max_loop``].
 3. **Expected contacts** as a band ``E[i, d]`` = contact(i, i + d), ``d < D``:
    P(s) ~ s^-alpha (optionally bending to s^-alpha_long past ``decay_break``:
-   s^-alpha (1 + s/break)^-(alpha_long - alpha)), times TAD-interior enrichment, times compartment affinity, times
-   stripes along loop anchors, times a Gaussian dot at every loop pixel.
+   s^-alpha (1 + s/break)^-(alpha_long - alpha)), times TAD-interior enrichment, times
+   compartment affinity, times stripes along loop anchors, times a Gaussian dot at every
+   loop pixel.
 4. **Counts** = Poisson(scale * E[i, d] * b_i * b_j) with a log-normal per-bin coverage
    bias ``b`` (a few bins nearly unmappable, so balancing masks them), and optional
    unmappable gaps (runs of bins with no coverage at all, like assembly gaps: no

@@ -81,8 +81,9 @@ def realism_report(
         aliases: cooler name -> bedpe name, for spellings the automatic match misses.
     Returns:
         dict: ``uri``, ``resolution``, ``balanced``, ``chromosomes``, ``ps_slope``,
-        ``ps_points``, ``ps_slope_short``, ``ps_slope_long``, ``nonzero_mean``, ``nonzero_ge_0.1``, ``nonzero_min``,
-        ``n_windows``, and with ``bedpe``: ``p2ll``, ``apa_centre``, ``n_loops``.
+        ``ps_points``, ``ps_slope_short``, ``ps_slope_long``, ``nonzero_mean``,
+        ``nonzero_ge_0.1``, ``nonzero_min``, ``n_windows``, and with ``bedpe``: ``p2ll``,
+        ``apa_centre``, ``n_loops``.
     """
     if min_distance <= 0 or max_distance <= min_distance:
         raise MixHicError(f"realism: need 0 < min_distance < max_distance, got "
@@ -191,8 +192,8 @@ def realism_report(
 
 def format_report(report: Mapping[str, Any]) -> str:
     """One line of ``key=value`` for the figures of :func:`realism_report`."""
-    keys = ("ps_slope", "ps_slope_short", "ps_slope_long", "nonzero_mean", "nonzero_ge_0.1", "nonzero_min", "n_windows",
-            "p2ll", "apa_centre", "n_loops")
+    keys = ("ps_slope", "ps_slope_short", "ps_slope_long", "nonzero_mean", "nonzero_ge_0.1",
+            "nonzero_min", "n_windows", "p2ll", "apa_centre", "n_loops")
     parts = []
     for k in keys:
         if k in report:
