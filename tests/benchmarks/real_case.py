@@ -136,6 +136,17 @@ def make_inputs(out_dir: str | Path, real_dir: str | Path = REAL_DIR) -> dict[st
     }
 
 
+_CACHE: dict[str, dict[str, str]] = {}
+
+
+def cached_inputs(base_dir: str | Path, real_dir: str | Path = REAL_DIR) -> dict[str, str]:
+    """:func:`make_inputs` once per process (balancing takes ~15 s): for tests."""
+    key = str(Path(real_dir).resolve())
+    if key not in _CACHE:
+        _CACHE[key] = make_inputs(Path(base_dir) / "real-case-inputs", real_dir)
+    return _CACHE[key]
+
+
 def real_case_config(inputs: dict[str, str], out: str | Path, **overrides):
     """The prepare config of the case (a :class:`PrepareConfig`); ``overrides`` by key."""
     from mixhic.pipelines.prepare import PrepareConfig
