@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from mixhic.pipelines.names import match_names
-from mixhic.pipelines.readers import inspect_hic, open_cooler, read_bedpe, resolve_cooler_uri
+from mixhic.pipelines.readers import open_cooler, read_bedpe, resolve_cooler_uri
 from mixhic.platform.errors import MixHicError
 
 __all__ = ["realism_report", "ps_slope", "window_nonzero", "apa_p2ll", "format_report"]
@@ -109,7 +109,7 @@ def realism_report(
     columns = list(clr.bins().columns)
     divisive = False
     if weight is not None and weight in columns:
-        divisive = inspect_hic(uri, res, weight).divisive
+        divisive = _divisive(clr, weight)
     elif weight is not None:
         log.info("realism: %s has no %r column: P(s) and APA from raw counts", uri, weight)
         weight = None
@@ -275,6 +275,19 @@ def _read_band(clr, lo: int, hi: int, D: int) -> np.ndarray:
             keep = (b2 < n) & (d >= 0) & (d < D)
             band[b1[keep], d[keep]] = cnt[keep]
     return band
+
+
+def _divisive(clr, weight: str) -> bool:
+    """Whether ``weight`` divides counts (hic2cool's KR/VC/VC_SQRT), by the rule of
+    :func:`mixhic.pipelines.readers.inspect_hic`: the column's ``divisive_weights``
+    attribute, else a hic2cool-made file. (Not ``inspect_hic`` itself: it refuses bin
+    tables that do not start at 0, which this report reads fine.)"""
+    with clr.open("r") as grp:
+        attrs = grp["bins"][weight].attrs
+        if "divisive_weights" in attrs:
+            return bool(attrs["divisive_weights"])
+        generated = str(grp.attrs.get("generated-by", grp.file.attrs.get("generated-by", "")))
+    return generated.startswith("hic2cool") and weight in ("KR", "VC", "VC_SQRT")
 
 
 def _in_range(n: int, D: int) -> np.ndarray:
