@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -275,3 +276,40 @@ def test_cli_prints_one_line(sim_genome, tmp_path, caplog):
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "genome.mcool: Hi-C file not found" in errors[0]
     assert "\n" not in errors[0]
+
+
+# ---------------------------------------------------------------- optional datasets
+
+
+def test_optional_datasets_without_inputs_are_skipped(sim_genome, tmp_path, caplog):
+    over = ["inputs.loops=absent.bedpe", "inputs.cage=null", "datasets.loops.optional=true",
+            "datasets.cage.optional=true"]
+    with caplog.at_level(logging.INFO, logger="mixhic.pipelines.prepare"):
+        settings, tasks, meta = build_tasks(demo_config(sim_genome, tmp_path / "o", *over))
+    assert meta["datasets"] == ["pretrain", "hic"]
+    assert set(settings["datasets"]) == {"pretrain", "hic"}
+    assert "absent.bedpe: not found" in meta["skipped"]["loops"]
+    assert "inputs.cage (not set)" in meta["skipped"]["cage"]
+    notes = [r.getMessage() for r in caplog.records if "skipped (optional" in r.getMessage()]
+    assert len(notes) == 2 and all("\n" not in n for n in notes)
+    assert not any(t["loops_i"] for t in tasks)
+
+
+def test_required_missing_inputs_fail_in_one_line(sim_genome, tmp_path):
+    over = ["inputs.loops=absent.bedpe", "inputs.tss=null", "datasets.cage.optional=false"]
+    with pytest.raises(MixHicError) as err:
+        build_tasks(demo_config(sim_genome, tmp_path / "o", *over))
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert re.search(r"^missing inputs: datasets\.loops needs inputs\.loops \(.*absent\.bedpe: "
+                     r"not found\); datasets\.cage needs inputs\.tss \(not set\)", msg), msg
+    for d in ("loops", "cage"):
+        assert f"datasets.{d}.enabled=false or datasets.{d}.optional=true" in msg
+    # present inputs: optional changes nothing
+    _, _, meta = build_tasks(demo_config(sim_genome, tmp_path / "o", "datasets.loops.optional=true"))
+    assert meta["datasets"] == list(DATASETS) and meta["skipped"] == {}
+    # everything optional and absent: nothing left to do is an error too
+    with pytest.raises(MixHicError, match=r"every enabled dataset was skipped"):
+        build_tasks(demo_config(sim_genome, tmp_path / "o", "datasets.pretrain.enabled=false",
+                                "datasets.hic.enabled=false", *over[:2],
+                                "datasets.loops.optional=true", "datasets.cage.optional=true"))
