@@ -16,8 +16,13 @@ Layout of ``out``::
     <out>/manifest.json                       written last: the output is complete
     <out>/.staging/                           only while running or after an interruption
 
-The driver validates every input (names, resolution, weights, coordinates) before any
-task starts, then runs one Ray Data task per chromosome chunk
+Splits are regions (``splits.val/test``: chromosomes, ``chrom:start-end`` or BED files;
+see :class:`Splits`); a window's split follows from its extent, windows crossing a split
+boundary are dropped and counted (``manifest.splits``). Datasets marked ``optional``
+whose input files are absent are skipped with a log note (``manifest.skipped``).
+
+The driver validates every input (names, resolution, weights, coordinates, split
+regions, windows per split) before any task starts, then runs one Ray Data task per chromosome chunk
 (:mod:`mixhic.pipelines.extract`). Interrupted runs resume: chunks whose completion
 marker exists in ``.staging`` are skipped, the others are redone with the same file
 names; datasets are moved into place only when every chunk is done, then the manifest
@@ -206,7 +211,9 @@ class Splits:
     Each entry is a chromosome (``chr10``), a region ``chr1:1,000,000-2,500,000`` (bp,
     half-open; quote it in YAML when it holds commas) or a BED file (a path ending in
     ``.bed``/``.bed.gz`` or holding a ``/``; relative paths resolve against ``root``).
-    Names match the Hi-C file's spelling-independently (``10`` = ``chr10``). A window
+    Names match the Hi-C file's spelling-independently (``10`` = ``chr10``); a name the
+    file lacks is an error, except a whole chromosome outside an explicit
+    ``chromosomes`` list, which that run ignores (a warning). A window
     belongs to a split when its extent (x-anchor start to y-anchor end) lies inside one
     of the split's regions; windows crossing a boundary are dropped and counted. Empty
     lists: no such split. The paper's choice (val chr10, chr11; test chr3, chr13, chr17)
@@ -385,6 +392,12 @@ def _split_regions(cfg: PrepareConfig, info, chroms: list[str], n_bins: dict[str
                     raise MixHicError(f"{key}: {path} holds no region")
                 items = [(str(c), int(a), int(b), f"{key} ({path}, region {n + 1})")
                          for n, (c, a, b) in enumerate(zip(bed["chrom"], bed["start"], bed["end"]))]
+            elif kind == "chrom" and cfg.chromosomes and \
+                    name not in match_names(chroms, [name], cfg.aliases).values():
+                # a run restricted to some chromosomes ignores whole other ones
+                log.warning("%s: %s is not among the selected chromosomes (%s); ignored",
+                            key, name, ", ".join(chroms[:8]))
+                continue
             else:
                 items = [(name, start, end, key)]
             for c, a, b, where in items:

@@ -152,3 +152,18 @@ def test_bed_region_errors_name_the_line(real_inputs, tmp_path):
     with pytest.raises(MixHicError, match=r"splits\.val\[0\] \(.*val\.bed, region 2\): region "
                                           r"chr1:179000000-181000000 ends past the end"):
         build_tasks(_config(real_inputs, tmp_path, **{"splits.val": [str(bed)]}))
+
+
+def test_whole_chromosomes_outside_a_selection_are_ignored(real_inputs, tmp_path, caplog):
+    """`chromosomes: [chr1]` with a test split on chr3 (absent here): a warning, no split."""
+    import logging
+
+    cfg = _config(real_inputs, tmp_path, chromosomes=["chr1"],
+                  **{"splits.val": ["chr1:172,000,000-175,500,000"], "splits.test": ["chr3"]})
+    with caplog.at_level(logging.WARNING):
+        _, _, meta = build_tasks(cfg)
+    assert meta["splits"]["test"] == [] and meta["splits"]["planned"]["hic"]["val"] > 0
+    assert any("splits.test[0]: chr3 is not among the selected chromosomes" in r.getMessage()
+               for r in caplog.records)
+    with pytest.raises(MixHicError, match=r"splits\.test\[0\]: chromosome 'chr3' is not in"):
+        build_tasks(_config(real_inputs, tmp_path, **{"splits.test": ["chr3"]}))
