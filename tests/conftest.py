@@ -1,9 +1,16 @@
-"""Shared fixtures: one session-scoped local Ray, tmp homes, the simulated genome, real files."""
+"""Shared fixtures: one session-scoped local Ray, tmp homes, the simulated genome, real files.
+
+Test tiers: a test that starts Ray (and through it Ray Train / Tune / Serve) is marked
+``integration`` here, from the fixtures it uses (directly or through other fixtures), so
+the marker cannot be forgotten; ``pytest -m "not integration"`` is the quick unit tier.
+A test outside that tier that starts Ray itself fails (see ``_unit_tests_start_no_ray``).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,6 +34,33 @@ from mixhic.serve.config import HAPROXY_ENV  # noqa: E402
 
 for _key, _value in HAPROXY_ENV.items():
     os.environ.setdefault(_key, _value)
+
+
+# Fixtures that start services: the session's local Ray (Train, Tune, Serve and the
+# fixtures built on it: tiny_data, prepared, predicted, server, ...) and a `ray start` head.
+SERVICE_FIXTURES = frozenset({"ray_local", "ray_cluster"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    """Mark every test using a service fixture, directly or through others, integration."""
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_ray(request):
+    """A test not marked integration must not start Ray (e.g. by calling a recipe
+    without the ``ray_local`` fixture): it would slow the unit tier down unseen."""
+    ray = sys.modules.get("ray")
+    before = ray is not None and ray.is_initialized()
+    yield
+    ray = sys.modules.get("ray")
+    if (not before and ray is not None and ray.is_initialized()
+            and request.node.get_closest_marker("integration") is None):
+        pytest.fail(f"{request.node.nodeid} started Ray but is not marked integration: use "
+                    "the ray_local fixture (which marks it) or mark it", pytrace=False)
 
 
 def pytest_sessionfinish(session, exitstatus):
