@@ -52,11 +52,17 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    module = importlib.import_module(COMMANDS[ns.command][0])
+    from mixhic.platform.runtime import Terminated, install_signal_handlers, shutdown_ray
+
+    install_signal_handlers()  # SIGTERM unwinds like Ctrl-C (ensure_ray re-installs it)
     try:
+        module = importlib.import_module(COMMANDS[ns.command][0])
         return int(module.cli_main(ns.args) or 0)
+    except Terminated as exc:
+        logging.getLogger("mixhic").error("terminated (%s): shutting down", exc)
+        return 128 + exc.signum
     except KeyboardInterrupt:
-        logging.getLogger("mixhic").error("interrupted")
+        logging.getLogger("mixhic").error("interrupted: shutting down")
         return 130
     except Exception as exc:  # user-facing errors end in one clear line
         from mixhic.platform.errors import is_user_error
@@ -65,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("mixhic").error("%s", exc)
             return 2
         raise
+    finally:
+        shutdown_ray()  # a local Ray stops all its processes (else agents outlive us)
 
 
 if __name__ == "__main__":

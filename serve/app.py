@@ -26,6 +26,7 @@ import asyncio
 import functools
 import logging
 import os
+import shutil
 import time
 from typing import Any
 
@@ -34,7 +35,7 @@ from ray import serve
 
 from mixhic.serve.api import MAX_ABS_INPUT, RequestError, build_api
 from mixhic.serve.batching import GreedyBatcher
-from mixhic.serve.config import HAPROXY_ENV, GenomeFiles, ServeConfig
+from mixhic.serve.config import HAPROXY_PUBLIC_PORTS, GenomeFiles, ServeConfig, haproxy_env
 from mixhic.serve.engine import ModelCard, load_task_models
 
 __all__ = ["MixHicServer", "build_app", "app_builder", "start_ray", "run",
@@ -62,6 +63,7 @@ class MixHicServer:
     def __init__(self, sources: list[str], device: str = "auto", max_batch_size: int = 16,
                  batch_wait_timeout_s: float = 0.0, genome: GenomeFiles | None = None,
                  max_body_bytes: int = 8 * 2**20, max_abs_input: float = MAX_ABS_INPUT) -> None:
+        _bind_replica_grpc_to_loopback()
         self.models = load_task_models(sources, device)
         self._cards = {task: m.card for task, m in self.models.items()}
         self._batchers = {
@@ -145,6 +147,44 @@ class MixHicServer:
         return await asyncio.to_thread(read)
 
 
+def _bind_replica_grpc_to_loopback() -> None:
+    """Keep this replica's inter-deployment gRPC server on loopback when Ray runs there.
+
+    Ray 2.60 replicas bind that server to ``[::]:0`` (every interface; no setting) once
+    the deployment's ``__init__`` has returned. On a node whose Ray address is a loopback
+    address (the local Ray of ``mixhic serve``) it is bound to that address instead:
+    handles reach replicas at the node address, so nothing else changes. On a cluster
+    node (routable address) Ray's binding is kept. Called from the replica's
+    ``__init__``; a Ray without that hook is left alone (logged)."""
+    import ipaddress
+
+    import ray
+
+    try:
+        node_ip = ray.util.get_node_ip_address()
+        if not ipaddress.ip_address(node_ip).is_loopback:
+            return
+        from ray.serve._private import replica as replica_module
+    except Exception as exc:  # noqa: BLE001 - a hardening step, never fatal
+        log.warning("replica gRPC binding left to Ray: %s", exc)
+        return
+    original = getattr(replica_module, "add_port_to_grpc_server", None)
+    if original is None:
+        log.warning("this Ray has no replica.add_port_to_grpc_server: the replica's gRPC "
+                    "server binds where Ray puts it")
+        return
+    if getattr(original, "mixhic_loopback", False):
+        return
+
+    def add_port(server, address: str):
+        if address.startswith("[::]:"):
+            address = f"{node_ip}:{address[len('[::]:'):]}"
+        return original(server, address)
+
+    add_port.mixhic_loopback = True
+    replica_module.add_port_to_grpc_server = add_port
+
+
 def build_app(cfg: ServeConfig):
     """The Serve ``Application`` for ``cfg`` (``cfg.models`` must name >= 1 model)."""
     if not cfg.models:
@@ -178,32 +218,56 @@ def app_builder(args: dict[str, Any]):
     return build_app(load_config(cfg_name, ServeConfig, overrides))
 
 
-def start_ray(cfg: ServeConfig, **ray_kwargs) -> None:
+def start_ray(cfg: ServeConfig, **ray_kwargs) -> str | None:
     """Connect to Ray, or start a local Ray with the environment ``cfg.http_ingress`` needs.
 
-    ``haproxy`` needs :data:`~mixhic.serve.config.HAPROXY_ENV` in the Ray processes
-    before they start: set here (without overriding the caller's values) when this
-    process starts Ray; a running Ray or a cluster (``RAY_ADDRESS``) keeps its mode.
-    ``ray_kwargs`` go to :func:`mixhic.platform.runtime.ensure_ray`.
+    When this process starts Ray, the config decides the ingress: ``haproxy`` sets
+    :func:`~mixhic.serve.config.haproxy_env` (without overriding the caller's values; its
+    files under a new private directory, returned so that the caller can remove it),
+    ``proxy`` turns a stray ``RAY_SERVE_ENABLE_HA_PROXY=1`` off. A running Ray or a
+    cluster (``RAY_ADDRESS``) keeps its mode. ``ray_kwargs`` go to
+    :func:`mixhic.platform.runtime.ensure_ray`.
     """
+    import tempfile
+
     import ray
 
     from mixhic.platform.runtime import ensure_ray
 
+    private_dir = None
     starting_here = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
     if starting_here and cfg.http_ingress == "haproxy":
-        for key, value in HAPROXY_ENV.items():
+        # HAProxy takes socket paths of <= 97 bytes and Ray adds a 56-character node id:
+        # a RAY_TMPDIR is mostly too long, so a private (0700) directory in the temp dir
+        base = tempfile.gettempdir()
+        if len(base) > 12:
+            base = "/tmp"
+        private_dir = tempfile.mkdtemp(prefix="mxhap", dir=base)  # mode 0700
+        for key, value in haproxy_env(private_dir).items():
             os.environ.setdefault(key, value)
-    elif not starting_here and cfg.http_ingress == "haproxy":
+        log.warning("http_ingress=haproxy: Ray %s's HAProxy also listens on every interface "
+                    "for %s; firewall those ports", ray.__version__,
+                    " and ".join(HAPROXY_PUBLIC_PORTS))
+    elif starting_here:
+        if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+            log.info("http_ingress=proxy: ignoring RAY_SERVE_ENABLE_HA_PROXY=1")
+        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "0"
+    elif cfg.http_ingress == "haproxy":
         log.info("Ray is already running: HTTP goes through HAProxy only if it was started "
                  "with RAY_SERVE_ENABLE_HA_PROXY=1")
     ensure_ray(**ray_kwargs)
+    return private_dir
 
 
 def run(cfg: ServeConfig, blocking: bool = False) -> str:
     """Start Serve on ``cfg.host:cfg.port``, deploy the app, return its base URL."""
-    start_ray(cfg)
-    serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    import ray
+
+    local_ray = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
+    private_dir = start_ray(cfg)
+    serve.start(http_options={"host": cfg.host, "port": cfg.port,
+                              "request_timeout_s": cfg.request_timeout_s,
+                              "keep_alive_timeout_s": cfg.keep_alive_timeout_s})
     serve.run(build_app(cfg), name=cfg.app_name, route_prefix=cfg.route_prefix,
               blocking=False)
     url = f"http://{cfg.host}:{cfg.port}{cfg.route_prefix.rstrip('/')}"
@@ -212,10 +276,18 @@ def run(cfg: ServeConfig, blocking: bool = False) -> str:
         try:
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            log.info("shutting down")
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (runtime.Terminated)
+            log.info("%s: shutting down Serve", str(exc) or "SIGINT")
+            if local_ray and cfg.http_ingress == "proxy":
+                # drain the app's replicas; the caller's ray.shutdown() stops the rest
+                # (serve.shutdown() here logs a spurious "graceful_shutdown failed")
+                serve.delete(cfg.app_name)
+            else:
+                serve.shutdown()  # graceful: drains replicas, stops HAProxy
+            raise
         finally:
-            serve.shutdown()
+            if private_dir:
+                shutil.rmtree(private_dir, ignore_errors=True)
     return url
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "Device",
     "HttpIngress",
     "HAPROXY_ENV",
+    "HAPROXY_PUBLIC_PORTS",
+    "haproxy_env",
 ]
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -34,12 +36,45 @@ HttpIngress = Literal["haproxy", "proxy"]
 # Environment of the Ray processes for ``http_ingress: haproxy`` (Ray Serve's HAProxy
 # ingress, Ray >= 2.55): it must be set before Ray starts. The drain period is shortened
 # from 30 s (time for remote load balancers to deregister a stopping replica; HAProxy
-# runs on the same node here), so that Ctrl-C and redeploys take seconds.
+# runs on the same node here), so that Ctrl-C and redeploys take seconds. Client
+# inactivity is cut after 30 s (Ray's default, 3600 s, let a request with a lying
+# Content-Length hold a connection), and no per-request log datagrams are sent to
+# 127.0.0.1:514 (an unbound UDP socket on 0.0.0.0): see :func:`haproxy_env` for the
+# files (admin socket, config) that go under a private directory.
 HAPROXY_ENV = {
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
     "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",  # HAProxy starts slowly on a busy host
+    "RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S": "30",
 }
+# Ray 2.60's HAProxy template binds its stats page (``listen stats bind *:8404``, no
+# auth) and Prometheus exporter (``bind :9101``) on every interface, with no setting
+# for the host: this is why ``http_ingress`` defaults to ``proxy``.
+HAPROXY_PUBLIC_PORTS = ("stats :8404 (RAY_SERVE_HAPROXY_STATS_PORT)",
+                        "metrics :9101 (RAY_SERVE_HAPROXY_METRICS_PORT)")
+
+
+def haproxy_env(private_dir: str) -> dict[str, str]:
+    """:data:`HAPROXY_ENV` plus HAProxy's files under ``private_dir`` (a directory only
+    this user can enter, e.g. from ``tempfile.mkdtemp``): the admin socket (which Ray
+    creates mode 666, level admin), the config, the server state, the metrics socket and
+    the log target (a unix socket path: no UDP socket). Ray's default is a shared
+    ``/tmp/haproxy-serve``. Keep ``private_dir`` short (<= 27 bytes): HAProxy takes unix
+    socket paths of up to 97 bytes and Ray adds a 56-character node id."""
+    import os
+
+    def path(name: str) -> str:
+        return os.path.join(private_dir, name)
+
+    return {
+        **HAPROXY_ENV,
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": path("admin.sock"),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": path("haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": private_dir,
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": path("server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": path("metrics.sock"),
+        "RAY_SERVE_HAPROXY_LOG_TARGET": path("log.sock"),
+    }
 
 
 @dataclass(frozen=True)
@@ -146,12 +181,18 @@ class DeploymentOptions:
 class ServeConfig:
     """Everything ``mixhic serve`` needs; ``models`` may be given on the command line.
 
-    ``http_ingress``: ``haproxy`` (default) puts Ray Serve's HAProxy ingress on
-    host:port, forwarding each request to a replica that serves HTTP itself;
-    ``proxy`` uses Serve's Python proxy actor, which relays every request to a replica
-    through Ray calls (about 5x the CPU per request, a ~200 req/s ceiling on 2 cores).
-    It takes effect when ``mixhic serve`` starts Ray itself (:data:`HAPROXY_ENV`); an
-    already running Ray or cluster keeps the mode its environment set at start.
+    ``http_ingress``: ``proxy`` (default) uses Serve's Python proxy actor on host:port,
+    which relays every request to a replica through Ray calls; ``haproxy`` puts Ray
+    Serve's HAProxy ingress on host:port, forwarding each request to a replica that
+    serves HTTP itself (about 1/5 of the CPU per request; ``proxy`` has a ~200 req/s
+    ceiling on 2 cores), but in Ray 2.60 HAProxy also opens its stats page and metrics
+    exporter on every interface (:data:`HAPROXY_PUBLIC_PORTS`, not configurable): use it
+    behind a firewall or in a pod. It takes effect when ``mixhic serve`` starts Ray
+    itself (:func:`haproxy_env`); an already running Ray or cluster keeps the mode its
+    environment set at start.
+    ``request_timeout_s``: a request (body upload included) taking longer gets 408/504
+    and its connection is closed; ``keep_alive_timeout_s``: idle keep-alive connections
+    are closed after this long.
     ``model_deployment``: replicas and resources of the one deployment (HTTP routes
     and models together, see :class:`mixhic.serve.app.MixHicServer`).
     """
@@ -164,7 +205,9 @@ class ServeConfig:
     max_body_mb: float = 8.0
     max_abs_input: float = 1e6  # larger |values| in epi/hic get 422 (mixhic.serve.api)
     device: Device = "auto"
-    http_ingress: HttpIngress = "haproxy"
+    http_ingress: HttpIngress = "proxy"
+    request_timeout_s: float = 60.0
+    keep_alive_timeout_s: int = 5
     batching: Batching = field(default_factory=Batching)
     model_deployment: DeploymentOptions = field(default_factory=DeploymentOptions)
     genome: GenomeFiles = field(default_factory=GenomeFiles)
@@ -174,6 +217,12 @@ class ServeConfig:
             raise ValueError(f"port: must be in 1..65535, got {self.port}")
         if self.max_body_mb <= 0:
             raise ValueError(f"max_body_mb: must be > 0, got {self.max_body_mb}")
+        if not 0 < self.request_timeout_s <= 3600:
+            raise ValueError(f"request_timeout_s: must be in (0, 3600], got "
+                             f"{self.request_timeout_s}")
+        if not 0 < self.keep_alive_timeout_s <= 600:
+            raise ValueError(f"keep_alive_timeout_s: must be in 1..600, got "
+                             f"{self.keep_alive_timeout_s}")
         if not 0 < self.max_abs_input <= 1e12:
             raise ValueError(f"max_abs_input: must be in (0, 1e12] (the float32 forward "
                              f"overflows past ~1e19), got {self.max_abs_input}")

@@ -180,3 +180,40 @@ def test_openapi_examples_are_accepted(api):
     rs = _post_all(api, [("POST", f"/v1/{task}", {"json": body}) for task, body in examples])
     for (task, body), r in zip(examples, rs):
         assert r.status_code == 200, (task, sorted(body), r.text[:300])
+
+
+def test_serve_defaults_keep_every_port_on_loopback():
+    """HAProxy (stats/metrics on every interface in Ray 2.60) is opt-in; its files go
+    under a private directory when it is used; slow clients are cut."""
+    from mixhic.serve.config import HAPROXY_ENV, ServeConfig, haproxy_env
+
+    cfg = ServeConfig()
+    assert cfg.host == "127.0.0.1" and cfg.http_ingress == "proxy"
+    assert 0 < cfg.request_timeout_s <= 120 and cfg.keep_alive_timeout_s <= 30
+    assert int(HAPROXY_ENV["RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S"]) <= 60
+    env = haproxy_env("/tmp/mxhapXXXXXXXX")
+    paths = {k: v for k, v in env.items() if k not in HAPROXY_ENV}
+    assert {"RAY_SERVE_HAPROXY_SOCKET_PATH", "RAY_SERVE_HAPROXY_LOG_TARGET"} <= set(paths)
+    assert all(v.startswith("/tmp/mxhapXXXXXXXX") for v in paths.values())
+    assert ":" not in env["RAY_SERVE_HAPROXY_LOG_TARGET"]  # a unix socket, not UDP
+
+
+def test_sigterm_raises_terminated_in_the_main_thread():
+    import os
+    import signal
+    import time
+
+    from mixhic.platform.runtime import Terminated, install_signal_handlers
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        install_signal_handlers()
+        with pytest.raises(Terminated) as info:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        assert info.value.signum == signal.SIGTERM
+        os.kill(os.getpid(), signal.SIGTERM)  # a second signal while shutting down: logged
+        time.sleep(0.05)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
