@@ -37,9 +37,9 @@ def test_models_import_no_ray_or_mlflow():
 
 
 def _root_conftest(config):
-    path = str(REPO / "tests" / "conftest.py")
+    path = REPO / "tests" / "conftest.py"
     return next(p for p in config.pluginmanager.get_plugins()
-                if getattr(p, "__file__", None) == path)
+                if getattr(p, "__file__", None) and Path(p.__file__).resolve() == path)
 
 
 def test_tests_starting_services_are_marked_integration(request):
@@ -64,8 +64,9 @@ def test_tests_starting_services_are_marked_integration(request):
             assert item.get_closest_marker("integration") is not None, item.nodeid
 
 
-# Files whose wall-clock asserts their owners still have to convert (remove when done).
-_WALL_CLOCK_PENDING = {"tests/serve/test_batching.py"}
+# Files whose wall-clock asserts their owners still have to convert (remove when done):
+# test_batching `took < 0.05` (a lone request), test_serve_process `seconds < 60` (exit).
+_WALL_CLOCK_PENDING = {"tests/serve/test_batching.py", "tests/serve/test_serve_process.py"}
 
 
 def test_no_wall_clock_asserts_in_tests():
