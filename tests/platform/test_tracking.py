@@ -1,4 +1,4 @@
-"""MLflow tracking against a real sqlite store in tmp_path (no mocks)."""
+"""MLflow tracking against a real sqlite store in tmp_path (no mocks, no server: unit tier)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,6 @@ import yaml
 from mlflow import MlflowClient
 
 from mixhic.platform import tracking
-
-pytestmark = pytest.mark.integration
-
 
 def _uniq(prefix: str) -> str:
     """Experiment / model names unique in a store other test modules may share."""
