@@ -26,11 +26,13 @@ __all__ = ["DemoResult", "demo", "results_table", "ui_command", "cli_main"]
 
 log = logging.getLogger(__name__)
 
-# what the results table shows per task (test split)
+# what the results table shows per task (test split): the headline metric, which the
+# baseline on the same rows is compared with, then a few more of the model's metrics
+_HEADLINE = {"loops": "auroc", "hic": "pearson", "cage": "r2"}
 _COLUMNS = {
-    "loops": ("auroc", "auprc", "f1"),
-    "hic": ("r2", "pearson", "baseline_r2", "gain_r2"),
-    "cage": ("r2", "pearson", "spearman"),
+    "loops": ("auprc", "f1"),
+    "hic": ("r2", "pearson_per_map"),
+    "cage": ("pearson", "spearman"),
 }
 
 
@@ -49,13 +51,19 @@ def ui_command(tracking_uri: str) -> str:
 
 
 def results_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown table: one row per fine-tuned task (test-split metrics)."""
-    lines = ["| task | mode | best epoch | test metrics | model version |",
-             "|---|---|---|---|---|"]
+    """Markdown table: one row per fine-tuned task (test-split metrics), the model's
+    headline metric beside the baseline's on the same rows and the gain."""
+    lines = ["| task | mode | best epoch | metric | model | baseline | gain | beats baseline "
+             "| other test metrics | model version |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        metrics = ", ".join(f"{k} {r['metrics'][k]:.3f}" for k in _COLUMNS[r["task"]]
-                            if k in r["metrics"])
-        lines.append(f"| {r['task']} | {r['mode']} | {r['best_epoch']} | {metrics} | "
+        m, key = r["metrics"], _HEADLINE[r["task"]]
+        model, base = m.get(key, float("nan")), m.get(f"baseline_{key}", float("nan"))
+        gain = model - base
+        verdict = "yes" if gain > 0 else ("no" if gain <= 0 else "n/a")
+        others = ", ".join(f"{k} {m[k]:.3f}" for k in _COLUMNS[r["task"]] if k in m)
+        lines.append(f"| {r['task']} | {r['mode']} | {r['best_epoch']} | {key} | {model:.3f} "
+                     f"| {base:.3f} | {gain:+.3f} | {verdict} | {others} | "
                      f"{r.get('model_version') or '-'} |")
     return "\n".join(lines)
 

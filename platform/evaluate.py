@@ -7,14 +7,18 @@ Predictions are collected in a :class:`~mixhic.platform.metrics.PredictionStore`
 (sample, chrom, x_start, y_start), which sorts rows before any metric is computed: the same
 model and data give the same numbers whatever the batch size or row order. Cross-sample
 evaluation: point ``data_dir`` (and ``sample``) at another cell line's prepared data.
-For the Hi-C task the distance-decay-only baseline (mean contact per diagonal offset of
-the training maps) is scored too (``baseline_*``) and the gain reported (``gain_r2``).
+Every task's trivial baselines (:mod:`mixhic.platform.baselines`: distance decay for
+Hi-C, the loop pixel's o/e and local-background contrasts and the anchors' track signal
+for loops, a linear fit of the tracks for CAGE) are scored on the same rows
+(``baseline_*``) and the differences reported (``gain_*``): a model that does not beat
+its baseline shows a negative gain.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -27,7 +31,7 @@ from mixhic.platform.train_config import EvaluateConfig
 __all__ = [
     "evaluate",
     "evaluate_model",
-    "hic_baseline_map",
+    "baseline_metrics",
     "log_eval_artifacts",
     "cli_main",
 ]
@@ -49,26 +53,6 @@ def _check_geometry(meta: dict[str, Any], data_dir: str, dataset: str) -> None:
         )
 
 
-def hic_baseline_map(data_dir: str, sample: str | None = None, batch_size: int = 256) -> np.ndarray:
-    """Distance-decay baseline (W, W) from the ``hic`` training split, streamed in batches.
-
-    Equal to ``metrics.distance_decay_baseline(all_train_maps)``: every map contributes the
-    same number of values per offset, so batch means weighted by batch size are exact."""
-    from mixhic.platform.metrics import distance_decay_baseline
-
-    ds = data_mod.open_split(data_dir, "hic", "train", columns=["hic"], sample=sample)
-    total, n = None, 0
-    for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
-        maps = np.asarray(batch["hic"], dtype=np.float64)
-        part = distance_decay_baseline(maps) * len(maps)
-        total = part if total is None else total + part
-        n += len(maps)
-    if not n:
-        raise MixHicError(f"{data_mod.dataset_uri(data_dir, 'hic')}: no training maps for the "
-                          "distance-decay baseline")
-    return total / n
-
-
 def evaluate_model(
     model,
     meta: dict[str, Any],
@@ -80,8 +64,11 @@ def evaluate_model(
     baseline: bool = True,
 ):
     """Metrics of a fine-tuned ``model`` (eval mode) on one split; returns
-    ``(metrics, predictions)`` with predictions sorted by key (see module docstring)."""
-    from mixhic.platform.metrics import task_metrics
+    ``(metrics, predictions)`` with predictions sorted by key (see module docstring).
+
+    With ``baseline`` the task's trivial baselines (:mod:`mixhic.platform.baselines`) are
+    scored on the same rows: ``baseline_*`` metrics and ``gain_*`` = model - baseline."""
+    from mixhic.platform.metrics import prediction_warnings, task_metrics
     from mixhic.platform.runtime import ensure_ray
     from mixhic.platform.train_loop import batch_columns, predict_batches
 
@@ -100,16 +87,136 @@ def evaluate_model(
         raise MixHicError(f"{data_mod.dataset_uri(data_dir, dataset)}: split {split!r}"
                           f"{f' of sample {sample}' if sample else ''} has no rows")
     preds = store.finalize()
+    for warning in prediction_warnings(task, preds.pred):
+        log.warning("%s on %s/%s: %s", meta.get("run_id") or "model", data_dir, split, warning)
     metrics = task_metrics(task, preds.true, preds.pred)
-    if task == "hic" and baseline:
-        base = hic_baseline_map(data_dir, sample)
-        base_pred = np.broadcast_to(base, preds.true.shape)
-        bm = task_metrics("hic", preds.true, base_pred)
-        metrics.update({f"baseline_{k}": v for k, v in bm.items()
-                        if not k.startswith(_SUMMARY_SKIP)})
-        metrics["gain_r2"] = metrics["r2"] - metrics["baseline_r2"]
+    if baseline:
+        metrics.update(baseline_metrics(task, mode, data_dir, split, sample, preds,
+                                        batch_size=batch_size))
     metrics["n_rows"] = float(len(preds.true))
     return metrics, preds
+
+
+def _has_column(data_dir: str, dataset: str, name: str) -> bool:
+    import pyarrow.dataset as pds
+
+    fs, root = data_mod._filesystem(data_mod.dataset_uri(data_dir, dataset))
+    return name in pds.dataset(root, filesystem=fs, format="parquet").schema.names
+
+
+def _aligned(store, preds, what: str):
+    """Finalize a side store and check its rows are the predictions' rows, in order."""
+    side = store.finalize()
+    for k, v in preds.keys.items():
+        if len(side.keys[k]) != len(v) or not np.array_equal(side.keys[k], v):
+            raise MixHicError(f"{what}: rows differ from the evaluated rows (key {k!r})")
+    return side
+
+
+def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: str | None,
+                     preds, *, batch_size: int = 256) -> dict[str, float]:
+    """``baseline_*`` and ``gain_*`` metrics of ``task`` on exactly the rows of ``preds``
+    (the finalized predictions of :func:`evaluate_model`); see module docstring."""
+    from mixhic.platform import baselines as bl
+    from mixhic.platform.metrics import (PredictionStore, distance_strata_pearson,
+                                         loop_metrics, task_metrics)
+
+    dataset = data_mod.dataset_for_task(task)
+    keys = list(data_mod.KEY_COLUMNS)
+    out: dict[str, float] = {}
+    if task == "loops":
+        kinds = _has_column(data_dir, dataset, "neg_kind")
+        cols = [*keys, "hic", "epi", *(["neg_kind"] if kinds else [])]
+        ds = data_mod.open_split(data_dir, dataset, split, columns=cols, sample=sample)
+        store = PredictionStore()
+        names: dict[str, int] = {}
+        for b in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            w = b["hic"].shape[-1]
+            scores = bl.loop_baseline_scores(b["hic"], b["epi"], w)
+            kind = (np.array([names.setdefault(str(k), len(names)) for k in b["neg_kind"]])
+                    if kinds else np.zeros(len(scores), dtype=np.int64))
+            store.add({k: b[k] for k in keys}, kind, scores)
+        side = _aligned(store, preds, f"{data_mod.dataset_uri(data_dir, dataset)} baselines")
+        y = preds.true
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for i, name in enumerate(bl.LOOP_BASELINES):
+                s = side.pred[:, i]
+                m = loop_metrics(y, _to_unit(s))
+                out[f"baseline_{name}_auroc"] = m["auroc"]
+                out[f"baseline_{name}_auprc"] = m["auprc"]
+            ref = [out[f"baseline_{n}_auroc"] for n in bl.loop_reference_baselines(mode)]
+            ref = [r for r in ref if np.isfinite(r)]
+            model_m = loop_metrics(y, preds.pred)
+            if ref:
+                out["baseline_auroc"] = max(ref)
+                out["gain_auroc"] = model_m["auroc"] - out["baseline_auroc"]
+            codes = {v: k for k, v in names.items()}
+            pos = y == 1
+            for code, kind in sorted(codes.items()):
+                if kind == "positive":
+                    continue
+                rows = pos | (side.true == code)
+                if not (side.true == code).any() or not pos.any():
+                    continue
+                out[f"auroc_neg_{kind}"] = loop_metrics(y[rows], preds.pred[rows])["auroc"]
+                for i, name in enumerate(bl.LOOP_BASELINES):
+                    out[f"baseline_{name}_auroc_neg_{kind}"] = loop_metrics(
+                        y[rows], _to_unit(side.pred[rows, i]))["auroc"]
+        return out
+
+    train = data_mod.open_split(data_dir, dataset, "train", sample=sample, columns=(
+        [*keys, "resolution", "hic"] if task == "hic" else ["epi", "cage"]))
+    if task == "hic":
+        exp = bl.DistanceExpected()
+        res = None
+        for b in train.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            res = int(b["resolution"][0])
+            exp.add(b["hic"], (b["y_start"] - b["x_start"]) // b["resolution"], b["chrom"])
+        if res is None:
+            raise MixHicError(f"{data_mod.dataset_uri(data_dir, dataset)}: no training maps "
+                              "for the distance-decay baseline")
+        w = preds.true.shape[-1]
+        offsets = (preds.keys["y_start"] - preds.keys["x_start"]) // res
+        base = exp.predict(offsets, preds.keys["chrom"], w)
+        bm = task_metrics("hic", preds.true, base)
+        out.update({f"baseline_{k}": v for k, v in bm.items() if not k.startswith(_SUMMARY_SKIP)})
+        dist = bl.window_distances(offsets, w) * res
+        out.update(distance_strata_pearson(preds.true, preds.pred, dist))
+        out.update({f"baseline_{k}": v for k, v in
+                    distance_strata_pearson(preds.true, base, dist).items()})
+        model_m = task_metrics("hic", preds.true, preds.pred)
+    else:  # cage
+        fit = bl.TrackLinearFit()
+        w = preds.true.shape[-1]
+        n_train = 0
+        for b in train.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            fit.add(b["epi"], b["cage"], w)
+            n_train += len(b["epi"])
+        if not n_train:
+            raise MixHicError(f"{data_mod.dataset_uri(data_dir, dataset)}: no training rows "
+                              "for the track linear-fit baseline")
+        ds = data_mod.open_split(data_dir, dataset, split, columns=[*keys, "epi"], sample=sample)
+        store = PredictionStore()
+        for b in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            store.add({k: b[k] for k in keys}, np.zeros(len(b["epi"])), fit.predict(b["epi"], w))
+        base = _aligned(store, preds, f"{data_mod.dataset_uri(data_dir, dataset)} baseline").pred
+        out.update({f"baseline_{k}": v for k, v in task_metrics("cage", preds.true, base).items()})
+        model_m = task_metrics("cage", preds.true, preds.pred)
+    out["gain_r2"] = model_m["r2"] - out["baseline_r2"]
+    out["gain_pearson"] = model_m["pearson"] - out["baseline_pearson"]
+    return out
+
+
+def _to_unit(score: np.ndarray) -> np.ndarray:
+    """Scores -> [0, 1] keeping their order (rank-preserving min-max), NaN-free."""
+    s = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=-np.inf)
+    finite = np.isfinite(s)
+    if not finite.any():
+        return np.full(len(s), 0.5)
+    lo, hi = s[finite].min(), s[finite].max()
+    s = np.where(finite, s, lo)
+    return (s - lo) / (hi - lo) if hi > lo else np.full(len(s), 0.5)
 
 
 def log_eval_artifacts(task: str, preds, prefix: str = "test") -> None:

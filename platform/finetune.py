@@ -109,6 +109,7 @@ def finetune(
     cols = batch_columns("finetune", task, mode)
     val_cols = list(dict.fromkeys([*data_mod.KEY_COLUMNS, *cols]))
     ensure_ray()
+    pos_weight = _class_weight(cfg) if task == "loops" and cfg.class_balance else None
     state_ref = ray.put(state) if state is not None else None
     test_dir = cfg.test.data_dir or cfg.data.data_dir
     test_sample = cfg.test.sample if cfg.test.sample is not None else cfg.data.sample
@@ -146,7 +147,7 @@ def finetune(
         "finetune", cfg, meta, dataset=dataset, columns=cols, val_columns=val_cols,
         score_key=f"val_{metric}", score_mode=score_mode, pretrained_state=state_ref,
         storage_path=storage_path, run_name=run_name, parent_run_id=parent_run_id,
-        callbacks=callbacks, after_fit=after_fit,
+        callbacks=callbacks, after_fit=after_fit, extra_config={"pos_weight": pos_weight},
         tags={"mixhic.task": task, "mixhic.mode": mode, "mixhic.preset": meta["preset"],
               "mixhic.pretrained": cfg.pretrained if use_pre else "none"},
     )
@@ -154,6 +155,25 @@ def finetune(
              result.best_epoch, {k: round(v, 4) for k, v in result.metrics.items()
                                  if k.startswith("test_")})
     return result
+
+
+def _class_weight(cfg: FinetuneConfig) -> float | None:
+    """n_negatives / n_positives of the loops train split (None when a class is absent)."""
+    ds = data_mod.open_split(cfg.data.data_dir, "loops", "train", columns=["loop"],
+                             sample=cfg.data.sample, train_fraction=cfg.data.train_fraction,
+                             seed=cfg.data.fraction_seed)
+    pos = neg = 0
+    for b in ds.iter_batches(batch_size=4096, batch_format="numpy"):
+        y = b["loop"]
+        pos += int((y == 1).sum())
+        neg += int((y == 0).sum())
+    if not pos or not neg:
+        log.warning("loops train split has %d positives and %d negatives: no class balance",
+                    pos, neg)
+        return None
+    log.info("loops train split: %d positives, %d negatives: positive weight %.3f", pos, neg,
+             neg / pos)
+    return neg / pos
 
 
 def _pretrained_checked(cfg: FinetuneConfig, geometry):

@@ -41,6 +41,9 @@ __all__ = [
     "task_metrics",
     "insulation_score",
     "distance_decay_baseline",
+    "distance_strata_pearson",
+    "prediction_warnings",
+    "DISTANCE_STRATA_KB",
     "PredictionStore",
     "Predictions",
 ]
@@ -251,6 +254,50 @@ def distance_decay_baseline(train_maps: Any) -> np.ndarray:
     means = np.array([np.nanmean(_diagonals(m, k)) for k in range(w)])  # (W,)
     idx = np.abs(np.arange(w)[:, None] - np.arange(w)[None, :])
     return means[idx]
+
+
+#: Edges (kb) of the genomic-distance strata of :func:`distance_strata_pearson`.
+DISTANCE_STRATA_KB = (0, 50, 100, 250, 500, 1000, 2000)
+
+
+def distance_strata_pearson(true: Any, pred: Any, distance_bp: Any,
+                            edges_kb: Sequence[float] = DISTANCE_STRATA_KB) -> dict[str, float]:
+    """Pearson r of pixels grouped by genomic distance: ``pearson_s{lo}-{hi}kb``.
+
+    true, pred, distance_bp: same shape (e.g. (N, W, W) maps and each pixel's distance in
+    bp). A stratum is ``lo <= d < hi``; the last one is open-ended (``{lo}kb+``). Strata
+    with fewer than 3 pixels are left out.
+    """
+    t, p = _as_f64("true", true).ravel(), _as_f64("pred", pred).ravel()
+    d = _as_f64("distance_bp", distance_bp).ravel()
+    if not t.shape == p.shape == d.shape:
+        raise ValueError(f"distance_strata_pearson: shapes differ: {t.shape}, {p.shape}, "
+                         f"{d.shape}")
+    out: dict[str, float] = {}
+    edges = [float(e) * 1000 for e in edges_kb]
+    for k, lo in enumerate(edges):
+        hi = edges[k + 1] if k + 1 < len(edges) else np.inf
+        sel = (d >= lo) & (d < hi)
+        if sel.sum() < 3:
+            continue
+        name = (f"pearson_s{edges_kb[k]:g}-{edges_kb[k + 1]:g}kb" if np.isfinite(hi)
+                else f"pearson_s{edges_kb[k]:g}kb+")
+        out[name] = _pearson(t[sel], p[sel])
+    return out
+
+
+def prediction_warnings(task: str, pred: Any) -> list[str]:
+    """Plain-language warnings about degenerate predictions (empty list when fine):
+    constant outputs, or loop probabilities squeezed into a band narrower than 0.02."""
+    p = _as_f64("pred", pred)
+    out = []
+    if p.size and float(np.nanmax(p) - np.nanmin(p)) < 1e-6:
+        out.append(f"{task}: every prediction is {float(np.nanmean(p)):.4g}: the model "
+                   "outputs a constant (untrained, collapsed or diverged)")
+    elif task == "loops" and p.size and float(np.ptp(p)) < 0.02:
+        out.append(f"loops: probabilities span only {float(np.min(p)):.3f}-"
+                   f"{float(np.max(p)):.3f}: the model barely separates windows")
+    return out
 
 
 # --------------------------------------------------------------------------- loops

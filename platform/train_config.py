@@ -202,6 +202,9 @@ class EarlyStoppingConfig:
     patience: int | None = 10
     metric: str | None = None
     mode: Literal["max", "min"] = "max"
+    # Never stop before this many epochs: a flat start (the metric barely moving while
+    # the head warms up) must not end training at epoch 0.
+    min_epochs: int = 3
 
     def __post_init__(self) -> None:
         _check(
@@ -209,6 +212,7 @@ class EarlyStoppingConfig:
             "early_stopping.patience",
             "must be >= 1 or null (no early stopping)",
         )
+        _check(self.min_epochs >= 1, "early_stopping.min_epochs", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,9 @@ class FinetuneConfig:
     test: TestDataConfig = field(default_factory=TestDataConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    # Loops: weigh positives by n_negatives / n_positives of the train split, so a
+    # skewed negative mix cannot be learnt by predicting the majority class.
+    class_balance: bool = True
 
     @property
     def uses_pretrained(self) -> bool:

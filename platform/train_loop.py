@@ -18,6 +18,7 @@ On a cluster, point ``MLFLOW_TRACKING_URI`` at a server every node can reach.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import tempfile
@@ -49,6 +50,10 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) 
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+#: Columns that give each window's anchor offset (see :func:`window_offsets`).
+OFFSET_COLUMNS = ("x_start", "y_start", "resolution")
+
+
 def batch_columns(recipe: str, task: str | None, mode: str | None) -> list[str]:
     """The numeric columns a training step reads (strings never reach torch)."""
     if recipe == "pretrain":
@@ -59,11 +64,20 @@ def batch_columns(recipe: str, task: str | None, mode: str | None) -> list[str]:
     target = TARGET_COLUMN[task]
     if target not in cols:
         cols.append(target)
-    return cols
+    return [*cols, *OFFSET_COLUMNS]
+
+
+def window_offsets(batch) -> torch.Tensor:
+    """(B,) float32: bins from each window's x-anchor to its y-anchor,
+    ``(y_start - x_start) / resolution`` (the model's ``offset`` input)."""
+    x = torch.as_tensor(np.asarray(batch["x_start"], dtype=np.float64))
+    y = torch.as_tensor(np.asarray(batch["y_start"], dtype=np.float64))
+    res = torch.as_tensor(np.asarray(batch["resolution"], dtype=np.float64))
+    return ((y - x) / res).round().float()
 
 
 def _dtypes(cols: list[str]) -> dict[str, torch.dtype]:
-    return {c: torch.float32 for c in cols}
+    return {c: torch.float64 if c in OFFSET_COLUMNS else torch.float32 for c in cols}
 
 
 # --------------------------------------------------------------------------- steps
@@ -80,11 +94,13 @@ def _pretrain_step(model, raw, batch, cfg, epoch: int) -> dict[str, torch.Tensor
     return pretrain_objective(out, raw, weights, standardize=cfg.loss.con_standardize)
 
 
-def _finetune_step(model, raw, batch, cfg, epoch: int) -> dict[str, torch.Tensor]:
+def _finetune_step(model, raw, batch, cfg, epoch: int,
+                   pos_weight: float | None = None) -> dict[str, torch.Tensor]:
     hic = batch["hic"] if raw.uses_hic else None
-    pred = model(batch["epi"], hic)
+    offset = ((batch["y_start"] - batch["x_start"]) / batch["resolution"]).round().float()
+    pred = model(batch["epi"], hic, offset.to(batch["epi"].device))
     target = batch[TARGET_COLUMN[cfg.task]]
-    return {"loss": raw.loss(pred, target)}
+    return {"loss": raw.loss(pred, target, pos_weight=pos_weight)}
 
 
 # --------------------------------------------------------------------------- validation
@@ -134,11 +150,12 @@ def predict_batches(raw, batches, task: str, autocast=None):
         hic = None
         if raw.uses_hic:
             hic = torch.as_tensor(_writable(batch["hic"]), dtype=torch.float32, device=device)
+        offset = window_offsets(batch).to(device) if "resolution" in batch else None
         if autocast is not None:
             with autocast():
-                pred = raw.predict(epi, hic)
+                pred = raw.predict(epi, hic, offset)
         else:
-            pred = raw.predict(epi, hic)
+            pred = raw.predict(epi, hic, offset)
         true = np.asarray(batch[target_col], dtype=np.float32)
         store.add({k: batch[k] for k in KEY_COLUMNS}, true, pred.cpu().numpy())
     return store
@@ -269,7 +286,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val") if rank == 0 else None
     cols = batch_columns(recipe, getattr(cfg, "task", None), getattr(cfg, "mode", None))
-    step_fn = _pretrain_step if recipe == "pretrain" else _finetune_step
+    if recipe == "pretrain":
+        step_fn = _pretrain_step
+    else:
+        step_fn = functools.partial(_finetune_step, pos_weight=config.get("pos_weight"))
     mlf = _MlflowEpochLogger(config.get("mlflow") if rank == 0 else None)
     es = getattr(cfg, "early_stopping", None)
     score_key = config.get("score_key")  # e.g. "val_auroc"; None for pretraining
@@ -347,7 +367,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     state["bad_epochs"] += 1
             elif score_key:
                 state["bad_epochs"] += 1
-            if es is not None and es.patience is not None and state["bad_epochs"] >= es.patience:
+            if (es is not None and es.patience is not None and state["bad_epochs"] >= es.patience
+                    and epoch + 1 >= es.min_epochs):
                 stop = 1.0
             if score_key:
                 # checkpoint ranking: finite, higher is better for Ray's "max" order

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +133,49 @@ def _read_state(checkpoint) -> dict[str, Any]:
             return json.load(fh)
 
 
+class EpochPrinter:
+    """Logs each finished epoch's train/val figures on the driver's console while Ray
+    Train runs (workers do not log to the driver): a thread that polls the MLflow run the
+    workers write their per-epoch metrics to. ``close()`` prints what is left and stops."""
+
+    def __init__(self, tracking_uri: str, run_id: str, keys: Sequence[str], label: str,
+                 every_s: float = 2.0) -> None:
+        from mlflow import MlflowClient
+
+        self.client, self.run_id, self.keys, self.label = (
+            MlflowClient(tracking_uri=tracking_uri), run_id, list(keys), label)
+        self.every_s, self.done = every_s, -1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mixhic-epochs", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        try:
+            by_step: dict[int, dict[str, float]] = {}
+            for key in self.keys:
+                for m in self.client.get_metric_history(self.run_id, key):
+                    by_step.setdefault(int(m.step), {})[key] = float(m.value)
+        except Exception as exc:  # noqa: BLE001 - a busy store must not stop training
+            log.debug("epoch printer: %s", exc)
+            return
+        for step in sorted(k for k in by_step if k > self.done):
+            row = by_step[step]
+            if self.keys[-1] not in row and step == max(by_step):
+                break  # validation of this epoch not logged yet
+            log.info("%s epoch %d: %s", self.label, step,
+                     "  ".join(f"{k} {v:.4f}" for k, v in row.items()))
+            self.done = step
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._poll()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._poll()
+
+
 def fit(
     recipe: str,
     cfg: Any,
@@ -149,6 +193,7 @@ def fit(
     callbacks: Sequence[Any] = (),
     tags: dict[str, Any] | None = None,
     after_fit=None,
+    extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Run ``train_loop_per_worker`` under a TorchTrainer inside an MLflow run.
 
@@ -233,6 +278,7 @@ def fit(
                 "pretrained_state": pretrained_state, "score_key": score_key,
                 "score_mode": score_mode,
                 "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id},
+                **(extra_config or {}),
             },
             scaling_config=ScalingConfig(
                 num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
@@ -248,7 +294,12 @@ def fit(
         )
         log.info("%s %s: %d train rows (%d steps/epoch/worker x %d workers), %d val rows",
                  recipe, name, n_train, steps, world, n_val)
-        ray_result = trainer.fit()
+        shown = ["train_loss", *([score_key] if score_key else ["val_loss"])]
+        printer = EpochPrinter(tracking_uri, run_id, shown, f"{recipe} {name}")
+        try:
+            ray_result = trainer.fit()
+        finally:
+            printer.close()
         if ray_result.error is not None:
             raise ray_result.error
         last = ray_result.checkpoint
@@ -261,6 +312,11 @@ def fit(
             chosen = max(ray_result.best_checkpoints, key=lambda cm: cm[1].get("score", -1e30))[0]
         result.checkpoint = chosen.path
         result.best_epoch = state.get("best_epoch")
+        epochs_run = len(result.history)
+        if score_key and result.best_epoch == 0 and epochs_run > 1:
+            log.warning("%s %s: the best %s was at epoch 0 of %d: the model did not improve "
+                        "after its first epoch (lower optim.lr, more data or epochs?)",
+                        recipe, name, score_key, epochs_run)
         series = history_series(result.history, [k for k in result.history[-1]
                                                  if k.startswith(("train_", "val_"))
                                                  and "loss" in k] if result.history else [])

@@ -30,15 +30,16 @@ def _cfg(tiny_data, tmp_path, **over) -> FinetuneConfig:
     [
         ("loops", "bimodal", {"run.register": True}),
         ("loops", "nonpre", {}),
-        ("loops", "infer", {}),
         ("loops", "epi", {"data.train_fraction": 0.5}),
-        # early stopping: a learning rate too small to change the metric, patience 1
-        ("hic", "infer", {"train.epochs": 3, "early_stopping.patience": 1, "optim.lr": 1e-12,
+        # early stopping: a learning rate too small to change the metric, patience 1, but
+        # never before early_stopping.min_epochs (3) epochs
+        ("hic", "infer", {"train.epochs": 5, "early_stopping.patience": 1, "optim.lr": 1e-12,
                           "optim.warmup_epochs": 0.0}),
         ("cage", "bimodal", {}),
     ],
 )
-def test_finetune_task_mode(ray_local, tiny_data, tiny_pretrained, tmp_path, task, mode, extra):
+def test_finetune_task_mode(ray_local, tiny_data, tiny_pretrained, tmp_path, task, mode, extra,
+                            caplog):
     from mlflow import MlflowClient
 
     from mixhic.platform.checkpoints import load_model_dir
@@ -71,10 +72,21 @@ def test_finetune_task_mode(ray_local, tiny_data, tiny_pretrained, tmp_path, tas
         n = split_rows(str(tiny_data), task, "train", train_fraction=0.5)
         assert 0 < n < split_rows(str(tiny_data), task, "train")
         assert res.history[0]["train_rows"] == min(n, 2 * 8)
-    if task == "hic":  # stopped early after 1 epoch without improvement; best = epoch 0
-        assert [h["epoch"] for h in res.history] == [0, 1]
-        assert res.best_epoch == 0 and meta["epoch"] == 0
-        assert "test_baseline_r2" in res.metrics and "test_gain_r2" in res.metrics
+    if task == "hic":  # no improvement after epoch 0, stopped at min_epochs; best = epoch 0
+        # BatchNorm running statistics still drift at lr 1e-12, so the metric may creep
+        # up; what must hold is that no run stops before min_epochs
+        assert len(res.history) >= 3
+        assert meta["epoch"] == res.best_epoch
+        for key in ("test_baseline_pearson", "test_gain_pearson", "test_gain_r2",
+                    "test_pearson_s0-50kb", "test_baseline_pearson_s0-50kb"):
+            assert key in res.metrics, key
+        if res.best_epoch == 0:
+            assert any("best val_pearson was at epoch 0" in rec.getMessage()
+                       for rec in caplog.records), "no warning for a best epoch of 0"
+    if task == "loops":
+        assert "test_baseline_oe_auroc" in res.metrics
+        assert "test_baseline_anchor_signal_auroc" in res.metrics
+        assert "test_gain_auroc" in res.metrics
 
 
 def test_hic_task_refuses_hic_input(tiny_data, tmp_path):

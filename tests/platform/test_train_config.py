@@ -121,10 +121,11 @@ def test_fraction_mask_is_a_function_of_the_row_key():
 
 def test_batch_columns_never_feed_the_target_as_input():
     assert batch_columns("pretrain", None, None) == ["hic", "epi"]
-    assert batch_columns("finetune", "loops", "bimodal") == ["epi", "hic", "loop"]
-    assert batch_columns("finetune", "loops", "infer") == ["epi", "loop"]
-    assert batch_columns("finetune", "cage", "epi") == ["epi", "cage"]
-    assert batch_columns("finetune", "hic", "infer") == ["epi", "hic"]  # hic = target only
+    pos = ["x_start", "y_start", "resolution"]  # the anchor offset the heads see
+    assert batch_columns("finetune", "loops", "bimodal") == ["epi", "hic", "loop", *pos]
+    assert batch_columns("finetune", "loops", "infer") == ["epi", "loop", *pos]
+    assert batch_columns("finetune", "cage", "epi") == ["epi", "cage", *pos]
+    assert batch_columns("finetune", "hic", "infer") == ["epi", "hic", *pos]  # hic = target only
 
 
 def test_finetune_cli_takes_options_between_config_and_overrides():
