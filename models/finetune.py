@@ -59,6 +59,8 @@ class FinetuneModel(nn.Module):
         self.fusion_norm = nn.LayerNorm(cfg.model_dim)
         self.head = build_head(cfg, task, uses_hic=self.uses_hic)
         self.apply(init_weights)
+        if task == "loops":
+            self.head.init_contrast_prior()
 
     @property
     def uses_pretrained(self) -> bool:

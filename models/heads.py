@@ -62,6 +62,10 @@ class DistanceEmbedding(nn.Module):
         self.table = nn.Parameter(torch.zeros(n, dim))
         nn.init.normal_(self.table, std=0.02)
 
+    def grid_distances(self) -> torch.Tensor:
+        """(n,) the distance in bins at each row of the table (inverse of the grid map)."""
+        return torch.exp2(torch.arange(self.n, dtype=torch.float32) / self.per_octave) - 1.0
+
     def forward(self, d: torch.Tensor) -> torch.Tensor:
         u = (self.per_octave * torch.log2(1.0 + d.float().clamp(min=0))).clamp(max=self.n - 1)
         lo = u.floor().long().clamp(max=self.n - 2)
@@ -155,6 +159,15 @@ class LoopHead(nn.Module):
             self.contrast_skip = nn.Linear(4, 1)
             self.contrast_norm = nn.BatchNorm1d(4, affine=False)
 
+    @torch.no_grad()
+    def init_contrast_prior(self) -> None:
+        """Start the linear contrast path at the local-contrast baselines: logit =
+        standardised o/e + donut contrast (what HiCCUPS-like callers score), so a few
+        fine-tuning steps refine a baseline-level detector instead of learning it."""
+        if self.uses_hic:
+            self.contrast_skip.weight.copy_(torch.tensor([[0.0, 1.0, 1.0, 0.0]]))
+            self.contrast_skip.bias.zero_()
+
     def forward(self, fused: torch.Tensor, skips: list[torch.Tensor],
                 hic: torch.Tensor | None = None,
                 offset: torch.Tensor | None = None) -> torch.Tensor:
@@ -214,6 +227,21 @@ class MapHead(nn.Module):
         a, b = t[:, : self.W, None, :], t[:, None, self.W :, :]  # (B, W, 1, E), (B, 1, W, E)
         pair = 0.5 * (a + b) + a * b + self.distance(d).to(t.dtype)  # (B, W, W, E)
         return self.pixel(pair).squeeze(-1) + self.expected(d).squeeze(-1).to(t.dtype)
+
+    @torch.no_grad()
+    def init_expected(self, distances, values) -> None:
+        """Start the learned expected from a measured decay curve: ``values`` (K,) at
+        ``distances`` (K,) bins, interpolated onto the log-distance grid (flat past the
+        ends). With few training steps the residual MLP then only learns the o/e part."""
+        d = torch.as_tensor(distances, dtype=torch.float32)
+        v = torch.as_tensor(values, dtype=torch.float32)
+        order = torch.argsort(d)
+        d, v = d[order], v[order]
+        g = self.expected.grid_distances().clamp(d[0].item(), d[-1].item())
+        k = torch.searchsorted(d, g).clamp(1, len(d) - 1)
+        d0, d1, v0, v1 = d[k - 1], d[k], v[k - 1], v[k]
+        w = ((g - d0) / (d1 - d0).clamp(min=1e-6)).clamp(0, 1)
+        self.expected.table[:, 0] = v0 + w * (v1 - v0)
 
 
 class CageHead(nn.Module):

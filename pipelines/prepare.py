@@ -544,6 +544,13 @@ def build_tasks(cfg: PrepareConfig) -> tuple[dict, list[dict], dict]:
         bp = readers.read_bedpe(path)
         to_hic = _chrom_filter(np.concatenate([bp["chrom1"], bp["chrom2"]]), hic_names,
                                cfg.aliases, path)
+        unknown = sorted(set(bp["chrom1"].tolist()) | set(bp["chrom2"].tolist()) - set(to_hic))
+        if unknown:
+            raise MixHicError(
+                f"{path}: chromosome(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''} "
+                f"are not in the Hi-C file (it has {hic_names[:5]}{' ...' if len(hic_names) > 5 else ''}); "
+                "fix the names or map them with aliases"
+            )
         c1 = np.asarray([to_hic.get(c) for c in bp["chrom1"]], dtype=object)
         c2 = np.asarray([to_hic.get(c) for c in bp["chrom2"]], dtype=object)
         drops = {"trans": int((c1 != c2).sum()), "distance": 0, "edge": 0, "other_chrom": 0}
@@ -771,6 +778,25 @@ def plan_job(cfg: PrepareConfig) -> Job:
     return Job(settings, tasks, meta, out, root, staging, inputs, params, code, fp)
 
 
+def _check_out_writable(fs, root: str, out: str) -> None:
+    """Create ``root`` and prove it writable (a probe file), or one clear error line."""
+    import pyarrow
+    import pyarrow.fs as pafs
+
+    try:
+        if fs.get_file_info(root).type == pafs.FileType.File:
+            raise MixHicError(f"out {out}: exists and is not a directory")
+        fs.create_dir(root, recursive=True)
+        probe = f"{root}/.mixhic-write-test"
+        with fs.open_output_stream(probe) as f:
+            f.write(b"ok")
+        fs.delete_file(probe)
+    except (OSError, pyarrow.lib.ArrowException) as exc:
+        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise MixHicError(f"out {out}: cannot write there ({why}); give a writable "
+                          "directory or URI (out=...)") from None
+
+
 def prepare(cfg: PrepareConfig) -> Manifest:
     """Window the configured genome files into Parquet datasets; return the manifest.
 
@@ -791,7 +817,7 @@ def prepare(cfg: PrepareConfig) -> Manifest:
         return existing
 
     # ---- staging: resume only a run of the same fingerprint
-    fs.create_dir(root, recursive=True)
+    _check_out_writable(fs, root, out)
     plan_path = f"{staging}/_plan.json"
     if _exists(fs, staging):
         same = _exists(fs, plan_path) and _read_json(fs, plan_path).get("fingerprint") == fp

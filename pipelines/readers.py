@@ -635,6 +635,16 @@ def _data_lines(path: str):
             yield lineno, line.rstrip("\n").split("\t") if "\t" in line else line.split()
 
 
+def _check_interval(path, lineno: int, start_name: str, start: int, end_name: str,
+                    end: int) -> None:
+    """One clear line for a negative start or a start past the end (BED is 0-based,
+    half-open: start <= end)."""
+    if start < 0:
+        raise MixHicError(f"{path}:{lineno}: {start_name} {start} is negative")
+    if start > end:
+        raise MixHicError(f"{path}:{lineno}: {start_name} {start} > {end_name} {end}")
+
+
 def read_bedpe(uri: str) -> dict[str, np.ndarray]:
     """Loops as arrays: chrom1, start1, end1, chrom2, start2, end2 (header lines skipped)."""
     path = local_path(uri, "bedpe")
@@ -648,6 +658,8 @@ def read_bedpe(uri: str) -> dict[str, np.ndarray]:
             if lineno == 1:  # a header line such as "chrom1 x1 x2 ..."
                 continue
             raise MixHicError(f"{path}:{lineno}: bedpe coordinates must be integers") from None
+        _check_interval(path, lineno, "start1", vals[1], "end1", vals[2])
+        _check_interval(path, lineno, "start2", vals[4], "end2", vals[5])
         for k, v in zip(cols, vals):
             cols[k].append(v)
     return {
@@ -669,6 +681,7 @@ def read_bed(uri: str) -> dict[str, np.ndarray]:
             if lineno == 1:
                 continue
             raise MixHicError(f"{path}:{lineno}: BED coordinates must be integers") from None
+        _check_interval(path, lineno, "start", s, "end", e)
         chrom.append(f[0])
         start.append(s)
         end.append(e)

@@ -22,6 +22,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from mixhic.platform import data as data_mod
 from mixhic.platform.config import load_config
 from mixhic.platform.errors import MixHicError
@@ -110,6 +112,7 @@ def finetune(
     val_cols = list(dict.fromkeys([*data_mod.KEY_COLUMNS, *cols]))
     ensure_ray()
     pos_weight = _class_weight(cfg) if task == "loops" and cfg.class_balance else None
+    expected = _train_expected(cfg) if task == "hic" else None
     state_ref = ray.put(state) if state is not None else None
     test_dir = cfg.test.data_dir or cfg.data.data_dir
     test_sample = cfg.test.sample if cfg.test.sample is not None else cfg.data.sample
@@ -147,7 +150,8 @@ def finetune(
         "finetune", cfg, meta, dataset=dataset, columns=cols, val_columns=val_cols,
         score_key=f"val_{metric}", score_mode=score_mode, pretrained_state=state_ref,
         storage_path=storage_path, run_name=run_name, parent_run_id=parent_run_id,
-        callbacks=callbacks, after_fit=after_fit, extra_config={"pos_weight": pos_weight},
+        callbacks=callbacks, after_fit=after_fit, extra_config={"pos_weight": pos_weight,
+                                                     "expected": expected},
         tags={"mixhic.task": task, "mixhic.mode": mode, "mixhic.preset": meta["preset"],
               "mixhic.pretrained": cfg.pretrained if use_pre else "none"},
     )
@@ -155,6 +159,23 @@ def finetune(
              result.best_epoch, {k: round(v, 4) for k, v in result.metrics.items()
                                  if k.startswith("test_")})
     return result
+
+
+def _train_expected(cfg: FinetuneConfig) -> tuple[list[float], list[float]]:
+    """(distances in bins, mean target) of the hic train split: the map head's expected
+    starts from this decay curve (``MapHead.init_expected``)."""
+    from mixhic.platform.baselines import DistanceExpected
+
+    ds = data_mod.open_split(cfg.data.data_dir, "hic", "train",
+                             columns=["chrom", "x_start", "y_start", "resolution", "hic"],
+                             sample=cfg.data.sample, train_fraction=cfg.data.train_fraction,
+                             seed=cfg.data.fraction_seed)
+    exp = DistanceExpected()
+    for b in ds.iter_batches(batch_size=256, batch_format="numpy"):
+        exp.add(b["hic"], (b["y_start"] - b["x_start"]) // b["resolution"], b["chrom"])
+    table = exp.table()
+    d = np.flatnonzero(np.isfinite(table))
+    return d.tolist(), table[d].tolist()
 
 
 def _class_weight(cfg: FinetuneConfig) -> float | None:

@@ -247,6 +247,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         torch.set_num_threads(max(1, int(cfg.scaling.cpus_per_worker)))
     torch.manual_seed(cfg.run.seed)
     raw = ckpt_io.build_model(meta)
+    if config.get("expected") is not None:  # hic: start the map head from the train decay
+        raw.head.init_expected(*config["expected"])
     if config.get("pretrained_state") is not None:
         import ray
 

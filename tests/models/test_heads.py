@@ -153,3 +153,31 @@ def test_pos_weight_balances_the_loop_loss():
     weighted = model.loss(pred, y, pos_weight=3.0)
     # logit 0: every row costs ln 2; the positive row counts 3x
     assert weighted.item() == pytest.approx(plain.item() * 6 / 4, rel=1e-5)
+
+
+def test_map_head_starts_from_a_measured_decay():
+    model = FinetuneModel(_cfg(), task="hic", mode="epi").eval()
+    d = np.arange(0, 200)
+    model.head.init_expected(d, 1.0 - 0.2 * np.log1p(d))
+    with torch.no_grad():
+        out = model.head.expected(torch.tensor([0.0, 3.0, 50.0, 1e6])).squeeze(-1)
+    want = 1.0 - 0.2 * np.log1p([0.0, 3.0, 50.0, 199.0])
+    np.testing.assert_allclose(out.numpy(), want, atol=0.02)
+
+
+def test_untrained_bimodal_loop_head_ranks_like_the_contrast_baseline():
+    from mixhic.platform.baselines import loop_baseline_scores
+
+    torch.manual_seed(0)
+    model = FinetuneModel(_cfg(), task="loops", mode="bimodal")
+    hic, off, y = _loop_windows(256, np.random.default_rng(3))
+    epi = torch.randn(256, 1, 2 * L)
+    model.train()
+    with torch.no_grad():
+        model(epi, hic, off)  # one batch sets the feature statistics
+    model.eval()
+    with torch.no_grad():
+        p = model.predict(epi, hic, off).numpy()
+    base = loop_baseline_scores(hic.numpy(), epi.numpy(), W)
+    assert roc_auc_score(y.numpy(), p) > 0.9
+    assert roc_auc_score(y.numpy(), p) >= roc_auc_score(y.numpy(), base[:, 0]) - 0.05

@@ -313,3 +313,21 @@ def test_required_missing_inputs_fail_in_one_line(sim_genome, tmp_path):
         build_tasks(demo_config(sim_genome, tmp_path / "o", "datasets.pretrain.enabled=false",
                                 "datasets.hic.enabled=false", *over[:2],
                                 "datasets.loops.optional=true", "datasets.cage.optional=true"))
+
+
+def test_bedpe_on_an_unknown_chromosome_is_refused(sim_genome, tmp_path):
+    bedpe = tmp_path / "other.bedpe"
+    bedpe.write_text("chr1\t100000\t105000\tchr1\t300000\t305000\n"
+                     "chrZ\t100000\t105000\tchrZ\t300000\t305000\n")
+    with pytest.raises(MixHicError, match=r"other.bedpe: chromosome\(s\) \['chrZ'\] are not in "
+                                          r"the Hi-C file.*aliases"):
+        build_tasks(demo_config(sim_genome, tmp_path / "o", f"inputs.loops={bedpe}"))
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "proc"])
+def test_unwritable_out_is_one_line_before_ray(sim_genome, tmp_path, where):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = {"file": blocker, "under_file": blocker / "sub", "proc": "/proc/mixhic-x"}[where]
+    with pytest.raises(MixHicError, match=r"^out .*(not a directory|cannot write there)"):
+        prepare(demo_config(sim_genome, out))

@@ -316,3 +316,33 @@ def test_interval_reader_blocks_out_of_order(tmp_path, monkeypatch, missing):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     fast.close()
     slow.close()
+
+
+@pytest.mark.parametrize(
+    ("row", "match"),
+    [
+        ("chr1\t-5\t100\tchr1\t500\t600", "start1 -5 is negative"),
+        ("chr1\t300\t100\tchr1\t500\t600", "start1 300 > end1 100"),
+        ("chr1\t100\t200\tchr1\t700\t600", "start2 700 > end2 600"),
+    ],
+)
+def test_bad_bedpe_rows_name_line_and_field(tmp_path, row, match):
+    from mixhic.pipelines.readers import read_bedpe
+    from mixhic.platform.errors import MixHicError
+
+    p = tmp_path / "loops.bedpe"
+    p.write_text("chr1\t0\t100\tchr1\t500\t600\n" + row + "\n")
+    with pytest.raises(MixHicError, match=rf"loops.bedpe:2: {match}"):
+        read_bedpe(str(p))
+    p.write_text("chr1\t0\t100\tchr1\t500\t600\n")
+    assert read_bedpe(str(p))["start2"].tolist() == [500]
+
+
+def test_bad_bed_rows_are_refused(tmp_path):
+    from mixhic.pipelines.readers import read_bed
+    from mixhic.platform.errors import MixHicError
+
+    p = tmp_path / "tss.bed"
+    p.write_text("chr1\t10\t5\tg1\t0\t+\n")
+    with pytest.raises(MixHicError, match=r"tss.bed:1: start 10 > end 5"):
+        read_bed(str(p))
