@@ -544,7 +544,7 @@ def build_tasks(cfg: PrepareConfig) -> tuple[dict, list[dict], dict]:
         bp = readers.read_bedpe(path)
         to_hic = _chrom_filter(np.concatenate([bp["chrom1"], bp["chrom2"]]), hic_names,
                                cfg.aliases, path)
-        unknown = sorted(set(bp["chrom1"].tolist()) | set(bp["chrom2"].tolist()) - set(to_hic))
+        unknown = sorted((set(bp["chrom1"].tolist()) | set(bp["chrom2"].tolist())) - set(to_hic))
         if unknown:
             raise MixHicError(
                 f"{path}: chromosome(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''} "
