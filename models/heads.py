@@ -161,12 +161,16 @@ class LoopHead(nn.Module):
 
     @torch.no_grad()
     def init_contrast_prior(self) -> None:
-        """Start the linear contrast path at the local-contrast baselines: logit =
-        standardised o/e + donut contrast (what HiCCUPS-like callers score), so a few
-        fine-tuning steps refine a baseline-level detector instead of learning it."""
+        """Start at the local-contrast baselines: logit = standardised o/e + donut contrast
+        (what HiCCUPS-like callers score) and the learned path nearly silent, so a few fine-tuning
+        steps refine a baseline-level detector instead of learning it."""
         if self.uses_hic:
             self.contrast_skip.weight.copy_(torch.tensor([[0.0, 1.0, 1.0, 0.0]]))
             self.contrast_skip.bias.zero_()
+            # the learned path starts nearly silent (small, not zero: every parameter still
+            # gets a gradient), so training starts from the baseline, not noise around it
+            nn.init.normal_(self.out[-1].weight, std=1e-3)
+            nn.init.zeros_(self.out[-1].bias)
 
     def forward(self, fused: torch.Tensor, skips: list[torch.Tensor],
                 hic: torch.Tensor | None = None,
