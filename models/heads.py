@@ -113,7 +113,7 @@ def loop_contrast_features(hic: torch.Tensor, radius: int = 5, inner: int = 1) -
     B, W, _ = hic.shape
     c = W // 2
     r = max(1, min(radius, c - 1, W - c - 1))
-    x = hic.float()
+    x = hic.to(torch.promote_types(hic.dtype, torch.float32))  # bf16 -> f32, f64 stays
     centre = x[:, c, c]  # (B,)
     diag = torch.diagonal(x, dim1=1, dim2=2)  # (B, W): the centre's diagonal
     oe = centre - (diag.sum(1) - centre) / (W - 1)

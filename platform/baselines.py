@@ -139,10 +139,9 @@ def loop_baseline_scores(hic: Any | None, epi: Any, window_bins: int, radius: in
                          inner: int = 1) -> np.ndarray:
     """(N, 4) scores in :data:`LOOP_BASELINES` order for loop windows centred on the pair.
 
-    hic (N, W, W) on a log scale (NaN columns when None), epi (N, C, 2L). The donut holds
-    the pixels within ``radius`` of the centre, outside the ``inner`` square and off the
-    centre's row and column; the lower-left box the pixels ``inner+1..radius`` rows below
-    and columns left of the centre.
+    hic (N, W, W) on a log scale (NaN columns when None), epi (N, C, 2L). The map columns
+    are :func:`mixhic.models.heads.loop_contrast_features` (o/e against the window
+    diagonal, donut, lower-left), in float64.
     """
     W = window_bins
     c = W // 2
@@ -153,18 +152,13 @@ def loop_baseline_scores(hic: Any | None, epi: Any, window_bins: int, radius: in
     out[:, 3] = anchor
     if hic is None:
         return out
-    m = np.asarray(hic, dtype=np.float64)
-    r = max(1, min(radius, c - 1, W - c - 1))
-    centre = m[:, c, c]
-    diag = np.diagonal(m, axis1=1, axis2=2)
-    out[:, 0] = centre - (diag.sum(axis=1) - centre) / (W - 1)
-    k = np.arange(-r, r + 1)
-    di, dj = k[:, None], k[None, :]
-    donut = ((np.abs(di) > inner) | (np.abs(dj) > inner)) & (di != 0) & (dj != 0)
-    lower_left = (di > inner) & (dj < -inner)
-    box = m[:, c - r : c + r + 1, c - r : c + r + 1]
-    out[:, 1] = centre - box[:, donut].mean(axis=1)
-    out[:, 2] = centre - box[:, lower_left].mean(axis=1)
+    # the loop head's own contrast features: one definition for model and baseline
+    import torch
+
+    from mixhic.models.heads import loop_contrast_features
+
+    m = torch.as_tensor(np.asarray(hic, dtype=np.float64))
+    out[:, :3] = loop_contrast_features(m, radius=radius, inner=inner).numpy()[:, 1:]
     return out
 
 

@@ -30,6 +30,8 @@ __all__ = [
     "dataset_uri",
     "dataset_for_task",
     "read_geometry",
+    "dataset_schema",
+    "anchor_offsets",
     "data_meta",
     "fraction_mask",
     "keep_fraction",
@@ -81,20 +83,33 @@ class DataGeometry:
     epi_bins: int
 
 
-def read_geometry(data_dir: str, dataset: str) -> DataGeometry:
-    """Geometry from the Parquet schema (tensor shapes ``hic [W, W]``, ``epi [C, 2L]``)."""
-    import pyarrow as pa
+def anchor_offsets(x_start, y_start, resolution):
+    """Bins from each window's x-anchor to its y-anchor, ``(y_start - x_start) / resolution``
+    rounded: the model's ``offset`` input. Works on numpy arrays and torch tensors alike
+    (returns the same kind; float)."""
+    return ((y_start - x_start) / resolution).round()
+
+
+def dataset_schema(data_dir: str, dataset: str):
+    """The Arrow schema of a prepared dataset (no rows read); clear error if it is absent."""
     import pyarrow.dataset as pds
+    import pyarrow.fs as pafs
 
     uri = dataset_uri(data_dir, dataset)
     fs, root = _filesystem(uri)
-    import pyarrow.fs as pafs
-
     if fs.get_file_info(root).type != pafs.FileType.Directory:
         raise MixHicError(
             f"{uri}: no '{dataset}' dataset in {data_dir} (run `mixhic prepare` first?)"
         )
-    schema = pds.dataset(root, filesystem=fs, format="parquet").schema
+    return pds.dataset(root, filesystem=fs, format="parquet").schema
+
+
+def read_geometry(data_dir: str, dataset: str) -> DataGeometry:
+    """Geometry from the Parquet schema (tensor shapes ``hic [W, W]``, ``epi [C, 2L]``)."""
+    import pyarrow as pa
+
+    uri = dataset_uri(data_dir, dataset)
+    schema = dataset_schema(data_dir, dataset)
     shapes = {}
     for name in ("hic", "epi"):
         if name not in schema.names:

@@ -97,13 +97,6 @@ def evaluate_model(
     return metrics, preds
 
 
-def _has_column(data_dir: str, dataset: str, name: str) -> bool:
-    import pyarrow.dataset as pds
-
-    fs, root = data_mod._filesystem(data_mod.dataset_uri(data_dir, dataset))
-    return name in pds.dataset(root, filesystem=fs, format="parquet").schema.names
-
-
 def _aligned(store, preds, what: str):
     """Finalize a side store and check its rows are the predictions' rows, in order."""
     side = store.finalize()
@@ -119,13 +112,13 @@ def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: st
     (the finalized predictions of :func:`evaluate_model`); see module docstring."""
     from mixhic.platform import baselines as bl
     from mixhic.platform.metrics import (PredictionStore, distance_strata_pearson,
-                                         loop_metrics, task_metrics)
+                                         loop_metrics, ranking_metrics, task_metrics)
 
     dataset = data_mod.dataset_for_task(task)
     keys = list(data_mod.KEY_COLUMNS)
     out: dict[str, float] = {}
     if task == "loops":
-        kinds = _has_column(data_dir, dataset, "neg_kind")
+        kinds = "neg_kind" in data_mod.dataset_schema(data_dir, dataset).names
         cols = [*keys, "hic", "epi", *(["neg_kind"] if kinds else [])]
         ds = data_mod.open_split(data_dir, dataset, split, columns=cols, sample=sample)
         store = PredictionStore()
@@ -142,7 +135,7 @@ def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: st
             warnings.simplefilter("ignore", RuntimeWarning)
             for i, name in enumerate(bl.LOOP_BASELINES):
                 s = side.pred[:, i]
-                m = loop_metrics(y, _to_unit(s))
+                m = ranking_metrics(y, s)
                 out[f"baseline_{name}_auroc"] = m["auroc"]
                 out[f"baseline_{name}_auprc"] = m["auprc"]
             ref = [out[f"baseline_{n}_auroc"] for n in bl.loop_reference_baselines(mode)]
@@ -161,8 +154,8 @@ def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: st
                     continue
                 out[f"auroc_neg_{kind}"] = loop_metrics(y[rows], preds.pred[rows])["auroc"]
                 for i, name in enumerate(bl.LOOP_BASELINES):
-                    out[f"baseline_{name}_auroc_neg_{kind}"] = loop_metrics(
-                        y[rows], _to_unit(side.pred[rows, i]))["auroc"]
+                    out[f"baseline_{name}_auroc_neg_{kind}"] = ranking_metrics(
+                        y[rows], side.pred[rows, i])["auroc"]
         return out
 
     train = data_mod.open_split(data_dir, dataset, "train", sample=sample, columns=(
@@ -172,12 +165,13 @@ def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: st
         res = None
         for b in train.iter_batches(batch_size=batch_size, batch_format="numpy"):
             res = int(b["resolution"][0])
-            exp.add(b["hic"], (b["y_start"] - b["x_start"]) // b["resolution"], b["chrom"])
+            exp.add(b["hic"], data_mod.anchor_offsets(b["x_start"], b["y_start"], b["resolution"]),
+                    b["chrom"])
         if res is None:
             raise MixHicError(f"{data_mod.dataset_uri(data_dir, dataset)}: no training maps "
                               "for the distance-decay baseline")
         w = preds.true.shape[-1]
-        offsets = (preds.keys["y_start"] - preds.keys["x_start"]) // res
+        offsets = data_mod.anchor_offsets(preds.keys["x_start"], preds.keys["y_start"], res)
         base = exp.predict(offsets, preds.keys["chrom"], w)
         bm = task_metrics("hic", preds.true, base)
         out.update({f"baseline_{k}": v for k, v in bm.items() if not k.startswith(_SUMMARY_SKIP)})
@@ -206,17 +200,6 @@ def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: st
     out["gain_r2"] = model_m["r2"] - out["baseline_r2"]
     out["gain_pearson"] = model_m["pearson"] - out["baseline_pearson"]
     return out
-
-
-def _to_unit(score: np.ndarray) -> np.ndarray:
-    """Scores -> [0, 1] keeping their order (rank-preserving min-max), NaN-free."""
-    s = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=-np.inf)
-    finite = np.isfinite(s)
-    if not finite.any():
-        return np.full(len(s), 0.5)
-    lo, hi = s[finite].min(), s[finite].max()
-    s = np.where(finite, s, lo)
-    return (s - lo) / (hi - lo) if hi > lo else np.full(len(s), 0.5)
 
 
 def log_eval_artifacts(task: str, preds, prefix: str = "test") -> None:

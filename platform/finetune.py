@@ -172,7 +172,8 @@ def _train_expected(cfg: FinetuneConfig) -> tuple[list[float], list[float]]:
                              seed=cfg.data.fraction_seed)
     exp = DistanceExpected()
     for b in ds.iter_batches(batch_size=256, batch_format="numpy"):
-        exp.add(b["hic"], (b["y_start"] - b["x_start"]) // b["resolution"], b["chrom"])
+        exp.add(b["hic"], data_mod.anchor_offsets(b["x_start"], b["y_start"], b["resolution"]),
+                b["chrom"])
     table = exp.table()
     d = np.flatnonzero(np.isfinite(table))
     return d.tolist(), table[d].tolist()

@@ -37,10 +37,10 @@ __all__ = [
     "TASKS",
     "hic_metrics",
     "loop_metrics",
+    "ranking_metrics",
     "cage_metrics",
     "task_metrics",
     "insulation_score",
-    "distance_decay_baseline",
     "distance_strata_pearson",
     "prediction_warnings",
     "DISTANCE_STRATA_KB",
@@ -240,22 +240,6 @@ def hic_metrics(
     return out
 
 
-def distance_decay_baseline(train_maps: Any) -> np.ndarray:
-    """The distance-decay-only Hi-C predictor: mean contact per diagonal offset.
-
-    train_maps: (N, W, W) training maps. Returns a symmetric (W, W) map whose entry (i, j)
-    is the mean over training maps of all entries at offset ``|i - j|`` (NaNs ignored).
-    Predicting this map for every window is the baseline infer-mode models must beat.
-    """
-    m = _as_f64("train_maps", train_maps)
-    if m.ndim != 3 or m.shape[1] != m.shape[2] or m.shape[0] == 0:
-        raise ValueError(f"distance_decay_baseline: expected (N, W, W) maps, got {m.shape}")
-    w = m.shape[1]
-    means = np.array([np.nanmean(_diagonals(m, k)) for k in range(w)])  # (W,)
-    idx = np.abs(np.arange(w)[:, None] - np.arange(w)[None, :])
-    return means[idx]
-
-
 #: Edges (kb) of the genomic-distance strata of :func:`distance_strata_pearson`.
 DISTANCE_STRATA_KB = (0, 50, 100, 250, 500, 1000, 2000)
 
@@ -329,17 +313,28 @@ def loop_metrics(labels: Any, probs: Any, threshold: float = 0.5) -> dict[str, f
         "n": float(y.size),
         "pos_frac": float(y.mean()),
     }
+    out.update(ranking_metrics(y, pr))
+    return out
+
+
+def ranking_metrics(labels: Any, scores: Any) -> dict[str, float]:
+    """Threshold-free ``auroc`` and ``auprc`` of any scores (higher = positive), e.g. a
+    baseline's raw contrast; NaN scores rank lowest. With a single class in ``labels``
+    both are NaN (warning)."""
+    y = np.asarray(labels).ravel().astype(np.int64)
+    s = _as_f64("scores", scores).ravel().copy()
+    bad = ~np.isfinite(s)
+    if bad.any():  # NaN ranks below every real score
+        s[bad] = s[~bad].min() - 1.0 if (~bad).any() else 0.0
     if np.unique(y).size < 2:
         warnings.warn(
-            f"loop_metrics: labels have a single class ({int(y[0])}); auroc/auprc are NaN",
+            f"ranking_metrics: labels have a single class ({int(y[0])}); auroc/auprc are NaN",
             RuntimeWarning,
             stacklevel=2,
         )
-        out["auroc"] = out["auprc"] = float("nan")
-    else:
-        out["auroc"] = float(skm.roc_auc_score(y, pr))
-        out["auprc"] = float(skm.average_precision_score(y, pr))
-    return out
+        return {"auroc": float("nan"), "auprc": float("nan")}
+    return {"auroc": float(skm.roc_auc_score(y, s)),
+            "auprc": float(skm.average_precision_score(y, s))}
 
 
 # --------------------------------------------------------------------------- CAGE

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from mixhic.platform import checkpoints as ckpt_io
-from mixhic.platform.data import KEY_COLUMNS, TARGET_COLUMN
+from mixhic.platform.data import KEY_COLUMNS, TARGET_COLUMN, anchor_offsets
 
 __all__ = ["train_loop_per_worker", "lr_factor", "batch_columns", "InjectedFailure"]
 
@@ -50,7 +50,7 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) 
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-#: Columns that give each window's anchor offset (see :func:`window_offsets`).
+#: Columns that give each window's anchor offset (:func:`~mixhic.platform.data.anchor_offsets`).
 OFFSET_COLUMNS = ("x_start", "y_start", "resolution")
 
 
@@ -65,15 +65,6 @@ def batch_columns(recipe: str, task: str | None, mode: str | None) -> list[str]:
     if target not in cols:
         cols.append(target)
     return [*cols, *OFFSET_COLUMNS]
-
-
-def window_offsets(batch) -> torch.Tensor:
-    """(B,) float32: bins from each window's x-anchor to its y-anchor,
-    ``(y_start - x_start) / resolution`` (the model's ``offset`` input)."""
-    x = torch.as_tensor(np.asarray(batch["x_start"], dtype=np.float64))
-    y = torch.as_tensor(np.asarray(batch["y_start"], dtype=np.float64))
-    res = torch.as_tensor(np.asarray(batch["resolution"], dtype=np.float64))
-    return ((y - x) / res).round().float()
 
 
 def _dtypes(cols: list[str]) -> dict[str, torch.dtype]:
@@ -97,8 +88,8 @@ def _pretrain_step(model, raw, batch, cfg, epoch: int) -> dict[str, torch.Tensor
 def _finetune_step(model, raw, batch, cfg, epoch: int,
                    pos_weight: float | None = None) -> dict[str, torch.Tensor]:
     hic = batch["hic"] if raw.uses_hic else None
-    offset = ((batch["y_start"] - batch["x_start"]) / batch["resolution"]).round().float()
-    pred = model(batch["epi"], hic, offset.to(batch["epi"].device))
+    offset = anchor_offsets(batch["x_start"], batch["y_start"], batch["resolution"]).float()
+    pred = model(batch["epi"], hic, offset)
     target = batch[TARGET_COLUMN[cfg.task]]
     return {"loss": raw.loss(pred, target, pos_weight=pos_weight)}
 
@@ -150,7 +141,11 @@ def predict_batches(raw, batches, task: str, autocast=None):
         hic = None
         if raw.uses_hic:
             hic = torch.as_tensor(_writable(batch["hic"]), dtype=torch.float32, device=device)
-        offset = window_offsets(batch).to(device) if "resolution" in batch else None
+        offset = None
+        if "resolution" in batch:
+            offset = torch.as_tensor(anchor_offsets(
+                batch["x_start"], batch["y_start"], batch["resolution"]),
+                dtype=torch.float32, device=device)
         if autocast is not None:
             with autocast():
                 pred = raw.predict(epi, hic, offset)
