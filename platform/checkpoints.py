@@ -40,6 +40,8 @@ __all__ = [
     "save_train_checkpoint",
     "load_train_checkpoint",
     "copy_model_dir",
+    "data_mismatches",
+    "GEOMETRY_HINT",
     "is_remote_uri",
     "local_copy",
     "upload_dir",
@@ -52,6 +54,46 @@ STATE_JSON = "train_state.json"
 
 _KINDS = ("pretrain", "finetune")
 _DATA_KEYS = ("window_bins", "epi_bins", "n_tracks")
+
+
+# What a user changes in `mixhic prepare` to make data fit a model (or a model fit data).
+GEOMETRY_HINT = (
+    "The model's input is fixed by the prepared data: `window_bins` (W, Hi-C bins per window "
+    "side), `epi_bin` (bp per track value; epi_bins L = W * resolution / epi_bin) and "
+    "`inputs.tracks` (C, their names and order). To fine-tune a 5 kb model with "
+    "window_bins=50, epi_bin=100 on 10 kb Hi-C, prepare with window_bins=50 epi_bin=200 "
+    "(same W and L, twice the span: the model then sees 500 kb windows it was not "
+    "pre-trained on)."
+)
+
+# Data properties compared between a pretrained model and fine-tuning data, with the
+# prepare key that sets each.
+_COMPARED = (
+    ("resolution", "inputs.hic.resolution"),
+    ("epi_bin", "epi_bin"),
+    ("tracks", "inputs.tracks"),
+    ("epi_transform", "normalize.epi"),
+    ("hic_transform", "normalize.hic"),
+    ("hic_cap", "normalize.hic_cap"),
+    ("weight", "inputs.hic.weight"),
+)
+
+
+def data_mismatches(model_data: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """One line per data property (resolution, epi_bin, track names, normalisation) in
+    which ``data`` (a ``data_meta`` block) differs from the data a model was trained on
+    (its meta's ``data`` block). Properties either side does not record are not compared.
+    """
+    out = []
+    for key, prepare_key in _COMPARED:
+        a, b = model_data.get(key), data.get(key)
+        if a is None or b is None or a == [] or b == []:
+            continue
+        if key == "tracks":
+            a, b = [str(t) for t in a], [str(t) for t in b]
+        if a != b:
+            out.append(f"{key} (prepare key {prepare_key}): model {a!r}, data {b!r}")
+    return out
 
 
 def is_remote_uri(path: str | Path) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from mixhic.platform import data as data_mod
+from mixhic.platform.checkpoints import GEOMETRY_HINT, data_mismatches
 from mixhic.platform.config import apply_overrides, build, load_config, parse_overrides
 from mixhic.platform.errors import MixHicError
 from mixhic.platform.train_config import EvaluateConfig
@@ -49,8 +50,12 @@ def _check_geometry(meta: dict[str, Any], data_dir: str, dataset: str) -> None:
     if diff:
         raise MixHicError(
             f"{data_mod.dataset_uri(data_dir, dataset)}: window geometry differs from the "
-            f"model's (model, data): {diff}"
+            f"model's (model, data): {diff}. {GEOMETRY_HINT}"
         )
+    # cross-cell-line evaluation is legitimate: other data is said, not refused
+    for line in data_mismatches(want, data_mod.data_meta(data_dir, dataset)):
+        log.warning("%s: evaluating on data unlike the model's training data: %s",
+                    data_mod.dataset_uri(data_dir, dataset), line)
 
 
 def evaluate_model(

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform import data as data_mod
 from mixhic.platform.config import load_config
 from mixhic.platform.errors import MixHicError
@@ -59,9 +60,29 @@ def _model_config(cfg: FinetuneConfig, geometry, pre_meta: dict[str, Any] | None
     if got != want:
         raise MixHicError(
             f"pretrained: {cfg.pretrained} was trained on windows (W, L, C) = {got}, the data "
-            f"in {cfg.data.data_dir} has {want}"
+            f"in {cfg.data.data_dir} has {want}. {ckpt_io.GEOMETRY_HINT}"
         )
     return mcfg
+
+
+def _check_data_match(cfg: FinetuneConfig, pre_meta: dict[str, Any],
+                      data: dict[str, Any]) -> None:
+    """Refuse (or, with ``allow_mismatch``, warn) when the fine-tuning data differs from the
+    pretraining data in resolution, track names or normalisation: the shapes may still fit
+    while the weights mean something else."""
+    problems = ckpt_io.data_mismatches(pre_meta.get("data") or {}, data)
+    if not problems:
+        return
+    lines = "\n  ".join(problems)
+    if not cfg.allow_mismatch:
+        raise MixHicError(
+            f"pretrained: {cfg.pretrained} was trained on other data than "
+            f"{cfg.data.data_dir}:\n  {lines}\nPrepare the data like the pretraining data, "
+            "or pass --allow-mismatch (allow_mismatch=true) to fine-tune anyway. "
+            f"{ckpt_io.GEOMETRY_HINT}")
+    for line in problems:
+        log.warning("pretrained %s differs from the fine-tuning data: %s (allow_mismatch)",
+                    cfg.pretrained, line)
 
 
 def finetune(
@@ -98,11 +119,14 @@ def finetune(
     if use_pre:
         pre_meta, state, report = _pretrained_checked(cfg, geometry)
     mcfg = _model_config(cfg, geometry, pre_meta)
+    data_meta = data_mod.data_meta(cfg.data.data_dir, dataset)
+    if pre_meta is not None:
+        _check_data_match(cfg, pre_meta, data_meta)
     meta = {
         "kind": "finetune", "task": task, "mode": mode,
         "model_config": dataclasses.asdict(mcfg),
         "preset": pre_meta["preset"] if pre_meta else cfg.model.preset,
-        "data": data_mod.data_meta(cfg.data.data_dir, dataset),
+        "data": data_meta,
         "run_id": None, "epoch": -1, "metrics": {},
         "pretrained": cfg.pretrained if use_pre else None,
     }
@@ -203,8 +227,6 @@ def _pretrained_checked(cfg: FinetuneConfig, geometry):
     driver into a probe model: bad checkpoints fail here, before any worker starts."""
     from mixhic.models import FinetuneModel, load_pretrained
 
-    from mixhic.platform import checkpoints as ckpt_io
-
     local, tmp = ckpt_io.local_copy(cfg.pretrained)
     try:
         meta = ckpt_io.read_meta(local)
@@ -235,11 +257,16 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--task", choices=TASKS, help="overrides the config's task")
     parser.add_argument("--mode", choices=MODES, help="overrides the config's mode")
     parser.add_argument("--pretrained", help="pretraining model dir / URI (overrides config)")
+    parser.add_argument("--allow-mismatch", action="store_true",
+                        help="fine-tune a pretrained model on data of another resolution, "
+                        "track set or normalisation (warned; an error by default)")
     ns = parser.parse_intermixed_args(argv)  # options may sit between config and overrides
     overrides = list(ns.overrides)
     for key in ("task", "mode", "pretrained"):
         if getattr(ns, key) is not None:
             overrides.append(f"{key}={getattr(ns, key)}")
+    if ns.allow_mismatch:
+        overrides.append("allow_mismatch=true")
     cfg = load_config(ns.config, FinetuneConfig, overrides)
     result = finetune(cfg)
     for k, v in sorted(result.metrics.items()):

@@ -272,8 +272,11 @@ class PretrainConfig:
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Fine-tune ``task`` in ``mode`` (bimodal | nonpre | infer | epi). ``pretrained`` is a
-    pretraining model dir (path, URI, ``runs:/`` or ``models:/``); ``bimodal`` and ``infer``
-    need it, ``nonpre`` and ``epi`` train from scratch (a given checkpoint is then ignored)."""
+    pretraining model dir (path, URI, ``runs:/`` or ``models:/``); every mode but ``nonpre``
+    loads it when given (``epi`` its epigenomic encoder), ``nonpre`` trains from scratch.
+
+    ``allow_mismatch``: fine-tune even when the pretrained model was trained on data of
+    another resolution, track set or normalisation (warned); by default that is an error."""
 
     task: Task
     data: DataConfig
@@ -289,11 +292,12 @@ class FinetuneConfig:
     # Loops: weigh positives by n_negatives / n_positives of the train split, so a
     # skewed negative mix cannot be learnt by predicting the majority class.
     class_balance: bool = True
+    allow_mismatch: bool = False
 
     @property
     def uses_pretrained(self) -> bool:
-        """Whether the pretrained checkpoint is loaded (bimodal/infer with one given)."""
-        return self.pretrained is not None and self.mode in ("bimodal", "infer")
+        """Whether the pretrained checkpoint is loaded (any mode but nonpre, one given)."""
+        return self.pretrained is not None and self.mode != "nonpre"
 
 
 @dataclass(frozen=True)

@@ -96,3 +96,66 @@ def test_hic_task_refuses_hic_input(tiny_data, tmp_path):
 
     with pytest.raises(MixHicError, match="mode"):
         finetune(_cfg(tiny_data, tmp_path, task="hic", mode="bimodal"))
+
+
+def _pretrained_on(tiny_pretrained, tmp_path, **data):
+    """A copy of ``tiny_pretrained`` whose recorded training data differs by ``data``."""
+    import json
+    import shutil
+
+    from mixhic.platform.checkpoints import META_FILE
+
+    dst = tmp_path / "pre-other"
+    shutil.copytree(tiny_pretrained, dst)
+    meta = json.loads((dst / META_FILE).read_text())
+    meta["data"].update(data)
+    (dst / META_FILE).write_text(json.dumps(meta))
+    return dst
+
+
+def test_pretrained_on_other_data_is_refused(tiny_data, tiny_pretrained, tmp_path):
+    from mixhic.platform.errors import MixHicError
+    from mixhic.platform.finetune import finetune
+
+    other = _pretrained_on(tiny_pretrained, tmp_path, resolution=10_000, tracks=["ctcf", "smc3"])
+    with pytest.raises(MixHicError) as err:
+        finetune(_cfg(tiny_data, tmp_path, task="loops", mode="bimodal", pretrained=str(other)))
+    text = str(err.value)
+    assert "resolution (prepare key inputs.hic.resolution): model 10000, data 5000" in text
+    assert "tracks (prepare key inputs.tracks): model ['ctcf', 'smc3'], data ['atac', 'dnase']" \
+        in text
+    assert "--allow-mismatch" in text and "epi_bin" in text
+    assert "epi_transform" not in text  # what matches is not listed
+
+
+def test_allow_mismatch_warns_per_difference(tiny_data, tiny_pretrained, tmp_path, caplog):
+    from mixhic.platform import data as data_mod
+    from mixhic.platform.checkpoints import read_meta
+    from mixhic.platform.finetune import _check_data_match
+
+    other = _pretrained_on(tiny_pretrained, tmp_path, resolution=10_000, epi_bin=200)
+    cfg = _cfg(tiny_data, tmp_path, task="loops", mode="bimodal", pretrained=str(other),
+               allow_mismatch=True)
+    with caplog.at_level("WARNING", logger="mixhic.platform.finetune"):
+        _check_data_match(cfg, read_meta(other), data_mod.data_meta(str(tiny_data), "loops"))
+    lines = [r.getMessage() for r in caplog.records if "allow_mismatch" in r.getMessage()]
+    assert len(lines) == 2 and any("epi_bin" in m for m in lines)
+    # the same data as the pretraining data: nothing to say
+    caplog.clear()
+    _check_data_match(cfg, read_meta(tiny_pretrained), data_mod.data_meta(str(tiny_data), "loops"))
+    assert not caplog.records
+
+
+def test_geometry_mismatch_explains_the_knobs(tiny_data, tiny_pretrained, tmp_path):
+    import json
+
+    from mixhic.platform.checkpoints import META_FILE
+    from mixhic.platform.errors import MixHicError
+    from mixhic.platform.finetune import finetune
+
+    other = _pretrained_on(tiny_pretrained, tmp_path)
+    meta = json.loads((other / META_FILE).read_text())
+    meta["model_config"]["epi_bins"] = meta["model_config"]["epi_bins"] * 2
+    (other / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(MixHicError, match=r"\(W, L, C\).*epi_bin.*window_bins=50 epi_bin=200"):
+        finetune(_cfg(tiny_data, tmp_path, task="loops", mode="bimodal", pretrained=str(other)))
