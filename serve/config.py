@@ -21,6 +21,7 @@ __all__ = [
     "Autoscaling",
     "DeploymentOptions",
     "ServeConfig",
+    "LoopCalling",
     "LoopScan",
     "PredictConfig",
     "Device",
@@ -90,6 +91,7 @@ class GenomeFiles:
 
     mcool: str | None = None
     tracks: dict[str, str] = field(default_factory=dict)
+    loops: str | None = None  # bedpe of known loops, marked by the region viewer (/view)
 
     def __post_init__(self) -> None:
         for name, path in self.tracks.items():
@@ -241,18 +243,56 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class LoopCalling:
+    """Post-processing of scored candidates into loop calls (:mod:`mixhic.serve.loopcall`).
+
+    Candidates (pixels with probability >= ``LoopScan.min_probability``) closer than
+    ``cluster_radius_bins`` (Chebyshev, bins; 0 = the scan's ``stride_bins``, i.e. grid
+    neighbours, diagonals included) form a cluster, written as one call at its maximum
+    with the cluster size; calls within ``min_separation_bp`` of a stronger call are
+    suppressed; ``top_n`` keeps the strongest calls genome-wide (0: all).
+    ``enabled: false`` writes every candidate as its own call (cluster size 1).
+    Applied when the output files are assembled, so changing these never re-runs the
+    model (the parts hold the candidates).
+    """
+
+    enabled: bool = True
+    cluster_radius_bins: int = 0
+    min_separation_bp: int = 0
+    top_n: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cluster_radius_bins < 0:
+            raise ValueError(f"cluster_radius_bins: must be >= 0, got {self.cluster_radius_bins}")
+        if self.min_separation_bp < 0:
+            raise ValueError(f"min_separation_bp: must be >= 0, got {self.min_separation_bp}")
+        if self.top_n < 0:
+            raise ValueError(f"top_n: must be >= 0 (0 = all), got {self.top_n}")
+
+
+@dataclass(frozen=True)
 class LoopScan:
     """Candidate anchor pairs for genome-wide loop calling.
 
     Pairs (i, j) of bins with ``min_distance <= (j - i) * resolution <= max_distance``,
-    ``i`` and ``j`` on a grid of ``stride_bins``; each pair is scored in the window
-    centred on it. Pairs with probability >= ``min_probability`` go to the bedpe.
+    ``i`` and ``j`` on a grid of ``stride_bins`` (aligned to the chromosome start, so a
+    region's candidates are those of the whole chromosome); each pair is scored in the
+    window centred on it. Pairs with probability >= ``min_probability`` are candidates,
+    post-processed into calls by ``call`` (:class:`LoopCalling`).
+
+    Defaults: 20 kb - 1 Mb, stride 2. The candidate count grows with
+    ``max_distance / (resolution * stride_bins) ** 2`` per bp: the former default (2 Mb,
+    stride 2) scored ~62 M windows on a human genome at 5 kb, these ~31 M; most loops
+    called in Hi-C (HiCCUPS on GM12878) span well under 1 Mb, and clustering merges a
+    loop's neighbouring pixels into one call, so stride 2 still places each call within
+    one bin of the peak (``stride_bins=1`` for single-bin precision, 4x the windows).
     """
 
     min_distance: int = 20_000
-    max_distance: int = 2_000_000
+    max_distance: int = 1_000_000
     stride_bins: int = 2
     min_probability: float = 0.5
+    call: LoopCalling = field(default_factory=LoopCalling)
 
     def __post_init__(self) -> None:
         if self.min_distance < 0 or self.max_distance < self.min_distance:
@@ -268,19 +308,35 @@ class LoopScan:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """Genome-wide prediction: windows of ``chroms`` -> .cool / bedpe / bigWig in ``out_dir``."""
+    """Genome-wide prediction: windows of ``chroms`` -> .cool / .mcool / bedpe / bigWig.
+
+    ``regions`` (``chrom:start-end``, bp, half-open) and ``regions_bed`` (a BED file)
+    restrict prediction to those regions (their union); they replace ``chroms``.
+    ``skip_unmappable``: windows whose anchors are unmappable in the Hi-C file (NaN or
+    zero balancing weight) are not predicted: a loop candidate whose anchor bin ``i`` or
+    ``j`` is masked, a diagonal window whose bins are all masked; they are counted in
+    ``predict.json``. ``chunk_windows``: windows per Ray Data row (a chromosome chunk),
+    run through the model ``batch_size`` at a time. ``mcool_resolutions``: zoom levels
+    of ``predicted_hic.mcool`` (multiples of the model's resolution; empty: the model's
+    resolution times 2^k up to HiGlass's quad-tree depth).
+    """
 
     models: tuple[str, ...] = ()
     out_dir: str = ""
     chroms: tuple[str, ...] = ()  # empty: every chromosome of the Hi-C file
+    regions: tuple[str, ...] = ()  # chrom:start-end; replace chroms
+    regions_bed: str | None = None  # BED file of regions; replaces chroms
     genome: GenomeFiles = field(default_factory=GenomeFiles)
     step_bins: int = 0  # stride of diagonal windows (hic, cage); 0: half a window
     loops: LoopScan = field(default_factory=LoopScan)
+    skip_unmappable: bool = True
     batch_size: int = 32
+    chunk_windows: int = 2048
     concurrency: int = 1  # model actors
     num_cpus: float = 1.0  # per model actor
     num_gpus: float = 0.0  # per model actor
     device: Device = "auto"
+    mcool_resolutions: tuple[int, ...] = ()
     resume: bool = True
     progress: bool = True
 
@@ -289,7 +345,13 @@ class PredictConfig:
             raise ValueError(f"step_bins: must be >= 0, got {self.step_bins}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
+        if self.chunk_windows < 1:
+            raise ValueError(f"chunk_windows: must be >= 1, got {self.chunk_windows}")
         if self.concurrency < 1:
             raise ValueError(f"concurrency: must be >= 1, got {self.concurrency}")
         if self.num_cpus < 0 or self.num_gpus < 0:
             raise ValueError("num_cpus / num_gpus: must be >= 0")
+        if any(r <= 0 for r in self.mcool_resolutions):
+            raise ValueError(f"mcool_resolutions: must be > 0, got {list(self.mcool_resolutions)}")
+        if self.chroms and (self.regions or self.regions_bed):
+            raise ValueError("chroms: give either chroms or regions/regions_bed, not both")

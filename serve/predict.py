@@ -1,25 +1,42 @@
 """Genome-wide prediction (``mixhic predict``): Ray Data batch inference over every window.
 
-For each model (one per task) and each chosen chromosome:
+For each model (one per task) and each chosen chromosome (or region):
 
 * ``hic``   diagonal windows every ``step_bins`` (default W/2; the chromosome's last window
-            is always added) -> stitched map -> ``predicted_hic.cool``
-* ``cage``  the same windows -> per-bin CAGE -> ``predicted_cage.bw``
+            is always added) -> stitched map -> ``predicted_hic.cool`` and the
+            multi-resolution ``predicted_hic.mcool`` (HiGlass)
+* ``cage``  the same windows -> per-bin CAGE -> ``predicted_cage.bw`` (with zoom levels)
 * ``loops`` candidate anchor pairs (i, j) on a ``loops.stride_bins`` grid with
             ``min_distance <= (j - i) * resolution <= max_distance``, each scored in the
-            window centred on it (as the loops dataset places them) ->
-            ``predicted_loops.bedpe`` (pairs with probability >= ``loops.min_probability``)
+            window centred on it (as the loops dataset places them); pixels with
+            probability >= ``loops.min_probability`` are candidates, clustered and
+            suppressed into calls (:mod:`mixhic.serve.loopcall`) -> ``predicted_loops.bedpe``
 
-Windows run through ``map_batches`` with :class:`WindowPredictor`, a callable class that
-opens the genome files and loads the model once per actor (``concurrency`` actors,
-``num_cpus``/``num_gpus`` each) and cuts windows from per-batch bands, normalised as
-``mixhic prepare`` does. See :mod:`mixhic.serve.writers` for the stitching and the scale
-of the values written.
+Regions (``regions`` / ``regions_bed``, ``--region chr1:1-2000000``, ``--regions-bed``)
+restrict the windows: diagonal windows tile each region (a region shorter than a window
+gets the window centred on it) and the written values are clipped to the regions; loop
+candidates keep the chromosome's grid and need both anchors in one region. Windows whose
+anchors are unmappable (NaN/zero balancing weight) are skipped and counted.
+
+The work is planned per chromosome (:func:`plan_chromosome`, pure numpy) and cut into
+chunks of ``chunk_windows`` windows: one Ray Data row per chunk, run through
+``map_batches`` by :class:`WindowPredictor`, a callable class that opens the genome files
+and loads the models once per actor (``concurrency`` actors, ``num_cpus``/``num_gpus``
+each), replans the chromosome and predicts its chunk ``batch_size`` windows at a time,
+normalised as ``mixhic prepare`` does. A chunk comes back as one row (loop chunks only
+with their candidates); the driver shows a progress bar and stitches (in chunk order, so
+results do not depend on scheduling). See :mod:`mixhic.serve.writers` for the files.
 
 Resumable per chromosome: each finished (chromosome, task) is saved as
-``parts/<chrom>.<task>.npz`` (tagged with a fingerprint of the models and settings), and
-``parts/<chrom>.done`` marks a chromosome whose tasks are all saved. A rerun skips those
-and assembles the final files (written under temporary names, then renamed).
+``parts/<chrom>.<task>.npz`` tagged with a fingerprint of the model, the task's scan
+settings, the chromosome's regions and ``skip_unmappable``, and ``parts/<chrom>.done``
+marks a chromosome whose tasks are all saved. A rerun skips those and assembles the final
+files (written under temporary names, then renamed). Loop calling (``loops.call``) runs at
+assembly from the saved candidates, so it is not part of the fingerprint.
+
+Measured: windows per second per core (the actors' busy time) and the projected wall
+time of a whole human genome at 5 kb (:mod:`mixhic.serve.throughput`), logged at the end
+and written to ``predict.json`` with the window counts.
 """
 
 from __future__ import annotations
@@ -29,6 +46,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,14 +58,16 @@ from mixhic.serve import writers
 from mixhic.serve.config import GenomeFiles, PredictConfig
 from mixhic.serve.engine import ModelCard, card_from_meta, resolve_source
 
-__all__ = ["PredictOutputs", "WindowPredictor", "plan_windows", "predict_genome",
-           "config_from_args", "cli_main"]
+__all__ = ["PredictOutputs", "WindowPredictor", "plan_windows", "plan_chromosome",
+           "resolve_regions", "predict_genome", "config_from_args", "cli_main"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "predict-demo"
 OUTPUT_NAMES = {"hic": "predicted_hic.cool", "loops": "predicted_loops.bedpe",
                 "cage": "predicted_cage.bw"}
+MCOOL_NAME = "predicted_hic.mcool"
+SUMMARY_NAME = "predict.json"
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,71 @@ class PredictOutputs:
     bigwig: Path | None
     chroms: tuple[str, ...]
     skipped: tuple[str, ...]  # chromosomes resumed from parts
+    mcool: Path | None = None
+    summary: Path | None = None  # predict.json: settings, window counts, throughput
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def resolve_regions(cfg: PredictConfig, chromsizes: dict[str, int], source: str
+                    ) -> dict[str, np.ndarray] | None:
+    """``cfg.regions`` and ``cfg.regions_bed`` -> ``{chrom: (R, 2) int64 [start, end) bp}``
+    (canonical names, merged, sorted), or None when neither is set (whole chromosomes).
+
+    Names are matched to the Hi-C file ``source`` (``1`` = ``chr1``); an unknown
+    chromosome, ``start >= end`` or an end past the chromosome is a :class:`MixHicError`
+    naming the region and where it came from. A bare chromosome name is the whole of it.
+    """
+    from mixhic.pipelines import readers
+    from mixhic.pipelines.names import ChromosomeNameError, resolve_name
+    from mixhic.pipelines.windows import merge_regions, parse_region
+
+    if not cfg.regions and not cfg.regions_bed:
+        return None
+    items: list[tuple[str, int | None, int | None, str]] = []
+    for k, entry in enumerate(cfg.regions):
+        kind, name, start, end = parse_region(entry)
+        where = f"regions[{k}] ({entry!r})"
+        if kind == "bed" or (kind == "chrom" and (":" in name or "-" in name)):
+            raise MixHicError(f"{where}: expected chrom:start-end (bp), e.g. chr1:0-2000000; "
+                              f"give BED files with --regions-bed")
+        items.append((name, start, end, where))
+    if cfg.regions_bed:
+        path = readers.local_path(cfg.regions_bed, "regions_bed")
+        bed = readers.read_bed(path)
+        if len(bed["chrom"]) == 0:
+            raise MixHicError(f"regions_bed: {path} holds no region")
+        items += [(str(c), int(a), int(b), f"regions_bed {path} (region {n + 1}, {c}:{a}-{b})")
+                  for n, (c, a, b) in enumerate(zip(bed["chrom"], bed["start"], bed["end"]))]
+    got: dict[str, list[tuple[int, int]]] = {}
+    for name, start, end, where in items:
+        try:
+            chrom = resolve_name(name, list(chromsizes), f"{where}: in the Hi-C file {source}")
+        except ChromosomeNameError as exc:
+            raise MixHicError(str(exc)) from None
+        size = chromsizes[chrom]
+        a, b = (0, size) if start is None else (start, end)
+        if a >= b:
+            raise MixHicError(f"{where}: region {name}:{a}-{b} is empty (start >= end)")
+        if b > size:
+            raise MixHicError(f"{where}: region {name}:{a}-{b} ends past the end of {chrom} "
+                              f"({size} bp in {source})")
+        got.setdefault(chrom, []).append((a, b))
+    order = [c for c in chromsizes if c in got]
+    return {c: merge_regions([a for a, _ in got[c]], [b for _, b in got[c]]) for c in order}
+
+
+def _region_bins(regions_bp: np.ndarray | None, n_bins: int, resolution: int
+                 ) -> np.ndarray | None:
+    """bp regions -> (R, 2) bins ``[lo, hi)`` of the bins they touch, within ``n_bins``."""
+    if regions_bp is None:
+        return None
+    r = np.asarray(regions_bp, np.int64).reshape(-1, 2)
+    lo = r[:, 0] // resolution
+    hi = np.minimum(-(-r[:, 1] // resolution), n_bins)
+    keep = lo < hi
+    return np.c_[lo[keep], hi[keep]]
 
 
 # --------------------------------------------------------------------------- planning
@@ -68,52 +153,133 @@ def plan_windows(task: str, n_bins: int, window_bins: int, resolution: int,
                  step_bins: int, loops) -> tuple[np.ndarray, np.ndarray]:
     """Window starts ``(x, y)`` (bin indices, int64) of ``task`` on a chromosome of ``n_bins``
     whole bins. Diagonal grid for hic/cage (covering the end); loop candidates centred on
-    anchor pairs for loops."""
+    anchor pairs of the ``loops.stride_bins`` grid for loops (sorted by anchor i, then j)."""
     w = window_bins
     last = n_bins - w
     if last < 0:
         empty = np.zeros(0, np.int64)
-        return empty, empty
+        return empty, empty.copy()
     if task in ("hic", "cage"):
         step = step_bins or max(1, w // 2)
         x = np.unique(np.append(np.arange(0, last + 1, step, dtype=np.int64), last))
         return x, x.copy()
     half = w // 2
-    dmin = -(-loops.min_distance // resolution)
+    dmin = max(-(-loops.min_distance // resolution), 1)
     dmax = loops.max_distance // resolution
     anchors = np.arange(half, last + half + 1, loops.stride_bins, dtype=np.int64)
-    xs, ys = [], []
-    for i in anchors:
-        j = anchors[(anchors - i >= max(dmin, 1)) & (anchors - i <= dmax)]
-        xs.append(np.full(len(j), i - half))
-        ys.append(j - half)
-    x = np.concatenate(xs) if xs else np.zeros(0, np.int64)
-    y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
-    keep = (x >= 0) & (y <= last)
-    return x[keep], y[keep]
+    lo = np.searchsorted(anchors, anchors + dmin, side="left")
+    hi = np.searchsorted(anchors, anchors + dmax, side="right")
+    count = np.maximum(hi - lo, 0)
+    i = np.repeat(anchors, count)
+    first = np.repeat(lo, count)
+    k = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    j = anchors[first + k]
+    return i - half, j - half
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """The windows of one (task, chromosome) to predict, and what was left out."""
+
+    x: np.ndarray  # (N,) int64 window starts (bins)
+    y: np.ndarray  # (N,) int64
+    unmappable: int  # windows skipped for unmappable anchors
+    inside: np.ndarray | None  # (n_bins,) bool: bins written (None: all)
+
+
+def plan_chromosome(task: str, n_bins: int, window_bins: int, resolution: int,
+                    step_bins: int, loops, regions: np.ndarray | None = None,
+                    masked: np.ndarray | None = None) -> WindowPlan:
+    """:func:`plan_windows` restricted to ``regions`` ((R, 2) bins ``[lo, hi)``, None: the
+    whole chromosome) minus windows with unmappable anchors (``masked``: (n_bins,) bool,
+    None: none). hic/cage windows tile each region (one centred window for a region
+    shorter than W) and are skipped when every bin is masked; loop candidates keep the
+    chromosome's grid, need both anchors in one region and are skipped when anchor i or
+    j is masked."""
+    w = window_bins
+    inside = None
+    if task in ("hic", "cage"):
+        if regions is None:
+            x, _ = plan_windows(task, n_bins, w, resolution, step_bins, loops)
+        else:
+            inside = np.zeros(n_bins, bool)
+            xs = [np.zeros(0, np.int64)]
+            for lo, hi in np.asarray(regions, np.int64).reshape(-1, 2).tolist():
+                inside[lo:hi] = True
+                if hi - lo < w:
+                    lo = min(max(0, lo - (w - (hi - lo)) // 2), n_bins - w)
+                    hi = lo + w
+                if lo < 0:
+                    continue
+                xs.append(plan_windows(task, hi - lo, w, resolution, step_bins, loops)[0] + lo)
+            x = np.unique(np.concatenate(xs))
+        y = x
+        if masked is not None and len(x):
+            cum = np.r_[0, np.cumsum(masked.astype(np.int64))]
+            bad = (cum[x + w] - cum[x]) == w
+        else:
+            bad = np.zeros(len(x), bool)
+    else:
+        x, y = plan_windows(task, n_bins, w, resolution, step_bins, loops)
+        half = w // 2
+        if regions is not None:
+            rid = np.full(n_bins, -1, np.int64)
+            for k, (lo, hi) in enumerate(np.asarray(regions, np.int64).reshape(-1, 2).tolist()):
+                rid[lo:hi] = k
+            keep = (rid[x + half] >= 0) & (rid[x + half] == rid[y + half])
+            x, y = x[keep], y[keep]
+        bad = (masked[x + half] | masked[y + half]) if masked is not None else \
+            np.zeros(len(x), bool)
+    return WindowPlan(x[~bad].copy(), y[~bad].copy(), int(bad.sum()), inside)
+
+
+def _masked_bins(gw, chrom: str, n_bins: int, enabled: bool) -> np.ndarray | None:
+    """Bins of ``chrom`` with no balancing weight (NaN or 0) in the model's Hi-C file."""
+    from mixhic.pipelines import readers
+
+    if not enabled or gw.hic is None or gw.hic.weight is None:
+        return None
+    clr = readers.open_cooler(gw.hic.uri)
+    return readers.read_bin_mask(clr, gw.hic, chrom, 0, n_bins)
+
+
+def _plan_for(cfg: PredictConfig, gw, task: str, chrom: str,
+              regions_bp: dict[str, np.ndarray] | None) -> WindowPlan:
+    """The plan of (task, chrom), as both the driver and the actors compute it."""
+    card = gw.card
+    n_bins = gw.chromsizes[chrom] // card.resolution
+    regions = _region_bins(None if regions_bp is None else regions_bp[chrom], n_bins,
+                           card.resolution)
+    masked = _masked_bins(gw, chrom, n_bins, cfg.skip_unmappable)
+    return plan_chromosome(task, n_bins, card.window_bins, card.resolution, cfg.step_bins,
+                           cfg.loops, regions, masked)
 
 
 # --------------------------------------------------------------------------- Ray Data actor
 
 
 class WindowPredictor:
-    """Ray Data callable class: a block of windows of one (task, chromosome) -> outputs.
+    """Ray Data callable class: chunks of windows -> predictions, one row per chunk.
 
-    Holds every model (one per task) and their genome readers, loaded once per actor.
-    Input batch: ``task``, ``chrom`` (one value each per block), ``x``, ``y`` (bins).
-    Output: ``task``, ``chrom``, ``x``, ``y`` and ``out`` (B, P) float32: the task's output
-    flattened and zero-padded to the common width ``P`` (hic W*W | loops 1 | cage W).
+    Holds every model (one per task) and their genome readers, loaded once per actor,
+    and the plan of the (task, chromosome) it last worked on. Input rows: ``task``,
+    ``chrom``, ``lo``, ``hi`` (a slice of the chromosome's :class:`WindowPlan`). Output
+    rows: ``task``, ``chrom``, ``lo``, ``n`` (windows predicted), ``busy_s`` (seconds
+    spent) and ``x``, ``y``, ``out`` as raw bytes (int64 window starts, float32 outputs
+    (N, P), P = hic W*W | loops 1 | cage W); a loop chunk keeps only its candidates
+    (probability >= ``loops.min_probability``).
     """
 
-    def __init__(self, sources: dict[str, str], genome: GenomeFiles, width: int,
-                 device: str = "auto") -> None:
+    def __init__(self, sources: dict[str, str], cfg: PredictConfig,
+                 regions: dict[str, np.ndarray] | None) -> None:
         from mixhic.serve.engine import load_task_model
         from mixhic.serve.regions import GenomeWindows
 
-        self.models = {t: load_task_model(src, device) for t, src in sources.items()}
-        self.windows = {t: GenomeWindows(genome, m.card) for t, m in self.models.items()}
-        self.width = width
+        self.cfg, self.regions = cfg, regions
+        self.models = {t: load_task_model(src, cfg.device) for t, src in sources.items()}
+        self.windows = {t: GenomeWindows(cfg.genome, m.card) for t, m in self.models.items()}
         self._tracks: dict[tuple[str, str], np.ndarray] = {}  # (task, chrom) -> (C, E)
+        self._plans: dict[tuple[str, str], WindowPlan] = {}
 
     def _track(self, task: str, chrom: str) -> np.ndarray:
         key = (task, chrom)
@@ -125,16 +291,19 @@ class WindowPredictor:
             self._tracks[key] = gw.epi_transform(gw.track_bins(chrom, 0, n))
         return self._tracks[key]
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _plan(self, task: str, chrom: str) -> WindowPlan:
+        key = (task, chrom)
+        if key not in self._plans:
+            if len(self._plans) > 2:
+                self._plans.clear()
+            self._plans[key] = _plan_for(self.cfg, self.windows[task], task, chrom, self.regions)
+        return self._plans[key]
+
+    def predict(self, task: str, chrom: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Raw model outputs (B, ...) of windows at bins ``(x, y)`` of ``chrom``."""
         from mixhic.pipelines.windows import slice_epi, slice_hic
 
-        groups = {(str(t), str(c)) for t, c in zip(batch["task"], batch["chrom"])}
-        if len(groups) != 1:
-            raise ValueError(f"a block spans several (task, chrom) groups: {sorted(groups)}")
-        task, chrom = groups.pop()
         model, gw = self.models[task], self.windows[task]
-        x = np.asarray(batch["x"], np.int64)
-        y = np.asarray(batch["y"], np.int64)
         w = gw.W
         epi = slice_epi(self._track(task, chrom), x, y, gw.L, gw.L // w)  # (B, C, 2L)
         hic = None
@@ -142,10 +311,31 @@ class WindowPredictor:
             r0, c0 = int(x.min()), int(y.min())
             band = gw.hic_band(chrom, (r0, int(x.max()) + w), (c0, int(y.max()) + w))
             hic = gw.hic_transform(slice_hic(band, x - r0, y - c0, w))  # (B, W, W)
-        pred = model.predict(epi, hic).reshape(len(x), -1)
-        out = np.zeros((len(x), self.width), np.float32)
-        out[:, : pred.shape[1]] = pred
-        return {"task": batch["task"], "chrom": batch["chrom"], "x": x, "y": y, "out": out}
+        return model.predict(epi, hic).reshape(len(x), -1)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows: dict[str, list] = {k: [] for k in ("task", "chrom", "lo", "n", "busy_s",
+                                                 "x", "y", "out")}
+        for task, chrom, lo, hi in zip(batch["task"], batch["chrom"], batch["lo"], batch["hi"]):
+            task, chrom, lo, hi = str(task), str(chrom), int(lo), int(hi)
+            t0 = time.perf_counter()
+            plan = self._plan(task, chrom)
+            x, y = plan.x[lo:hi], plan.y[lo:hi]
+            outs = [self.predict(task, chrom, x[a:a + self.cfg.batch_size],
+                                 y[a:a + self.cfg.batch_size])
+                    for a in range(0, len(x), self.cfg.batch_size)]
+            out = np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 1), np.float32)
+            if task == "loops":
+                keep = out[:, 0] >= self.cfg.loops.min_probability
+                x, y, out = x[keep], y[keep], out[keep]
+            for k, v in (("task", task), ("chrom", chrom), ("lo", lo), ("n", hi - lo),
+                         ("busy_s", time.perf_counter() - t0),
+                         ("x", np.ascontiguousarray(x, np.int64).tobytes()),
+                         ("y", np.ascontiguousarray(y, np.int64).tobytes()),
+                         ("out", np.ascontiguousarray(out).tobytes())):
+                rows[k].append(v)
+        return {k: np.array(v, dtype=object if k in ("x", "y", "out") else None)
+                for k, v in rows.items()}
 
 
 # --------------------------------------------------------------------------- driver
@@ -169,14 +359,20 @@ def _cards(sources) -> dict[str, ModelCard]:
     return cards
 
 
-def _fingerprint(cfg: PredictConfig, card: ModelCard) -> str:
-    """What a part's values depend on: the task's settings, the model card (source, registry
-    version, run id, geometry, normalisation) and, for a local model dir, its weights file's
-    size and mtime (a registry version is immutable; a directory may be overwritten)."""
+def _fingerprint(cfg: PredictConfig, card: ModelCard, regions: np.ndarray | None = None) -> str:
+    """What a part's values depend on: the task's scan settings (loop calling excluded: it
+    runs at assembly), ``skip_unmappable``, the chromosome's regions (bp), the model card
+    (source, registry version, run id, geometry, normalisation) and, for a local model
+    dir, its weights file's size and mtime (a registry version is immutable; a directory
+    may be overwritten)."""
     from mixhic.platform.checkpoints import MODEL_FILE
 
     relevant = ("genome", "loops") if card.task == "loops" else ("genome", "step_bins")
     settings = {k: v for k, v in to_dict(cfg).items() if k in relevant}
+    if "loops" in settings:
+        settings["loops"] = {k: v for k, v in settings["loops"].items() if k != "call"}
+    settings["skip_unmappable"] = cfg.skip_unmappable
+    settings["regions"] = None if regions is None else np.asarray(regions).tolist()
     stamp = ""
     weights = Path(card.source.removeprefix("file://")) / MODEL_FILE
     if "://" not in card.source.removeprefix("file://") and weights.is_file():
@@ -190,109 +386,125 @@ def _output_width(card: ModelCard) -> int:
     return {"hic": card.window_bins**2, "loops": 1, "cage": card.window_bins}[card.task]
 
 
-def _run(cfg: PredictConfig, cards: dict[str, ModelCard], todo: dict[str, dict[str, int]],
-         parts: Path, fps: dict[str, str]) -> None:
-    """Predict the windows of ``todo`` (task -> chrom -> n_bins) in ONE Ray Data job (one
-    actor pool holding every model); save each (chrom, task) part as soon as it is whole."""
-    import pyarrow as pa
+def _cores(cfg: PredictConfig) -> int:
+    """CPU cores one model actor computes on (Ray sets its OMP threads to ``num_cpus``)."""
+    return max(1, int(cfg.num_cpus))
+
+
+def _run(cfg: PredictConfig, cards: dict[str, ModelCard], plans: dict[tuple[str, str], WindowPlan],
+         regions: dict[str, np.ndarray] | None, parts: Path, fps: dict[tuple[str, str], str]
+         ) -> dict:
+    """Predict the windows of ``plans`` ((task, chrom) -> plan) in ONE Ray Data job (one
+    actor pool holding every model); save each (chrom, task) part as soon as it is whole.
+    Returns the timing: windows, busy core-seconds, wall seconds."""
     import ray
 
     from mixhic.platform.runtime import ensure_ray
 
-    blocks, plans, acc = [], {}, {}
-    for task, chroms in todo.items():
-        card = cards[task]
-        for chrom, n_bins in chroms.items():
-            x, y = plan_windows(task, n_bins, card.window_bins, card.resolution,
-                                cfg.step_bins, cfg.loops)
-            plans[task, chrom] = len(x)
-            acc[task, chrom] = _Collector(card, cfg, n_bins)
-            for lo in range(0, len(x), cfg.batch_size):  # one block = one model batch
-                n = len(x[lo:lo + cfg.batch_size])
-                blocks.append(pa.table({"task": [task] * n, "chrom": [chrom] * n,
-                                        "x": x[lo:lo + n], "y": y[lo:lo + n]}))
-    for key in [k for k, n in plans.items() if n == 0]:
-        acc[key].save(parts / f"{key[1]}.{key[0]}.npz", fps[key[0]])
-    total = sum(plans.values())
-    log.info("predicting %d windows: %s", total,
-             ", ".join(f"{t} {c}: {n}" for (t, c), n in plans.items()))
-    if total == 0:
-        return
+    items, acc, chunks = [], {}, {}
+    for (task, chrom), plan in plans.items():
+        acc[task, chrom] = _Collector(cards[task], cfg, plan)
+        n = len(plan.x)
+        los = list(range(0, n, cfg.chunk_windows))
+        chunks[task, chrom] = len(los)
+        items += [{"task": task, "chrom": chrom, "lo": lo, "hi": min(lo + cfg.chunk_windows, n)}
+                  for lo in los]
+    for key in [k for k, n in chunks.items() if n == 0]:
+        acc[key].save(parts / f"{key[1]}.{key[0]}.npz", fps[key])
+    total = sum(len(p.x) for p in plans.values())
+    log.info("predicting %d windows in %d chunks: %s", total, len(items),
+             ", ".join(f"{t} {c}: {len(p.x)} (+{p.unmappable} unmappable skipped)"
+                       for (t, c), p in plans.items()))
+    timing = {"windows": 0, "busy_core_s": 0.0, "wall_s": 0.0}
+    if not items:
+        return timing
     ensure_ray()
-    sources = {t: cards[t].source for t in todo}
-    ds = ray.data.from_arrow(blocks).map_batches(
+    t0 = time.perf_counter()
+    sources = {t: cards[t].source for t in {t for t, _ in plans}}
+    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         WindowPredictor,
-        fn_constructor_kwargs={"sources": sources, "genome": cfg.genome, "device": cfg.device,
-                               "width": max(_output_width(cards[t]) for t in todo)},
-        batch_size=None,  # a block is one (task, chrom) batch of cfg.batch_size windows
+        fn_constructor_kwargs={"sources": sources, "cfg": cfg, "regions": regions},
+        batch_size=1,  # one chunk per call
         compute=ray.data.ActorPoolStrategy(size=cfg.concurrency),
         num_cpus=cfg.num_cpus,
         num_gpus=cfg.num_gpus,
         batch_format="numpy",
     )
-    seen = dict.fromkeys(plans, 0)
+    seen = dict.fromkeys(chunks, 0)
     bar = _progress(total, "predict", cfg.progress)
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        for key in sorted({(str(t), str(c)) for t, c in zip(batch["task"], batch["chrom"])}):
-            rows = (batch["task"] == key[0]) & (batch["chrom"] == key[1])
+        for k in range(len(batch["task"])):
+            key = (str(batch["task"][k]), str(batch["chrom"][k]))
             card = cards[key[0]]
-            out = batch["out"][rows, : _output_width(card)]
-            if key[0] == "hic":
-                out = out.reshape(-1, card.window_bins, card.window_bins)
-            elif key[0] == "loops":
-                out = out[:, 0]
-            acc[key].add(batch["x"][rows], batch["y"][rows], out)
-            seen[key] += int(rows.sum())
-            bar.update(int(rows.sum()))
-            if seen[key] == plans[key]:
-                acc[key].save(parts / f"{key[1]}.{key[0]}.npz", fps[key[0]])
-                log.info("%s %s: %d windows done", key[0], key[1], plans[key])
+            x = np.frombuffer(batch["x"][k], np.int64)
+            y = np.frombuffer(batch["y"][k], np.int64)
+            out = np.frombuffer(batch["out"][k], np.float32).reshape(len(x), -1)
+            out = out[:, : _output_width(card)]
+            acc[key].add(int(batch["lo"][k]), x, y, out)
+            n = int(batch["n"][k])
+            timing["windows"] += n
+            timing["busy_core_s"] += float(batch["busy_s"][k]) * _cores(cfg)
+            seen[key] += 1
+            bar.update(n)
+            if seen[key] == chunks[key]:
+                acc[key].save(parts / f"{key[1]}.{key[0]}.npz", fps[key])
+                log.info("%s %s: %d windows done", key[0], key[1], len(plans[key].x))
     bar.close()
-    missing = [k for k in plans if seen[k] != plans[k]]
+    timing["wall_s"] = time.perf_counter() - t0
+    missing = [k for k in chunks if seen[k] != chunks[k]]
     if missing:
-        raise RuntimeError(f"windows missing for {missing}")
+        raise RuntimeError(f"chunks missing for {missing}")
+    return timing
 
 
 class _Collector:
-    """Accumulates one chromosome's outputs of one task, in the written file's scale."""
+    """Accumulates one chromosome's outputs of one task (chunks stitched in chunk order)."""
 
-    def __init__(self, card: ModelCard, cfg: PredictConfig, n_bins: int) -> None:
-        from mixhic.serve.regions import Normalisation
+    def __init__(self, card: ModelCard, cfg: PredictConfig, plan: WindowPlan) -> None:
+        self.card, self.cfg, self.plan = card, cfg, plan
+        self.chunks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-        self.card, self.cfg = card, cfg
-        self.norm = Normalisation.from_data(card.data)
-        if card.task == "hic":
-            self.acc = writers.BandAccumulator(n_bins, card.window_bins)
-        elif card.task == "cage":
-            self.acc = writers.BinAccumulator(n_bins)
-        else:
-            self.loops: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-
-    def add(self, x, y, out) -> None:
-        task = self.card.task
-        if task == "hic":
-            self.acc.add(x, writers.hic_inverse(out, self.norm.hic_transform, self.norm.hic_cap))
-        elif task == "cage":
-            self.acc.add(x, writers.cage_inverse(out))
-        else:
-            half = self.card.window_bins // 2
-            keep = out >= self.cfg.loops.min_probability
-            self.loops.append((x[keep] + half, y[keep] + half, out[keep].astype(np.float64)))
+    def add(self, lo: int, x, y, out) -> None:
+        self.chunks[lo] = (x, y, out)
 
     def save(self, path: Path, fingerprint: str) -> None:
-        task = self.card.task
-        if task == "hic":
-            b1, b2, v = self.acc.pixels()
-            arrays = {"bin1": b1, "bin2": b2, "value": v}
-        elif task == "cage":
-            b, v = self.acc.bins()
-            arrays = {"bin": b, "value": v}
+        from mixhic.serve.regions import Normalisation
+
+        card, plan = self.card, self.plan
+        chunks = [self.chunks[k] for k in sorted(self.chunks)]
+        n_bins = len(plan.inside) if plan.inside is not None else None
+        counts = {"n_windows": np.array(len(plan.x)), "n_unmappable": np.array(plan.unmappable)}
+        if card.task in ("hic", "cage"):
+            norm = Normalisation.from_data(card.data)
+            n_bins = n_bins or (int(plan.x.max()) + card.window_bins if len(plan.x) else 0)
+            if card.task == "hic":
+                acc = writers.BandAccumulator(n_bins, card.window_bins)
+                w = card.window_bins
+                for x, _, out in chunks:
+                    acc.add(x, writers.hic_inverse(out.reshape(-1, w, w), norm.hic_transform,
+                                                   norm.hic_cap))
+                b1, b2, v = acc.pixels()
+                if plan.inside is not None:
+                    keep = plan.inside[b1] & plan.inside[b2]
+                    b1, b2, v = b1[keep], b2[keep], v[keep]
+                arrays = {"bin1": b1, "bin2": b2, "value": v}
+            else:
+                acc = writers.BinAccumulator(n_bins)
+                for x, _, out in chunks:
+                    acc.add(x, writers.cage_inverse(out))
+                b, v = acc.bins()
+                if plan.inside is not None:
+                    keep = plan.inside[b]
+                    b, v = b[keep], v[keep]
+                arrays = {"bin": b, "value": v}
         else:
-            parts = self.loops or [(np.zeros(0, np.int64),) * 2 + (np.zeros(0),)]
+            half = card.window_bins // 2
+            parts = [(x + half, y + half, out[:, 0].astype(np.float64)) for x, y, out in chunks]
+            parts = parts or [(np.zeros(0, np.int64),) * 2 + (np.zeros(0),)]
             arrays = {k: np.concatenate([p[n] for p in parts])
                       for n, k in enumerate(("i", "j", "probability"))}
         tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(tmp, fingerprint=np.array(fingerprint), **arrays)
+        np.savez(tmp, fingerprint=np.array(fingerprint), **counts, **arrays)
         os.replace(tmp, path)
 
 
@@ -305,16 +517,41 @@ def _progress(total: int, desc: str, enabled: bool):
 def _load_part(path: Path, fingerprint: str) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as z:
-        if str(z["fingerprint"]) != fingerprint:
-            return None
-        return {k: z[k] for k in z.files if k != "fingerprint"}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["fingerprint"]) != fingerprint:
+                return None
+            return {k: z[k] for k in z.files if k != "fingerprint"}
+    except (OSError, ValueError, KeyError) as exc:  # a truncated or foreign file: redo it
+        log.warning("%s: unreadable part (%s); predicting it again", path, exc)
+        return None
+
+
+def _call_loops(cfg: PredictConfig, loaded: dict[str, dict], resolution: int) -> dict:
+    """Loop calls per chromosome from the saved candidates (``cfg.loops.call``)."""
+    from mixhic.serve.loopcall import LoopCalls, call_loops, top_calls
+
+    call = cfg.loops.call
+    out = {}
+    for chrom, v in loaded.items():
+        if not call.enabled:
+            n = len(v["i"])
+            out[chrom] = LoopCalls(v["i"].astype(np.int64), v["j"].astype(np.int64),
+                                   v["probability"], np.ones(n, np.int64))
+            continue
+        out[chrom] = call_loops(
+            v["i"], v["j"], v["probability"], threshold=cfg.loops.min_probability,
+            cluster_radius=call.cluster_radius_bins or cfg.loops.stride_bins,
+            min_separation=call.min_separation_bp // resolution)
+    return top_calls(out, call.top_n) if call.enabled else out
 
 
 def predict_genome(cfg: PredictConfig) -> PredictOutputs:
-    """Predict over ``cfg.chroms`` with ``cfg.models``; write .cool/bedpe/bigWig in out_dir."""
-    from mixhic.pipelines.names import resolve_name
+    """Predict over ``cfg.chroms`` (or ``cfg.regions``) with ``cfg.models``; write
+    .cool/.mcool/bedpe/bigWig and ``predict.json`` in ``cfg.out_dir``."""
+    from mixhic.pipelines.names import ChromosomeNameError, resolve_name
     from mixhic.serve.regions import GenomeWindows
+    from mixhic.serve.throughput import project
 
     if not cfg.models:
         raise MixHicError("models: no model given (--model URI or --checkpoint DIR)")
@@ -326,75 +563,117 @@ def predict_genome(cfg: PredictConfig) -> PredictOutputs:
     parts.mkdir(parents=True, exist_ok=True)
 
     # chromosome names and sizes from the files (canonical = the Hi-C file's spelling)
-    sizes: dict[str, int] | None = None
-    for card in cards.values():
-        gw = GenomeWindows(cfg.genome, card)
-        sizes = sizes or dict(gw.chromsizes)
-        gw.close()
-    chroms = ([resolve_name(c, list(sizes), "chroms") for c in cfg.chroms] if cfg.chroms
-              else list(sizes))
-    chromsizes = {c: sizes[c] for c in chroms}
-    fps = {t: _fingerprint(cfg, c) for t, c in cards.items()}
-    done_fp = hashlib.sha256(json.dumps(sorted(fps.items())).encode()).hexdigest()[:16]
+    gws = {t: GenomeWindows(cfg.genome, card) for t, card in cards.items()}
+    try:
+        first = next(iter(gws.values()))
+        sizes = dict(first.chromsizes)
+        source = cfg.genome.mcool or "the track files"
+        regions = resolve_regions(cfg, sizes, source)
+        try:
+            chroms = (list(regions) if regions is not None else
+                      [resolve_name(c, list(sizes), "chroms") for c in cfg.chroms] if cfg.chroms
+                      else list(sizes))
+        except ChromosomeNameError as exc:
+            raise MixHicError(f"{exc} (in {source})") from None
+        chromsizes = {c: sizes[c] for c in chroms}
+        fps = {(t, c): _fingerprint(cfg, card, None if regions is None else regions[c])
+               for t, card in cards.items() for c in chroms}
+        done_fps = {c: hashlib.sha256(json.dumps(sorted(
+            (t, fps[t, c]) for t in cards)).encode()).hexdigest()[:16] for c in chroms}
 
-    skipped = []
-    for chrom in chroms:
-        marker = parts / f"{chrom}.done"
-        if cfg.resume and marker.is_file() and json.loads(marker.read_text()).get(
-                "fingerprint") == done_fp:
-            skipped.append(chrom)
-    if skipped:
-        log.info("resuming: %s already done", ", ".join(skipped))
+        skipped = []
+        for chrom in chroms:
+            marker = parts / f"{chrom}.done"
+            if cfg.resume and marker.is_file() and json.loads(marker.read_text()).get(
+                    "fingerprint") == done_fps[chrom] and all(
+                    _load_part(parts / f"{chrom}.{t}.npz", fps[t, chrom]) is not None
+                    for t in cards):
+                skipped.append(chrom)
+        if skipped:
+            log.info("resuming: %s already done", ", ".join(skipped))
 
-    todo: dict[str, dict[str, int]] = {}
-    for task, card in cards.items():
-        todo[task] = {c: chromsizes[c] // card.resolution for c in chroms
-                      if c not in skipped and not (cfg.resume and _load_part(
-                          parts / f"{c}.{task}.npz", fps[task]) is not None)}
-    todo = {t: per for t, per in todo.items() if per}
-    if todo:
-        _run(cfg, cards, todo, parts, fps)
+        plans = {(t, c): _plan_for(cfg, gws[t], t, c, regions)
+                 for t in cards for c in chroms
+                 if c not in skipped and not (cfg.resume and _load_part(
+                     parts / f"{c}.{t}.npz", fps[t, c]) is not None)}
+    finally:
+        for gw in gws.values():
+            gw.close()
+    timing = _run(cfg, cards, plans, regions, parts, fps) if plans else None
     for chrom in chroms:
         if chrom not in skipped:
             tmp = parts / f".{chrom}.done.tmp"
-            tmp.write_text(json.dumps({"fingerprint": done_fp, "tasks": sorted(cards)}))
+            tmp.write_text(json.dumps({"fingerprint": done_fps[chrom], "tasks": sorted(cards)}))
             os.replace(tmp, parts / f"{chrom}.done")
 
     # ---- assembly: every chromosome's parts -> final files (atomic renames)
-    loaded = {t: {c: _load_part(parts / f"{c}.{t}.npz", fps[t]) for c in chroms} for t in cards}
+    loaded = {t: {c: _load_part(parts / f"{c}.{t}.npz", fps[t, c]) for c in chroms}
+              for t in cards}
     for t, per in loaded.items():
         bad = [c for c, v in per.items() if v is None]
         if bad:
             raise RuntimeError(f"{t}: parts missing for {bad} in {parts}")
     paths: dict[str, Path | None] = dict.fromkeys(OUTPUT_NAMES)
+    mcool = None
     meta = {"generated-by": "mixhic predict",
             "models": {t: c.to_json() for t, c in cards.items()}}
+    summary: dict = {**meta, "config": to_dict(cfg), "chroms": chroms,
+                     "regions": None if regions is None else
+                     {c: r.tolist() for c, r in regions.items()}}
+    summary["windows"] = {t: {c: {"predicted": int(v["n_windows"]),
+                                  "unmappable_skipped": int(v["n_unmappable"])}
+                              for c, v in per.items()} for t, per in loaded.items()}
     if "hic" in cards:
         res = cards["hic"].resolution
         px = {c: (v["bin1"], v["bin2"], v["value"]) for c, v in loaded["hic"].items()}
         paths["hic"] = writers.write_cool(out / OUTPUT_NAMES["hic"], chromsizes, res, px,
                                           metadata=meta)
+        mcool = writers.write_mcool(out / MCOOL_NAME, paths["hic"],
+                                    list(cfg.mcool_resolutions) or None)
     if "loops" in cards:
-        rows = {c: (v["i"], v["j"], v["probability"]) for c, v in loaded["loops"].items()}
-        paths["loops"] = writers.write_bedpe(out / OUTPUT_NAMES["loops"], rows,
-                                             cards["loops"].resolution, chroms)
+        res = cards["loops"].resolution
+        calls = _call_loops(cfg, loaded["loops"], res)
+        paths["loops"] = writers.write_bedpe(out / OUTPUT_NAMES["loops"], calls, res, chroms)
+        summary["loops"] = {"candidates": int(sum(len(v["i"]) for v in loaded["loops"].values())),
+                            "calls": int(sum(len(c) for c in calls.values()))}
     if "cage" in cards:
         vals = {c: (v["bin"], v["value"]) for c, v in loaded["cage"].items()}
         paths["cage"] = writers.write_bigwig(out / OUTPUT_NAMES["cage"], chromsizes,
                                              cards["cage"].resolution, vals)
-    (out / "predict.json").write_text(json.dumps(
-        {**meta, "config": to_dict(cfg), "chroms": chroms}, indent=2, default=str) + "\n")
-    log.info("wrote %s", ", ".join(str(p) for p in paths.values() if p))
+    skipped_n = {t: sum(v["unmappable_skipped"] for v in per.values())
+                 for t, per in summary["windows"].items()}
+    log.info("windows skipped for unmappable anchors: %s",
+             ", ".join(f"{t} {n}" for t, n in skipped_n.items()))
+    if "loops" in summary:
+        log.info("loops: %d candidates -> %d calls", summary["loops"]["candidates"],
+                 summary["loops"]["calls"])
+    summary["throughput"] = None
+    if timing and timing["windows"]:
+        proj = project(timing["windows"], timing["busy_core_s"],
+                       {t: c.window_bins for t, c in cards.items()}, cfg.step_bins, cfg.loops)
+        summary["throughput"] = {**proj.to_json(), "wall_s": round(timing["wall_s"], 3),
+                                 "cores_per_actor": _cores(cfg),
+                                 "actors": cfg.concurrency}
+        log.info("throughput: %d windows, %.1f windows/s/core (%.1f s wall); projected whole "
+                 "human genome (GRCh38) at 5 kb with these models and settings: %s windows, "
+                 "%.2f h on 32 cores", timing["windows"], proj.rate_per_core, timing["wall_s"],
+                 "+".join(f"{n} {t}" for t, n in proj.genome_windows.items()), proj.hours(32))
+    summary_path = out / SUMMARY_NAME
+    tmp = summary_path.with_name(f".{SUMMARY_NAME}.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    os.replace(tmp, summary_path)
+    log.info("wrote %s", ", ".join(str(p) for p in [*paths.values(), mcool] if p))
     return PredictOutputs(paths["hic"], paths["loops"], paths["cage"], tuple(chroms),
-                          tuple(skipped))
+                          tuple(skipped), mcool, summary_path)
 
 
 def config_from_args(argv: list[str]) -> PredictConfig:
     """The :class:`PredictConfig` that ``mixhic predict ARGS`` runs with."""
     p = argparse.ArgumentParser(
         prog="mixhic predict",
-        description="Genome-wide prediction with Ray Data: .cool (hic), bedpe (loops), "
-                    "bigWig (cage) for the chosen chromosomes. Resumable per chromosome.",
+        description="Genome-wide prediction with Ray Data: .cool/.mcool (hic), bedpe loop "
+                    "calls (loops), bigWig (cage) for the chosen chromosomes or regions. "
+                    "Resumable per chromosome.",
     )
     p.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
                    help=f"predict config: shipped name or YAML path (default {DEFAULT_CONFIG})")
@@ -405,6 +684,10 @@ def config_from_args(argv: list[str]) -> PredictConfig:
                    help="model directory (repeatable; one per task)")
     p.add_argument("--out", default=None, help="output directory (config out_dir)")
     p.add_argument("--chroms", nargs="+", default=None, help="chromosomes (default: all)")
+    p.add_argument("--region", action="append", default=[], metavar="CHROM:START-END",
+                   help="predict only this region (bp, repeatable; config regions)")
+    p.add_argument("--regions-bed", default=None, metavar="BED",
+                   help="predict only the regions of a BED file (config regions_bed)")
     p.add_argument("--mcool", default=None, help="Hi-C file (config genome.mcool)")
     p.add_argument("--track", action="append", default=[], metavar="NAME=BIGWIG",
                    help="a track as trained, e.g. atac=atac.bw (repeatable)")
@@ -423,6 +706,10 @@ def config_from_args(argv: list[str]) -> PredictConfig:
         overrides["out_dir"] = ns.out
     if ns.chroms:
         overrides["chroms"] = ns.chroms
+    if ns.region:
+        overrides["regions"] = ns.region
+    if ns.regions_bed:
+        overrides["regions_bed"] = ns.regions_bed
     if ns.mcool:
         overrides["genome.mcool"] = ns.mcool
     for item in ns.track:
