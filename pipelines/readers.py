@@ -199,13 +199,14 @@ def inspect_hic(
     shown = full[:-3] if full.endswith("::/") else full
     if weight not in columns:
         hint = (
-            f"weight columns in the file: {', '.join(columns)}; pick one with hic.weight=<name>"
+            f"weight columns in the file: {', '.join(columns)}; pick one with "
+            "inputs.hic.weight=<name>"
             if columns
             else "the file has no weight column"
         )
         raise MixHicError(
             f"{shown}: no balancing weight column {weight!r} ({hint}); run "
-            f"`cooler balance {shown}` to add one, or set hic.weight=null for raw counts"
+            f"`cooler balance {shown}` to add one, or set inputs.hic.weight=null for raw counts"
         )
     path, group = full.split("::", 1)
     with h5py.File(path, "r") as h5:
@@ -476,8 +477,8 @@ def check_track_data(bw, chrom: str, where: str) -> None:
     got = bw.stats(chrom, 0, size, type="coverage")
     if not got or got[0] is None or got[0] == 0:
         raise MixHicError(
-            f"{where}: track has no data on {chrom} (set epi.require_data=false to fill "
-            f"missing chromosomes with epi.fill)"
+            f"{where}: track has no data on {chrom} (set normalize.require_track_data=false "
+            "to fill missing chromosomes with normalize.epi_fill)"
         )
 
 

@@ -70,7 +70,7 @@ def _parse_scalar(text: str) -> Any:
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``["train.lr=1e-4", "data.splits.val=[chr2]"]`` -> ``{"train.lr": 1e-4, ...}``."""
+    """``["optim.lr=1e-4", "splits.val=[chr2]"]`` -> ``{"optim.lr": 1e-4, ...}``."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")

@@ -1,6 +1,6 @@
 """Submit a ``mixhic`` command to a Ray cluster as a job (the Ray Jobs API over HTTP).
 
-``mixhic submit --address http://HEAD:8265 -- pretrain paper-pretrain data.root=s3://...``
+``mixhic submit --address http://HEAD:8265 -- pretrain paper-pretrain data.data_dir=s3://...``
 runs ``python -m mixhic.platform.cli pretrain ...`` as the job's entrypoint on the
 cluster, streams the job's logs here and exits with the job's exit status.
 
@@ -583,8 +583,8 @@ def submit(
 
 _EPILOG = """\
 examples:
-  mixhic submit --address http://127.0.0.1:8265 -- pretrain paper-pretrain data.root=s3://bucket/ds
-  mixhic submit --ship installed --env MIXHIC_STORAGE=s3://bucket/runs -- tune demo-pretrain
+  mixhic submit --address http://127.0.0.1:8265 -- pretrain paper-pretrain data.data_dir=s3://bucket/ds
+  mixhic submit --ship installed --env MIXHIC_STORAGE=s3://bucket/runs -- tune tune-demo
   mixhic submit --runtime-env-extra '{"pip": ["optuna"]}' --no-wait -- prepare my-prepare.yaml
 
 address: --address, else RAY_API_SERVER_ADDRESS, else RAY_ADDRESS, else http://127.0.0.1:8265.
