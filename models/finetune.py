@@ -22,9 +22,10 @@ from .crossmodal import InteractionBlock, MappingBlock
 from .encoders import EpiEncoder, HicEncoder, check_hic
 from .heads import TASKS, build_head
 
-__all__ = ["FinetuneModel", "MODES", "TASKS"]
+__all__ = ["FinetuneModel", "MODES", "TASKS", "HIC_INPUT_MODES"]
 
 MODES = ("bimodal", "nonpre", "infer", "epi")
+HIC_INPUT_MODES = ("bimodal", "nonpre")  # modes whose forward reads the Hi-C window
 
 
 class FinetuneModel(nn.Module):
@@ -44,7 +45,7 @@ class FinetuneModel(nn.Module):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
         self.cfg, self.task, self.mode = cfg, task, mode
-        self.uses_hic = mode in ("bimodal", "nonpre")
+        self.uses_hic = mode in HIC_INPUT_MODES
         if self.uses_hic:
             self.hic_encoder = HicEncoder(cfg)
         self.epi_encoder = EpiEncoder(cfg)

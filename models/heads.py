@@ -24,6 +24,8 @@ Two heads go beyond the published model (README, "Where mixhic differs"):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -171,6 +173,23 @@ class LoopHead(nn.Module):
             # gets a gradient), so training starts from the baseline, not noise around it
             nn.init.normal_(self.out[-1].weight, std=1e-3)
             nn.init.zeros_(self.out[-1].bias)
+
+    @torch.no_grad()
+    def set_contrast_prior(self, weight: Sequence[float], bias: float, mean: Sequence[float],
+                           var: Sequence[float]) -> None:
+        """Start the linear path from a fitted detector: ``weight`` (4,) and ``bias`` of a
+        logistic regression of the label on the contrast features standardised by
+        ``mean`` / ``var`` (4,) (which become the feature norm's running statistics).
+        The driver fits it on the train split (``mixhic.platform.finetune``), so training
+        starts from the best linear combination of the o/e, donut and lower-left
+        baselines instead of a fixed one."""
+        if not self.uses_hic:
+            raise ValueError("set_contrast_prior: this head reads no map (epi-only mode)")
+        w = torch.as_tensor(weight, dtype=torch.float32).reshape(1, 4)
+        self.contrast_skip.weight.copy_(w)
+        self.contrast_skip.bias.fill_(float(bias))
+        self.contrast_norm.running_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.contrast_norm.running_var.copy_(torch.as_tensor(var, dtype=torch.float32))
 
     def forward(self, fused: torch.Tensor, skips: list[torch.Tensor],
                 hic: torch.Tensor | None = None,

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from mixhic.models.finetune import HIC_INPUT_MODES
 from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform import data as data_mod
 from mixhic.platform.config import load_config
@@ -107,7 +108,7 @@ def finetune(
     from mixhic.platform.train_loop import batch_columns
 
     task, mode = cfg.task, cfg.mode
-    if task == "hic" and mode in ("bimodal", "nonpre"):
+    if task == "hic" and mode in HIC_INPUT_MODES:
         raise MixHicError(f"mode: task 'hic' predicts the map from epigenomic tracks; mode "
                           f"{mode!r} would take the target as input (use infer or epi)")
     dataset = data_mod.dataset_for_task(task)
@@ -137,6 +138,7 @@ def finetune(
     ensure_ray()
     pos_weight = _class_weight(cfg) if task == "loops" and cfg.class_balance else None
     expected = _train_expected(cfg) if task == "hic" else None
+    loop_prior = _loop_prior(cfg) if task == "loops" and mode in HIC_INPUT_MODES else None
     state_ref = ray.put(state) if state is not None else None
     test_dir = cfg.test.data_dir or cfg.data.data_dir
     test_sample = cfg.test.sample if cfg.test.sample is not None else cfg.data.sample
@@ -175,7 +177,8 @@ def finetune(
         score_key=f"val_{metric}", score_mode=score_mode, pretrained_state=state_ref,
         storage_path=storage_path, run_name=run_name, parent_run_id=parent_run_id,
         callbacks=callbacks, after_fit=after_fit, extra_config={"pos_weight": pos_weight,
-                                                     "expected": expected},
+                                                     "expected": expected,
+                                                     "loop_prior": loop_prior},
         tags={"mixhic.task": task, "mixhic.mode": mode, "mixhic.preset": meta["preset"],
               "mixhic.pretrained": cfg.pretrained if use_pre else "none"},
     )
@@ -201,6 +204,39 @@ def _train_expected(cfg: FinetuneConfig) -> tuple[list[float], list[float]]:
     table = exp.table()
     d = np.flatnonzero(np.isfinite(table))
     return d.tolist(), table[d].tolist()
+
+
+def _loop_prior(cfg: FinetuneConfig) -> dict[str, Any] | None:
+    """The loop head's starting linear path (``LoopHead.set_contrast_prior``): a logistic
+    regression of the label on the standardised contrast features (o/e, donut, lower-left,
+    centre) of the loops train split, class-balanced like the loss. None when the split
+    has a single class."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from mixhic.models.heads import loop_contrast_features
+
+    ds = data_mod.open_split(cfg.data.data_dir, "loops", "train", columns=["hic", "loop"],
+                             sample=cfg.data.sample, train_fraction=cfg.data.train_fraction,
+                             seed=cfg.data.fraction_seed)
+    feats, labels = [], []
+    for b in ds.iter_batches(batch_size=256, batch_format="numpy"):
+        feats.append(loop_contrast_features(torch.as_tensor(b["hic"])).double().numpy())
+        labels.append(np.asarray(b["loop"]).astype(np.int64))
+    if not feats:
+        return None
+    x, y = np.concatenate(feats), np.concatenate(labels)
+    if np.unique(y).size < 2:
+        log.warning("loops train split has a single class: the loop head starts from o/e + donut")
+        return None
+    mean, var = x.mean(axis=0), x.var(axis=0) + 1e-5  # eps as the head's BatchNorm
+    fit = LogisticRegression(C=1.0, class_weight="balanced" if cfg.class_balance else None)
+    fit.fit((x - mean) / np.sqrt(var), y)
+    log.info("loop head starts from a contrast fit on %d train rows: weights %s (centre, "
+             "o/e, donut, lower-left), bias %.3f", len(y),
+             np.round(fit.coef_[0], 3).tolist(), float(fit.intercept_[0]))
+    return {"weight": fit.coef_[0].tolist(), "bias": float(fit.intercept_[0]),
+            "mean": mean.tolist(), "var": var.tolist()}
 
 
 def _class_weight(cfg: FinetuneConfig) -> float | None:

@@ -244,6 +244,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     raw = ckpt_io.build_model(meta)
     if config.get("expected") is not None:  # hic: start the map head from the train decay
         raw.head.init_expected(*config["expected"])
+    if config.get("loop_prior") is not None:  # loops: start from the fitted contrast detector
+        raw.head.set_contrast_prior(**config["loop_prior"])
     if config.get("pretrained_state") is not None:
         import ray
 

@@ -10,10 +10,13 @@ fine-tune loops (bimodal, epi) and Hi-C (infer, epi) and read the test metrics, 
 its baseline computed on the same rows (``mixhic.platform.evaluate.baseline_metrics``):
 loops AUROC vs the best baseline the mode's inputs allow (bimodal: the loop pixel's o/e,
 donut, lower-left and the anchors' track signal; epi: the track signal), Hi-C Pearson vs
-distance decay. Prints one line per run and a table, then the last line:
+distance decay. For the simulator's Hi-C it also gives the test maps' split-half noise
+ceiling (``noise_ceiling.py``: the best Pearson any predictor can reach on those reads;
+the real file holds normalised values, not reads, so it has none). Prints one line per
+run and a table, then the last line:
 
 ``sim_loops_gain=<auroc-baseline> sim_hic_gain=<pearson-baseline> real_loops_gain=<...>
-real_hic_gain=<...>`` (bimodal loops, infer Hi-C).
+real_hic_gain=<...> sim_hic_max_gain=<ceiling-baseline>`` (bimodal loops, infer Hi-C).
 """
 
 from __future__ import annotations
@@ -80,6 +83,14 @@ def run_sim(work: Path, preset: str, epochs: int, pre_epochs: int) -> list[dict]
     rows = []
     for task, mode in RUNS:
         rows.append(_finetune(str(data), work, task, mode, pre.model_dir, epochs, {}))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from noise_ceiling import hic_noise_ceiling
+
+    ceiling = hic_noise_ceiling(str(data), str(genome / "genome.mcool"))["ceiling_pearson"]
+    for r in rows:
+        if r["task"] == "hic":
+            r["ceiling"] = ceiling
+    log.info("sim: Hi-C test maps' split-half noise ceiling (Pearson) %.3f", ceiling)
     return rows
 
 
@@ -118,12 +129,13 @@ def main() -> int:
         results["sim"] = run_sim(work / "sim", args.preset, args.epochs, args.pretrain_epochs)
     if not args.skip_real:
         results["real"] = run_real(work / "real", args.epochs)
-    lines = ["| data | task | mode | metric | model | baseline | gain | best epoch | s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| data | task | mode | metric | model | baseline | gain | ceiling | best epoch | s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, rows in results.items():
         for r in rows:
+            ceil = f"{r['ceiling']:.3f}" if "ceiling" in r else "-"
             lines.append(f"| {name} | {r['task']} | {r['mode']} | {HEADLINE[r['task']]} | "
-                         f"{r['model']:.3f} | {r['baseline']:.3f} | {r['gain']:+.3f} | "
+                         f"{r['model']:.3f} | {r['baseline']:.3f} | {r['gain']:+.3f} | {ceil} | "
                          f"{r['best_epoch']} | {r['seconds']:.0f} |")
             for k, v in sorted(r["extra"].items()):
                 log.info("  %s %s/%s %s = %.3f", name, r["task"], r["mode"], k, v)
@@ -135,10 +147,17 @@ def main() -> int:
                 return f"{r['gain']:.3f}"
         return "nan"
 
+    def max_gain(name: str) -> str:  # the noise ceiling minus the baseline
+        for r in results.get(name, []):
+            if (r["task"], r["mode"]) == ("hic", "infer") and "ceiling" in r:
+                return f"{r['ceiling'] - r['baseline']:.3f}"
+        return "nan"
+
     print(f"sim_loops_gain={gain('sim', 'loops', 'bimodal')} "
           f"sim_hic_gain={gain('sim', 'hic', 'infer')} "
           f"real_loops_gain={gain('real', 'loops', 'bimodal')} "
-          f"real_hic_gain={gain('real', 'hic', 'infer')}")
+          f"real_hic_gain={gain('real', 'hic', 'infer')} "
+          f"sim_hic_max_gain={max_gain('sim')}")
     return 0
 
 

@@ -181,3 +181,32 @@ def test_untrained_bimodal_loop_head_ranks_like_the_contrast_baseline():
     base = loop_baseline_scores(hic.numpy(), epi.numpy(), W)
     assert roc_auc_score(y.numpy(), p) > 0.9
     assert roc_auc_score(y.numpy(), p) >= roc_auc_score(y.numpy(), base[:, 0]) - 0.05
+
+
+def test_loop_head_starts_from_a_fitted_contrast_detector():
+    """With ``set_contrast_prior`` the untrained head scores like the logistic fit it was
+    given, here one that reads the lower-left contrast, which neither o/e nor the donut
+    default would weigh."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(5)
+    hic, off, _ = _loop_windows(400, rng)
+    c = W // 2
+    y = rng.integers(0, 2, size=400)
+    hic[torch.tensor(y == 1), c + 2 : c + 6, c - 5 : c - 1] -= 0.3  # darker lower-left
+    feats = loop_contrast_features(hic).double().numpy()
+    mean, var = feats.mean(0), feats.var(0) + 1e-5
+    fit = LogisticRegression().fit((feats - mean) / np.sqrt(var), y)
+    torch.manual_seed(0)
+    model = FinetuneModel(_cfg(), task="loops", mode="nonpre")
+    model.head.set_contrast_prior(fit.coef_[0], fit.intercept_[0], mean, var)
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.randn(400, 1, 2 * L), hic, off).numpy()
+    expected = fit.decision_function((feats - mean) / np.sqrt(var))
+    assert np.corrcoef(logits, expected)[0, 1] > 0.99  # the learned path is nearly silent
+    assert roc_auc_score(y, logits) == pytest.approx(roc_auc_score(y, expected), abs=0.01)
+    assert roc_auc_score(y, feats[:, 3]) > 0.9 > roc_auc_score(y, feats[:, 1])
+    with pytest.raises(ValueError, match="epi-only"):
+        FinetuneModel(_cfg(), task="loops", mode="epi").head.set_contrast_prior(
+            fit.coef_[0], 0.0, mean, var)
