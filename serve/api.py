@@ -7,6 +7,8 @@ Routes (all JSON; schemas in :mod:`mixhic.serve.schemas`, listed in ``/openapi.j
     POST /v1/hic         predicted Hi-C window (W, W) from tracks (infer-mode model)
     POST /v1/loops       loop probability of a window's anchor pair (bimodal model)
     POST /v1/cage        predicted log2(1 + CAGE) per Hi-C bin (W,)
+    GET  /view?region=chr1:0-2000000   HTML page: observed vs predicted map, loops,
+                         input tracks, model and data identity (:mod:`mixhic.serve.viewer`)
 
 Each POST takes arrays or a region as JSON (see :class:`~mixhic.serve.schemas.WindowRequest`),
 or the arrays as a binary NumPy body (``Content-Type: application/x-npy``,
@@ -31,9 +33,9 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from mixhic.serve.engine import ModelCard
@@ -65,14 +67,15 @@ log = logging.getLogger(__name__)
 
 
 class RequestError(Exception):
-    """A client error: HTTP ``status`` and a message naming ``field``."""
+    """A client error: HTTP ``status`` and a message naming ``field`` (of the request
+    part ``where``: ``body`` or ``query``)."""
 
-    def __init__(self, field: str, msg: str, status: int = 422) -> None:
+    def __init__(self, field: str, msg: str, status: int = 422, where: str = "body") -> None:
         super().__init__(f"{field}: {msg}")
-        self.field, self.msg, self.status = field, msg, status
+        self.field, self.msg, self.status, self.where = field, msg, status, where
 
     def response(self) -> JSONResponse:
-        loc = ["body", *self.field.split(".")] if self.field else ["body"]
+        loc = [self.where, *self.field.split(".")] if self.field else [self.where]
         return JSONResponse(
             status_code=self.status,
             content={"detail": [{"loc": loc, "msg": f"{self.field}: {self.msg}",
@@ -96,6 +99,11 @@ class Backend(Protocol):
     @property
     def region_requests(self) -> bool:
         """True when genome files are configured."""
+
+    async def view(self, region: str) -> str:
+        """The viewer page (HTML) of ``region`` (``chrom:start-end``); raises
+        :class:`~mixhic.serve.viewer.RegionError` for a region it cannot show. Optional:
+        a backend without it has no ``/view``."""
 
 
 class BodySizeLimit:
@@ -403,6 +411,30 @@ def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20,
         Body: :class:`WindowRequest` (``epi`` [+ ``hic``] arrays, or a region)."""
         card, out, echo = await run("cage", await parse_window(request, max_body_bytes))
         return _json(CageResponse(model=card.name, window=echo, cage=out.tolist()))
+
+    @api.get("/view", response_class=HTMLResponse, tags=["viewer"],
+             responses={k: v for k, v in errors.items() if k != 413})
+    async def view(region: str = Query(..., max_length=200,
+                                       description="chrom:start-end (bp), e.g. "
+                                                   "chr1:0-2000000, or a chromosome",
+                                       examples=["chr1:0-2000000"])) -> HTMLResponse:
+        """Region viewer: observed (upper triangle) vs predicted (lower) contact map,
+        predicted and known loops, the input tracks below, the models and files
+        (:mod:`mixhic.serve.viewer`). One self-contained HTML page, rendered here."""
+        from mixhic.serve.viewer import RegionError
+
+        page = getattr(backend, "view", None)
+        if page is None:
+            raise RequestError("region", "this server has no region viewer", 404, "query")
+        if not backend.region_requests:
+            raise RequestError("region", "the viewer reads the server's genome files: set "
+                                         "genome.mcool and genome.tracks in the serve config",
+                               400, "query")
+        try:
+            return HTMLResponse(await page(region))
+        except RegionError as exc:
+            raise RequestError("region", str(exc).removeprefix("region "), 422,
+                               "query") from None
 
     _document_request_schema(api, backend, cards)
     return api

@@ -75,6 +75,7 @@ class MixHicServer:
         self._max_body_bytes = max_body_bytes
         self._max_abs_input = max_abs_input
         self._windows: dict[str, Any] = {}  # task -> GenomeWindows (opened lazily)
+        self._view_batch = max(16, max_batch_size)  # windows per forward of a /view page
 
     def __serve_build_asgi_app__(self):
         return build_api(self, self._max_body_bytes, self._max_abs_input, self._cards)
@@ -134,6 +135,28 @@ class MixHicServer:
         if card.task not in self._windows:
             self._windows[card.task] = GenomeWindows(self._genome, card)
         return self._windows[card.task]
+
+    async def view(self, region: str) -> str:
+        """The viewer page of ``region`` (:func:`mixhic.serve.viewer.collect_region` over
+        the served models and genome files), built in a worker thread."""
+        from mixhic.platform.errors import MixHicError
+        from mixhic.serve import viewer
+
+        def build() -> str:
+            try:
+                windows = {t: self._reader(c) for t, c in self._cards.items()}
+                page = viewer.collect_region(
+                    region, self._cards, windows,
+                    lambda task, epi, hic: self.models[task].predict(epi, hic),
+                    known_loops=self._genome.loops, batch_size=self._view_batch)
+            except (viewer.RegionError, RequestError):
+                raise
+            except MixHicError as exc:  # files that do not fit the models: server setup
+                raise RequestError("region", f"cannot read {region!r}: {exc}", 400,
+                                   "query") from None
+            return viewer.render_region_html(page)
+
+        return await asyncio.to_thread(build)
 
     async def region(self, card: ModelCard, chrom: str, start: int, start2: int | None):
         def read():
