@@ -38,6 +38,11 @@ def test_real_case_builds_with_region_splits(ray_local, real_data, tmp_path_fact
             assert np.all(inside[split == s]), (d, s)
             assert not np.any(inside[split != s]), (d, s)
         assert m.splits["dropped_split_boundary"][d] > 0
+    # the shipped map holds normalised values, not reads: no split-half ceiling
+    from benchmarks.noise_ceiling import hic_noise_ceiling
+
+    with pytest.raises(ValueError, match="not integers"):
+        hic_noise_ceiling(case["data_dir"], case["cool"])
     loops = pq.read_table(f"{case['data_dir']}/loops")
     lab = np.asarray(loops["loop"])
     split = np.asarray(loops["split"].to_pylist())

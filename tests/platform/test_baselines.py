@@ -114,3 +114,25 @@ def test_constant_predictions_are_flagged():
     assert prediction_warnings("loops", np.linspace(0.500, 0.511, 10))
     assert not prediction_warnings("loops", np.linspace(0.1, 0.9, 10))
     assert not prediction_warnings("cage", np.arange(6.0))
+
+
+@pytest.mark.integration
+def test_noise_ceiling_on_the_simulator(tiny_data, tmp_path):
+    """The split-half ceiling cuts exactly the prepared test windows (it checks them) and
+    lies between the halves' own agreement and 1."""
+    from benchmarks.noise_ceiling import hic_noise_ceiling
+
+    genome = tiny_data.parent / "genome" / "genome.mcool"
+    c = hic_noise_ceiling(str(tiny_data), str(genome))
+    assert c["max_abs_diff"] <= 1e-3 and c["n_windows"] > 0
+    assert 0.0 < c["r_half"] < c["r_full"] < 1.0
+    assert c["ceiling_pearson"] == pytest.approx(np.sqrt(2 * c["r_half"] / (1 + c["r_half"])))
+    # the same windows said to be made with another transform: caught, not mis-measured
+    import json
+
+    man = json.loads((tiny_data / "manifest.json").read_text())
+    man["params"]["normalize"]["hic"] = "log1p"
+    (tmp_path / "manifest.json").write_text(json.dumps(man))
+    (tmp_path / "hic").symlink_to(tiny_data / "hic")
+    with pytest.raises(ValueError, match="differ from the prepared"):
+        hic_noise_ceiling(str(tmp_path), str(genome))
