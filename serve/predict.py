@@ -438,8 +438,9 @@ def _run(cfg: PredictConfig, cards: dict[str, ModelCard], plans: dict[tuple[str,
             card = cards[key[0]]
             x = np.frombuffer(batch["x"][k], np.int64)
             y = np.frombuffer(batch["y"][k], np.int64)
-            out = np.frombuffer(batch["out"][k], np.float32).reshape(len(x), -1)
-            out = out[:, : _output_width(card)]
+            out = np.frombuffer(batch["out"][k], np.float32)
+            out = out.reshape(len(x), -1)[:, : _output_width(card)] if len(x) else \
+                np.zeros((0, _output_width(card)), np.float32)
             acc[key].add(int(batch["lo"][k]), x, y, out)
             n = int(batch["n"][k])
             timing["windows"] += n
