@@ -64,9 +64,6 @@ def test_tests_starting_services_are_marked_integration(request):
             assert item.get_closest_marker("integration") is not None, item.nodeid
 
 
-# Files whose wall-clock asserts their owners still have to convert (remove when done):
-# test_batching `took < 0.05` (a lone request), test_serve_process `seconds < 60` (exit).
-_WALL_CLOCK_PENDING = {"tests/serve/test_batching.py", "tests/serve/test_serve_process.py"}
 
 
 def test_no_wall_clock_asserts_in_tests():
@@ -77,6 +74,5 @@ def test_no_wall_clock_asserts_in_tests():
     pattern = re.compile(r"^\s*assert\b.*\b(elapsed|took|duration|wall|seconds?)\b\s*[<>]", re.M)
     offenders = [f"{p.relative_to(REPO)}:{text[:m.start()].count(chr(10)) + 1}"
                  for p in (REPO / "tests").rglob("test_*.py")
-                 if str(p.relative_to(REPO)) not in _WALL_CLOCK_PENDING
                  for text in [p.read_text()] for m in pattern.finditer(text)]
     assert not offenders, offenders

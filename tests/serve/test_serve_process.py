@@ -136,8 +136,9 @@ def _non_loopback(processes) -> list[str]:
 
 def _clean_exit(run: _Run, code, seconds: float, sig: int) -> None:
     out = run.output()
+    # a process that does not exit within stop()'s timeout has code None: the bound is a
+    # hang guard there, not a timing assert here
     assert code == 128 + sig, f"exit {code} after {seconds:.0f} s:\n{out[-3000:]}"
-    assert seconds < 60, out[-3000:]
     for needle in ("SIGTERM received", "Traceback", "graceful_shutdown failed"):
         assert needle not in out, out[-3000:]
     assert signal.Signals(sig).name in out or "interrupted" in out, out[-2000:]
