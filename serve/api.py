@@ -49,6 +49,7 @@ from mixhic.serve.schemas import (
     ModelsResponse,
     WindowRequest,
 )
+from mixhic.serve.viewer import MAX_LOOP_WINDOWS, RegionError
 
 __all__ = ["Backend", "RequestError", "build_api", "BodySizeLimit", "window_arrays",
            "check_range", "check_output", "read_numpy_body", "request_examples",
@@ -100,8 +101,9 @@ class Backend(Protocol):
     def region_requests(self) -> bool:
         """True when genome files are configured."""
 
-    async def view(self, region: str) -> str:
-        """The viewer page (HTML) of ``region`` (``chrom:start-end``); raises
+    async def view(self, region: str, loop_windows: int) -> str:
+        """The viewer page (HTML) of ``region`` (``chrom:start-end``), scoring at most
+        ``loop_windows`` loop candidates; raises
         :class:`~mixhic.serve.viewer.RegionError` for a region it cannot show. Optional:
         a backend without it has no ``/view``."""
 
@@ -417,12 +419,13 @@ def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20,
     async def view(region: str = Query(..., max_length=200,
                                        description="chrom:start-end (bp), e.g. "
                                                    "chr1:0-2000000, or a chromosome",
-                                       examples=["chr1:0-2000000"])) -> HTMLResponse:
+                                       examples=["chr1:0-2000000"]),
+                   loop_windows: int = Query(MAX_LOOP_WINDOWS, ge=0, le=4096,
+                                             description="most loop candidates scored "
+                                                         "(0: no loop scan)")) -> HTMLResponse:
         """Region viewer: observed (upper triangle) vs predicted (lower) contact map,
         predicted and known loops, the input tracks below, the models and files
         (:mod:`mixhic.serve.viewer`). One self-contained HTML page, rendered here."""
-        from mixhic.serve.viewer import RegionError
-
         page = getattr(backend, "view", None)
         if page is None:
             raise RequestError("region", "this server has no region viewer", 404, "query")
@@ -431,7 +434,7 @@ def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20,
                                          "genome.mcool and genome.tracks in the serve config",
                                400, "query")
         try:
-            return HTMLResponse(await page(region))
+            return HTMLResponse(await page(region, loop_windows))
         except RegionError as exc:
             raise RequestError("region", str(exc).removeprefix("region "), 422,
                                "query") from None

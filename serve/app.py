@@ -37,6 +37,7 @@ from mixhic.serve.api import MAX_ABS_INPUT, RequestError, build_api
 from mixhic.serve.batching import GreedyBatcher
 from mixhic.serve.config import HAPROXY_PUBLIC_PORTS, GenomeFiles, ServeConfig, haproxy_env
 from mixhic.serve.engine import ModelCard, load_task_models
+from mixhic.serve.viewer import MAX_LOOP_WINDOWS
 
 __all__ = ["MixHicServer", "build_app", "app_builder", "start_ray", "run",
            "config_from_args", "cli_main"]
@@ -136,7 +137,7 @@ class MixHicServer:
             self._windows[card.task] = GenomeWindows(self._genome, card)
         return self._windows[card.task]
 
-    async def view(self, region: str) -> str:
+    async def view(self, region: str, loop_windows: int = MAX_LOOP_WINDOWS) -> str:
         """The viewer page of ``region`` (:func:`mixhic.serve.viewer.collect_region` over
         the served models and genome files), built in a worker thread."""
         from mixhic.platform.errors import MixHicError
@@ -148,7 +149,8 @@ class MixHicServer:
                 page = viewer.collect_region(
                     region, self._cards, windows,
                     lambda task, epi, hic: self.models[task].predict(epi, hic),
-                    known_loops=self._genome.loops, batch_size=self._view_batch)
+                    known_loops=self._genome.loops, max_loop_windows=loop_windows,
+                    batch_size=self._view_batch)
             except (viewer.RegionError, RequestError):
                 raise
             except MixHicError as exc:  # files that do not fit the models: server setup

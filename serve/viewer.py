@@ -64,8 +64,9 @@ log = logging.getLogger(__name__)
 
 #: Largest region a page shows, in Hi-C bins (2 Mb at 5 kb): the map is drawn pixel per bin.
 MAX_VIEW_BINS = 600
-#: Most loop-model windows scored for one page (candidate grid coarsened to fit).
-MAX_LOOP_WINDOWS = 1024
+#: Loop-model windows scored for one page by default (the candidate grid is coarsened to
+#: fit): ~1 s for the paper-size model on 2 CPU cores, idle.
+MAX_LOOP_WINDOWS = 512
 #: Most predicted loops marked (the highest probabilities after suppression).
 MAX_LOOPS_SHOWN = 50
 
@@ -360,6 +361,7 @@ def collect_region(region: str, cards: Mapping[str, Any], windows: Mapping[str, 
         predict: ``predict(task, epi (B, C, 2L), hic (B, W, W) | None)`` -> the task's
             batched output (hic (B, W, W) | loops (B,) | cage (B, W)).
         known_loops: a bedpe of known loops to mark (None: none).
+        max_loop_windows: most anchor pairs the loops model scores (0: no loop scan).
         scan: :class:`~mixhic.serve.config.LoopScan`: loop candidates (distances, grid,
             threshold) and calling, as in ``mixhic predict`` (default: its defaults).
     Raises:
@@ -412,7 +414,7 @@ def collect_region(region: str, cards: Mapping[str, Any], windows: Mapping[str, 
         else:
             view.notes.append(f"cage: model at {c.resolution} bp, map at {reg.resolution} bp: "
                               f"not shown")
-    if "loops" in cards:
+    if "loops" in cards and max_loop_windows > 0:
         view.predicted_loops = _predicted_loops(windows["loops"], cards["loops"], reg, predict,
                                                 scan, max_loop_windows, batch_size,
                                                 view.notes)
@@ -464,7 +466,7 @@ def _draw_map(fig, rect: tuple[float, float, float, float],
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     reg = view.region
-    ax = fig.add_axes(rect, gid="contact-map")
+    ax = fig.add_axes(rect, gid="map-axes")
     img, vmax = _map_image(view)
     extent = (reg.start, reg.end, reg.end, reg.start)
     im = ax.imshow(img, cmap=_cmap(), vmin=0.0, vmax=vmax, extent=extent,
@@ -604,9 +606,13 @@ def region_figure(view: RegionView):
     return fig
 
 
-def _svg(fig, marks: Mapping[str, str] | None = None) -> str:
+_OWN_ID = re.compile(r"^(map-axes|colorbar|track-.*|loop-(known|predicted)-\d+)$")
+
+
+def _svg(fig, prefix: str, marks: Mapping[str, str] | None = None) -> str:
     """The figure as an inline ``<svg>`` (text kept as text); ``marks`` maps an SVG group
-    id to extra attributes added to it (class, data-*)."""
+    id to extra attributes added to it (class, data-*). Matplotlib's own ids (figure_1,
+    clip paths, ...) get ``prefix``, so that two figures on one page share none."""
     import matplotlib
 
     buf = io.StringIO()
@@ -615,6 +621,11 @@ def _svg(fig, marks: Mapping[str, str] | None = None) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": "mixhic"})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
+    ids = {m for m in re.findall(r'\bid="([^"]+)"', text) if not _OWN_ID.match(m)}
+    text = re.sub(r'\bid="([^"]+)"',
+                  lambda m: f'id="{prefix}{m[1]}"' if m[1] in ids else m[0], text)
+    text = re.sub(r'(url\(#|href="#)([^)"]+)',
+                  lambda m: f"{m[1]}{prefix}{m[2]}" if m[2] in ids else m[0], text)
     for gid, attrs in (marks or {}).items():
         text = text.replace(f'<g id="{gid}">', f'<g id="{gid}" {attrs}>', 1)
     return text
@@ -723,8 +734,8 @@ def _loops_html(view: RegionView) -> str:
 def render_region_html(view: RegionView, title: str | None = None) -> str:
     """The self-contained page of ``view`` (inline SVG and CSS; no script, no URL)."""
     reg = view.region
-    map_svg = _svg(_map_figure(view), _mark_attrs(view))
-    tracks_svg = _svg(_tracks_figure(view)) if _track_rows(view) else ""
+    map_svg = _svg(_map_figure(view), "m-", _mark_attrs(view))
+    tracks_svg = _svg(_tracks_figure(view), "t-") if _track_rows(view) else ""
     track_names = ",".join(_e(n) for n in view.tracks)
     title = title or f"mixhic · {reg.label}"
     tasks = ", ".join(_e(m.get("task")) for m in view.models)

@@ -101,6 +101,8 @@ def test_page_is_self_contained_with_stable_hooks():
     for text in ("models:/mixhic-hic@champion", "abc123", "genome.mcool::resolutions/5000",
                  "infer", "5,000 bp"):
         assert text in page
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "duplicate ids"
     fig = re.search(r'<figure id="contact-map"([^>]*)>', page).group(1)
     assert 'data-chrom="chr1"' in fig and 'data-bins="40"' in fig
 
@@ -120,7 +122,8 @@ def test_report_file_and_png_when_mlflow_is_off(tmp_path):
     out = viewer.log_region_report(view, tmp_path / "report")
     html_path, png_path = Path(out["html"]), Path(out["png"])
     assert html_path.name == "chr1_100000_300000.html"
-    assert html_path.read_text() == viewer.render_region_html(view)
+    page = html_path.read_text()
+    assert page.startswith("<!doctype html>") and 'id="contact-map"' in page
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(html_path.parent.glob(".*tmp"))
     with pytest.raises(MixHicError, match="out_dir"):
@@ -231,3 +234,59 @@ def test_loop_scan_is_bounded(tiny):
     assert {t for t, _ in calls} == {"loops"}
     assert 0 < loop_windows <= 60
     assert max(n for _, n in calls) <= 16
+
+
+# --------------------------------------------------------------------------- the route
+
+
+class _Backend:
+    """A backend for build_api without models: ``/view`` answers from ``page``."""
+
+    def __init__(self, genome: bool = True, page=None) -> None:
+        self.region_requests = genome
+        self.calls: list[tuple[str, int]] = []
+        if page is not None:
+            async def view(region: str, loop_windows: int) -> str:
+                self.calls.append((region, loop_windows))
+                return page(region)
+
+            self.view = view
+
+    async def cards(self):
+        return {}
+
+
+def _get(backend, **params):
+    from fastapi.testclient import TestClient
+
+    from mixhic.serve.api import build_api
+
+    with TestClient(build_api(backend)) as client:
+        return client.get("/view", params=params)
+
+
+def _bad_region(region: str) -> str:
+    raise RegionError(f"region {region!r}: unknown chromosome 'chrZ'")
+
+
+def test_view_route_answers_html_and_names_the_region_in_errors():
+    ok = _Backend(page=lambda region: f"<!doctype html><p>{region}</p>")
+    r = _get(ok, region="chr1:0-100000", loop_windows=0)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert ok.calls == [("chr1:0-100000", 0)]
+    assert _get(ok, region="chr1:0-1").status_code == 200
+    assert ok.calls[-1] == ("chr1:0-1", viewer.MAX_LOOP_WINDOWS)
+    for params in ({}, {"region": "chr1:0-1", "loop_windows": -1},
+                   {"region": "chr1:0-1", "loop_windows": 10**6}):
+        r = _get(ok, **params)
+        assert r.status_code == 422, params
+        assert r.json()["detail"][0]["loc"][0] == "query"
+
+    r = _get(_Backend(page=_bad_region), region="chrZ:0-5")
+    assert r.status_code == 422
+    assert r.json()["detail"] == [{"loc": ["query", "region"], "type": "value_error",
+                                   "msg": "region: 'chrZ:0-5': unknown chromosome 'chrZ'"}]
+    r = _get(_Backend(genome=False, page=_bad_region), region="chr1:0-5")
+    assert r.status_code == 400 and "genome.mcool" in r.text
+    r = _get(_Backend(), region="chr1:0-5")
+    assert r.status_code == 404 and "no region viewer" in r.text
