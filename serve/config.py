@@ -247,8 +247,8 @@ class LoopCalling:
     """Post-processing of scored candidates into loop calls (:mod:`mixhic.serve.loopcall`).
 
     Candidates (pixels with probability >= ``LoopScan.min_probability``) closer than
-    ``cluster_radius_bins`` (Chebyshev, bins; 0 = the scan's ``stride_bins``, i.e. grid
-    neighbours, diagonals included) form a cluster, written as one call at its maximum
+    ``cluster_radius_bins`` (Chebyshev, bins; at least the scan's ``stride_bins``, so 0
+    links grid neighbours, diagonals included: :meth:`LoopScan.cluster_radius`) form a cluster, written as one call at its maximum
     with the cluster size; calls within ``min_separation_bp`` of a stronger call are
     suppressed; ``top_n`` keeps the strongest calls genome-wide (0: all).
     ``enabled: false`` writes every candidate as its own call (cluster size 1).
@@ -286,6 +286,9 @@ class LoopScan:
     called in Hi-C (HiCCUPS on GM12878) span well under 1 Mb, and clustering merges a
     loop's neighbouring pixels into one call, so stride 2 still places each call within
     one bin of the peak (``stride_bins=1`` for single-bin precision, 4x the windows).
+    Cost (``tests/benchmarks/bench_predict.py``): the ``paper-128`` model scores ~5
+    windows/s per CPU core, so these ~31 M windows take ~55 h on 32 cores; scan on GPUs,
+    restrict to ``regions``, or take ``stride_bins=4`` (~7.7 M windows) for a first pass.
     """
 
     min_distance: int = 20_000
@@ -304,6 +307,11 @@ class LoopScan:
             raise ValueError(f"stride_bins: must be >= 1, got {self.stride_bins}")
         if not 0 <= self.min_probability <= 1:
             raise ValueError(f"min_probability: must be in [0, 1], got {self.min_probability}")
+
+    def cluster_radius(self) -> int:
+        """Clustering radius of candidate pixels (bins): ``call.cluster_radius_bins``, at
+        least the grid's stride (a smaller radius would link no grid neighbours)."""
+        return max(self.call.cluster_radius_bins, self.stride_bins)
 
 
 @dataclass(frozen=True)

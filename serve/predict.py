@@ -120,8 +120,10 @@ def resolve_regions(cfg: PredictConfig, chromsizes: dict[str, int], source: str
     for name, start, end, where in items:
         try:
             chrom = resolve_name(name, list(chromsizes), f"{where}: in the Hi-C file {source}")
-        except ChromosomeNameError as exc:
-            raise MixHicError(str(exc)) from None
+        except ChromosomeNameError as exc:  # predict has no aliases: say what matches
+            raise MixHicError(str(exc).replace(
+                "check the names or set an alias in `aliases`",
+                "check the name (chr1 and 1 match each other)")) from None
         size = chromsizes[chrom]
         a, b = (0, size) if start is None else (start, end)
         if a >= b:
@@ -542,7 +544,7 @@ def _call_loops(cfg: PredictConfig, loaded: dict[str, dict], resolution: int) ->
             continue
         out[chrom] = call_loops(
             v["i"], v["j"], v["probability"], threshold=cfg.loops.min_probability,
-            cluster_radius=call.cluster_radius_bins or cfg.loops.stride_bins,
+            cluster_radius=cfg.loops.cluster_radius(),
             min_separation=call.min_separation_bp // resolution)
     return top_calls(out, call.top_n) if call.enabled else out
 

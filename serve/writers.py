@@ -279,7 +279,7 @@ def write_bigwig(path: str | Path, chromsizes: dict[str, int], resolution: int,
                  values: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
     """chrom -> (bin, value) as a bigWig of ``resolution``-bp bins (clipped at chrom ends),
     with up to :data:`BIGWIG_ZOOMS` zoom levels (summaries a browser reads when zoomed out;
-    libBigWig stops adding levels once one would cover a chromosome in a few items)."""
+    libBigWig picks how many the data needs: one for a small genome)."""
     import pyBigWig
 
     path = Path(path)
