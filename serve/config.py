@@ -248,9 +248,10 @@ class LoopCalling:
 
     Candidates (pixels with probability >= ``LoopScan.min_probability``) closer than
     ``cluster_radius_bins`` (Chebyshev, bins; at least the scan's ``stride_bins``, so 0
-    links grid neighbours, diagonals included: :meth:`LoopScan.cluster_radius`) form a cluster, written as one call at its maximum
-    with the cluster size; calls within ``min_separation_bp`` of a stronger call are
-    suppressed; ``top_n`` keeps the strongest calls genome-wide (0: all).
+    links grid neighbours, diagonals included: :meth:`LoopScan.cluster_radius`) form a
+    cluster, written as one call at its maximum with the cluster size; calls within
+    ``min_separation_bp`` of a stronger call are suppressed; ``top_n`` keeps the strongest
+    calls genome-wide (0: all).
     ``enabled: false`` writes every candidate as its own call (cluster size 1).
     Applied when the output files are assembled, so changing these never re-runs the
     model (the parts hold the candidates).

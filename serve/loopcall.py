@@ -136,7 +136,7 @@ def top_calls(calls: dict[str, LoopCalls], top_n: int) -> dict[str, LoopCalls]:
     keep = np.zeros(len(p), bool)
     keep[order] = True
     out, lo = {}, 0
-    for k, c in enumerate(names):
+    for c in names:
         n = len(calls[c])
         out[c] = calls[c].take(np.flatnonzero(keep[lo:lo + n]))
         lo += n

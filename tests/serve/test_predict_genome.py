@@ -8,7 +8,7 @@ import pytest
 from serve_helpers import RES, W, cached_genome, cached_models, direct_model, independent_window
 
 from mixhic.platform.errors import MixHicError
-from mixhic.serve.predict import plan_chromosome, plan_windows
+from mixhic.serve.plan import plan_chromosome, plan_windows
 from mixhic.serve.writers import BandAccumulator, cage_inverse, hic_inverse, read_loop_calls
 
 STEP = 10  # diagonal windows every 10 bins: bins 0..9 are in window 0 only
@@ -44,7 +44,8 @@ def test_loop_grid_matches_its_definition():
     from mixhic.serve.config import LoopScan
     from mixhic.serve.throughput import count_windows
 
-    for n_bins, stride, dmax in ((205, 2, 100_000), (97, 3, 60_000), (30, 1, 200_000), (10, 1, 50_000)):
+    for n_bins, stride, dmax in ((205, 2, 100_000), (97, 3, 60_000), (30, 1, 200_000),
+                                 (10, 1, 50_000)):
         scan = LoopScan(min_distance=10_000, max_distance=dmax, stride_bins=stride)
         x, y = plan_windows("loops", n_bins, 20, RES, 0, scan)
         half, last = 10, n_bins - 20
@@ -95,7 +96,7 @@ def test_plan_chromosome_regions_and_unmappable_anchors():
 
 def test_regions_resolve_or_fail_naming_the_region(tmp_path):
     from mixhic.serve.config import PredictConfig
-    from mixhic.serve.predict import resolve_regions
+    from mixhic.serve.plan import resolve_regions
 
     sizes = {"chr1": 1_000_000, "chr2": 500_000}
 
@@ -161,8 +162,8 @@ def test_mcool_and_bigwig_writers_zoom(tmp_path):
     exact = bw.stats("chr1", 0, 200_000, nBins=4, exact=True)
     zoomed = bw.stats("chr1", 0, 200_000, nBins=4)  # from a zoom level
     np.testing.assert_allclose(zoomed, exact, rtol=0.05)
-    np.testing.assert_allclose(bw.values("chr1", 0, 10_000), [0.0] * 5000 + [vals["chr1"][1][1]] * 5000,
-                               rtol=1e-6)
+    np.testing.assert_allclose(bw.values("chr1", 0, 10_000),
+                               [0.0] * 5000 + [vals["chr1"][1][1]] * 5000, rtol=1e-6)
     bw.close()
 
 
