@@ -814,15 +814,46 @@ def log_region_report(view: RegionView, out_dir: str | Path | None = None,
     return out
 
 
-def report_from_prediction(cfg, regions: Sequence[str] | None = None,
-                           out_dir: str | Path | None = None) -> list[dict[str, str]]:
-    """``mixhic predict --report``: the viewer page of each region (default: the first
-    2 Mb of the first chromosome predicted) for the models and genome files of ``cfg``
-    (a :class:`~mixhic.serve.config.PredictConfig`), under ``out_dir`` (default
-    ``<cfg.out_dir>/report``); also logged to the active MLflow run, if any."""
+#: Most pages ``mixhic predict --report`` writes (one per region, the first ones).
+MAX_REPORTS = 5
+
+
+def _report_regions(cfg, chromsizes: Mapping[str, int], resolution: int) -> list[str]:
+    """The regions of a predict run to report: its ``regions`` (else the first of
+    ``regions_bed``, else the first 2 Mb of its first chromosome), each cut to its first
+    :data:`MAX_VIEW_BINS` bins, at most :data:`MAX_REPORTS`."""
+    texts = list(cfg.regions)
+    if not texts and cfg.regions_bed:
+        from mixhic.pipelines.readers import read_bed
+
+        bed = read_bed(cfg.regions_bed)
+        texts = [f"{c}:{s}-{e}" for c, s, e in zip(bed["chrom"][:MAX_REPORTS],
+                                                   bed["start"][:MAX_REPORTS],
+                                                   bed["end"][:MAX_REPORTS])]
+    if not texts:
+        texts = [cfg.chroms[0] if cfg.chroms else next(iter(chromsizes))]
+    out = []
+    span = min(2_000_000 // resolution, MAX_VIEW_BINS) * resolution
+    for text in texts[:MAX_REPORTS]:
+        reg = parse_view_region(text, chromsizes, resolution, max_bins=2**62)
+        end = min(reg.end, reg.start + span)
+        if end < reg.end:
+            log.info("report: %s cut to its first %d bp", reg, span)
+        out.append(f"{reg.chrom}:{reg.start}-{end}")
+    return out
+
+
+def report_from_prediction(cfg, out_dir: str | Path | None = None) -> list[dict[str, str]]:
+    """``mixhic predict --report``: the viewer page (HTML + PNG) of the run's regions (see
+    :func:`_report_regions`) for the models and genome files of ``cfg`` (a
+    :class:`~mixhic.serve.config.PredictConfig`), written under ``out_dir`` (default
+    ``<cfg.out_dir>/report``) and logged to the active MLflow run, if any. The models
+    run here, in this process, on the same windows the ``/view`` route reads."""
     from mixhic.serve.engine import load_task_model
     from mixhic.serve.regions import GenomeWindows
 
+    if not cfg.models:
+        raise MixHicError("models: no model given (--model URI or --checkpoint DIR)")
     models = {}
     for src in cfg.models:
         m = load_task_model(src, cfg.device)
@@ -830,18 +861,15 @@ def report_from_prediction(cfg, regions: Sequence[str] | None = None,
     windows = {t: GenomeWindows(cfg.genome, m.card) for t, m in models.items()}
     try:
         cards = {t: m.card for t, m in models.items()}
-        if not regions:
-            main = windows["hic" if "hic" in windows else next(iter(windows))]
-            chrom = cfg.chroms[0] if cfg.chroms else next(iter(main.chromsizes))
-            span = min(2_000_000, MAX_VIEW_BINS * main.res)
-            regions = [f"{chrom}:0-{span}"]
+        main = "hic" if "hic" in cards else next(iter(cards))
+        regions = _report_regions(cfg, windows[main].chromsizes, cards[main].resolution)
         out_dir = Path(out_dir) if out_dir else Path(cfg.out_dir) / "report"
         written = []
         for region in regions:
             view = collect_region(region, cards, windows,
                                   lambda t, e, h: models[t].predict(e, h),
-                                  known_loops=getattr(cfg.genome, "loops", None),
-                                  scan=cfg.loops, batch_size=cfg.batch_size)
+                                  known_loops=cfg.genome.loops, scan=cfg.loops,
+                                  batch_size=cfg.batch_size)
             written.append(log_region_report(view, out_dir))
         return written
     finally:

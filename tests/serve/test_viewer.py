@@ -290,3 +290,31 @@ def test_view_route_answers_html_and_names_the_region_in_errors():
     assert r.status_code == 400 and "genome.mcool" in r.text
     r = _get(_Backend(), region="chr1:0-5")
     assert r.status_code == 404 and "no region viewer" in r.text
+
+
+def test_predict_report_writes_the_page_of_the_run_regions(tiny, tmp_path):
+    from mixhic.platform.config import load_config
+    from mixhic.serve.config import PredictConfig
+
+    _, files, _, _ = tiny
+    cfg = load_config("predict-demo", PredictConfig, {
+        "models": [str(cached_models()["hic"])], "out_dir": str(tmp_path),
+        "regions": ["chr2:100000-300000"], "device": "cpu",
+        "genome": {"mcool": files.mcool, "loops": files.loops, "tracks": files.tracks},
+    })
+    (out,) = viewer.report_from_prediction(cfg)
+    page = Path(out["html"])
+    assert page == tmp_path / "report" / "chr2_100000_300000.html"
+    text = page.read_text()
+    for hook in ('id="contact-map"', 'id="tracks"', 'id="identity"', "tiny-hic",
+                 'class="loop-mark known"'):
+        assert hook in text
+    assert Path(out["png"]).stat().st_size > 10_000
+    # the CLI flag: parsed beside the config (cli_main calls report_from_prediction)
+    from mixhic.serve.predict import config_from_args
+
+    assert config_from_args(["--report", "--out", str(tmp_path)]).out_dir == str(tmp_path)
+    # a run's region larger than a page: its first 2 Mb / MAX_VIEW_BINS bins
+    big = viewer._report_regions(cfg.__class__(regions=("chr1:5000-1100000",)),
+                                 {"chr1": 10_000_000}, 1000)
+    assert big == [f"chr1:5000-{5000 + viewer.MAX_VIEW_BINS * 1000}"]
