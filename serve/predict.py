@@ -18,7 +18,7 @@ gets the window centred on it) and the written values are clipped to the regions
 candidates keep the chromosome's grid and need both anchors in one region. Windows whose
 anchors are unmappable (NaN/zero balancing weight) are skipped and counted.
 
-The work is planned per chromosome (:func:`plan_chromosome`, pure numpy) and cut into
+The work is planned per chromosome (:mod:`mixhic.serve.plan`, pure numpy) and cut into
 chunks of ``chunk_windows`` windows: one Ray Data row per chunk, run through
 ``map_batches`` by :class:`WindowPredictor`, a callable class that opens the genome files
 and loads the models once per actor (``concurrency`` actors, ``num_cpus``/``num_gpus``
@@ -55,11 +55,12 @@ import numpy as np
 from mixhic.platform.config import to_dict
 from mixhic.platform.errors import MixHicError
 from mixhic.serve import writers
-from mixhic.serve.config import GenomeFiles, PredictConfig
+from mixhic.serve.config import PredictConfig
 from mixhic.serve.engine import ModelCard, card_from_meta, resolve_source
+from mixhic.serve.plan import WindowPlan, plan_for, resolve_regions
 
-__all__ = ["PredictOutputs", "WindowPredictor", "plan_windows", "plan_chromosome",
-           "resolve_regions", "predict_genome", "config_from_args", "cli_main"]
+__all__ = ["PredictOutputs", "WindowPredictor", "predict_genome", "config_from_args",
+           "cli_main"]
 
 log = logging.getLogger(__name__)
 
@@ -81,180 +82,6 @@ class PredictOutputs:
     skipped: tuple[str, ...]  # chromosomes resumed from parts
     mcool: Path | None = None
     summary: Path | None = None  # predict.json: settings, window counts, throughput
-
-
-# --------------------------------------------------------------------------- regions
-
-
-def resolve_regions(cfg: PredictConfig, chromsizes: dict[str, int], source: str
-                    ) -> dict[str, np.ndarray] | None:
-    """``cfg.regions`` and ``cfg.regions_bed`` -> ``{chrom: (R, 2) int64 [start, end) bp}``
-    (canonical names, merged, sorted), or None when neither is set (whole chromosomes).
-
-    Names are matched to the Hi-C file ``source`` (``1`` = ``chr1``); an unknown
-    chromosome, ``start >= end`` or an end past the chromosome is a :class:`MixHicError`
-    naming the region and where it came from. A bare chromosome name is the whole of it.
-    """
-    from mixhic.pipelines import readers
-    from mixhic.pipelines.names import ChromosomeNameError, resolve_name
-    from mixhic.pipelines.windows import merge_regions, parse_region
-
-    if not cfg.regions and not cfg.regions_bed:
-        return None
-    items: list[tuple[str, int | None, int | None, str]] = []
-    for k, entry in enumerate(cfg.regions):
-        kind, name, start, end = parse_region(entry)
-        where = f"regions[{k}] ({entry!r})"
-        if kind == "bed" or (kind == "chrom" and (":" in name or "-" in name)):
-            raise MixHicError(f"{where}: expected chrom:start-end (bp), e.g. chr1:0-2000000; "
-                              f"give BED files with --regions-bed")
-        items.append((name, start, end, where))
-    if cfg.regions_bed:
-        path = readers.local_path(cfg.regions_bed, "regions_bed")
-        bed = readers.read_bed(path)
-        if len(bed["chrom"]) == 0:
-            raise MixHicError(f"regions_bed: {path} holds no region")
-        items += [(str(c), int(a), int(b), f"regions_bed {path} (region {n + 1}, {c}:{a}-{b})")
-                  for n, (c, a, b) in enumerate(zip(bed["chrom"], bed["start"], bed["end"]))]
-    got: dict[str, list[tuple[int, int]]] = {}
-    for name, start, end, where in items:
-        try:
-            chrom = resolve_name(name, list(chromsizes), f"{where}: in the Hi-C file {source}")
-        except ChromosomeNameError as exc:  # predict has no aliases: say what matches
-            raise MixHicError(str(exc).replace(
-                "check the names or set an alias in `aliases`",
-                "check the name (chr1 and 1 match each other)")) from None
-        size = chromsizes[chrom]
-        a, b = (0, size) if start is None else (start, end)
-        if a >= b:
-            raise MixHicError(f"{where}: region {name}:{a}-{b} is empty (start >= end)")
-        if b > size:
-            raise MixHicError(f"{where}: region {name}:{a}-{b} ends past the end of {chrom} "
-                              f"({size} bp in {source})")
-        got.setdefault(chrom, []).append((a, b))
-    order = [c for c in chromsizes if c in got]
-    return {c: merge_regions([a for a, _ in got[c]], [b for _, b in got[c]]) for c in order}
-
-
-def _region_bins(regions_bp: np.ndarray | None, n_bins: int, resolution: int
-                 ) -> np.ndarray | None:
-    """bp regions -> (R, 2) bins ``[lo, hi)`` of the bins they touch, within ``n_bins``."""
-    if regions_bp is None:
-        return None
-    r = np.asarray(regions_bp, np.int64).reshape(-1, 2)
-    lo = r[:, 0] // resolution
-    hi = np.minimum(-(-r[:, 1] // resolution), n_bins)
-    keep = lo < hi
-    return np.c_[lo[keep], hi[keep]]
-
-
-# --------------------------------------------------------------------------- planning
-
-
-def plan_windows(task: str, n_bins: int, window_bins: int, resolution: int,
-                 step_bins: int, loops) -> tuple[np.ndarray, np.ndarray]:
-    """Window starts ``(x, y)`` (bin indices, int64) of ``task`` on a chromosome of ``n_bins``
-    whole bins. Diagonal grid for hic/cage (covering the end); loop candidates centred on
-    anchor pairs of the ``loops.stride_bins`` grid for loops (sorted by anchor i, then j)."""
-    w = window_bins
-    last = n_bins - w
-    if last < 0:
-        empty = np.zeros(0, np.int64)
-        return empty, empty.copy()
-    if task in ("hic", "cage"):
-        step = step_bins or max(1, w // 2)
-        x = np.unique(np.append(np.arange(0, last + 1, step, dtype=np.int64), last))
-        return x, x.copy()
-    half = w // 2
-    dmin = max(-(-loops.min_distance // resolution), 1)
-    dmax = loops.max_distance // resolution
-    anchors = np.arange(half, last + half + 1, loops.stride_bins, dtype=np.int64)
-    lo = np.searchsorted(anchors, anchors + dmin, side="left")
-    hi = np.searchsorted(anchors, anchors + dmax, side="right")
-    count = np.maximum(hi - lo, 0)
-    i = np.repeat(anchors, count)
-    first = np.repeat(lo, count)
-    k = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-    j = anchors[first + k]
-    return i - half, j - half
-
-
-@dataclass(frozen=True)
-class WindowPlan:
-    """The windows of one (task, chromosome) to predict, and what was left out."""
-
-    x: np.ndarray  # (N,) int64 window starts (bins)
-    y: np.ndarray  # (N,) int64
-    unmappable: int  # windows skipped for unmappable anchors
-    inside: np.ndarray | None  # (n_bins,) bool: bins written (None: all)
-
-
-def plan_chromosome(task: str, n_bins: int, window_bins: int, resolution: int,
-                    step_bins: int, loops, regions: np.ndarray | None = None,
-                    masked: np.ndarray | None = None) -> WindowPlan:
-    """:func:`plan_windows` restricted to ``regions`` ((R, 2) bins ``[lo, hi)``, None: the
-    whole chromosome) minus windows with unmappable anchors (``masked``: (n_bins,) bool,
-    None: none). hic/cage windows tile each region (one centred window for a region
-    shorter than W) and are skipped when every bin is masked; loop candidates keep the
-    chromosome's grid, need both anchors in one region and are skipped when anchor i or
-    j is masked."""
-    w = window_bins
-    inside = None
-    if task in ("hic", "cage"):
-        if regions is None:
-            x, _ = plan_windows(task, n_bins, w, resolution, step_bins, loops)
-        else:
-            inside = np.zeros(n_bins, bool)
-            xs = [np.zeros(0, np.int64)]
-            for lo, hi in np.asarray(regions, np.int64).reshape(-1, 2).tolist():
-                inside[lo:hi] = True
-                if hi - lo < w:
-                    lo = min(max(0, lo - (w - (hi - lo)) // 2), n_bins - w)
-                    hi = lo + w
-                if lo < 0:
-                    continue
-                xs.append(plan_windows(task, hi - lo, w, resolution, step_bins, loops)[0] + lo)
-            x = np.unique(np.concatenate(xs))
-        y = x
-        if masked is not None and len(x):
-            cum = np.r_[0, np.cumsum(masked.astype(np.int64))]
-            bad = (cum[x + w] - cum[x]) == w
-        else:
-            bad = np.zeros(len(x), bool)
-    else:
-        x, y = plan_windows(task, n_bins, w, resolution, step_bins, loops)
-        half = w // 2
-        if regions is not None:
-            rid = np.full(n_bins, -1, np.int64)
-            for k, (lo, hi) in enumerate(np.asarray(regions, np.int64).reshape(-1, 2).tolist()):
-                rid[lo:hi] = k
-            keep = (rid[x + half] >= 0) & (rid[x + half] == rid[y + half])
-            x, y = x[keep], y[keep]
-        bad = (masked[x + half] | masked[y + half]) if masked is not None else \
-            np.zeros(len(x), bool)
-    return WindowPlan(x[~bad].copy(), y[~bad].copy(), int(bad.sum()), inside)
-
-
-def _masked_bins(gw, chrom: str, n_bins: int, enabled: bool) -> np.ndarray | None:
-    """Bins of ``chrom`` with no balancing weight (NaN or 0) in the model's Hi-C file."""
-    from mixhic.pipelines import readers
-
-    if not enabled or gw.hic is None or gw.hic.weight is None:
-        return None
-    clr = readers.open_cooler(gw.hic.uri)
-    return readers.read_bin_mask(clr, gw.hic, chrom, 0, n_bins)
-
-
-def _plan_for(cfg: PredictConfig, gw, task: str, chrom: str,
-              regions_bp: dict[str, np.ndarray] | None) -> WindowPlan:
-    """The plan of (task, chrom), as both the driver and the actors compute it."""
-    card = gw.card
-    n_bins = gw.chromsizes[chrom] // card.resolution
-    regions = _region_bins(None if regions_bp is None else regions_bp[chrom], n_bins,
-                           card.resolution)
-    masked = _masked_bins(gw, chrom, n_bins, cfg.skip_unmappable)
-    return plan_chromosome(task, n_bins, card.window_bins, card.resolution, cfg.step_bins,
-                           cfg.loops, regions, masked)
 
 
 # --------------------------------------------------------------------------- Ray Data actor
@@ -298,7 +125,7 @@ class WindowPredictor:
         if key not in self._plans:
             if len(self._plans) > 2:
                 self._plans.clear()
-            self._plans[key] = _plan_for(self.cfg, self.windows[task], task, chrom, self.regions)
+            self._plans[key] = plan_for(self.cfg, self.windows[task], task, chrom, self.regions)
         return self._plans[key]
 
     def predict(self, task: str, chrom: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -595,7 +422,7 @@ def predict_genome(cfg: PredictConfig) -> PredictOutputs:
         if skipped:
             log.info("resuming: %s already done", ", ".join(skipped))
 
-        plans = {(t, c): _plan_for(cfg, gws[t], t, c, regions)
+        plans = {(t, c): plan_for(cfg, gws[t], t, c, regions)
                  for t in cards for c in chroms
                  if c not in skipped and not (cfg.resume and _load_part(
                      parts / f"{c}.{t}.npz", fps[t, c]) is not None)}
