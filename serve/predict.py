@@ -27,12 +27,15 @@ normalised as ``mixhic prepare`` does. A chunk comes back as one row (loop chunk
 with their candidates); the driver shows a progress bar and stitches (in chunk order, so
 results do not depend on scheduling). See :mod:`mixhic.serve.writers` for the files.
 
-Resumable per chromosome: each finished (chromosome, task) is saved as
-``parts/<chrom>.<task>.npz`` tagged with a fingerprint of the model, the task's scan
-settings, the chromosome's regions and ``skip_unmappable``, and ``parts/<chrom>.done``
-marks a chromosome whose tasks are all saved. A rerun skips those and assembles the final
-files (written under temporary names, then renamed). Loop calling (``loops.call``) runs at
-assembly from the saved candidates, so it is not part of the fingerprint.
+Resumable per chunk: each chunk's outputs are saved as they arrive
+(``parts/<chrom>.<task>.chunks/``), each finished (chromosome, task) as
+``parts/<chrom>.<task>.npz``, both tagged with a fingerprint of the model, the task's
+scan settings, the chromosome's regions and ``skip_unmappable`` (chunks also with
+``chunk_windows`` and ``batch_size``), and ``parts/<chrom>.done`` marks a chromosome whose
+tasks are all saved. A rerun after a crash predicts only what was not saved and
+assembles the final files (written under temporary names, then renamed). Loop calling
+(``loops.call``) runs at assembly from the saved candidates, so it is not part of the
+fingerprint.
 
 Measured: windows per second per core (the actors' busy time) and the projected wall
 time of a whole human genome at 5 kb (:mod:`mixhic.serve.throughput`), logged at the end
@@ -46,6 +49,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,28 +224,66 @@ def _cores(cfg: PredictConfig) -> int:
     return max(1, int(cfg.num_cpus))
 
 
+def _chunk_dir(parts: Path, task: str, chrom: str) -> Path:
+    return parts / f"{chrom}.{task}.chunks"
+
+
+def _chunk_fingerprint(cfg: PredictConfig, fingerprint: str) -> str:
+    """A chunk's identity: its part's fingerprint and how windows were cut into chunks
+    and batches (``lo`` indexes the plan; batch composition may change the last bits)."""
+    return f"{fingerprint}:{cfg.chunk_windows}:{cfg.batch_size}"
+
+
+def _save_chunk(path: Path, fingerprint: str, x, y, out) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, fingerprint=np.array(fingerprint), x=x, y=y, out=out)
+    os.replace(tmp, path)
+
+
 def _run(cfg: PredictConfig, cards: dict[str, ModelCard], plans: dict[tuple[str, str], WindowPlan],
          regions: dict[str, np.ndarray] | None, parts: Path, fps: dict[tuple[str, str], str]
          ) -> dict:
     """Predict the windows of ``plans`` ((task, chrom) -> plan) in ONE Ray Data job (one
-    actor pool holding every model); save each (chrom, task) part as soon as it is whole.
-    Returns the timing: windows, busy core-seconds, wall seconds."""
+    actor pool holding every model). Each chunk is saved as it arrives
+    (``parts/<chrom>.<task>.chunks/<lo>.npz``; with ``resume`` a rerun after a crash
+    predicts only the chunks not saved), and each (chrom, task) part as soon as it is
+    whole (its chunk files are then removed). Returns the timing of the chunks predicted:
+    windows, busy core-seconds, wall seconds."""
     import ray
 
     from mixhic.platform.runtime import ensure_ray
 
-    items, acc, chunks = [], {}, {}
+    items, acc, chunks, seen = [], {}, {}, {}
+    resumed = 0
     for (task, chrom), plan in plans.items():
-        acc[task, chrom] = _Collector(cards[task], cfg, plan)
+        key = (task, chrom)
+        acc[key] = _Collector(cards[task], cfg, plan)
         n = len(plan.x)
         los = list(range(0, n, cfg.chunk_windows))
-        chunks[task, chrom] = len(los)
-        items += [{"task": task, "chrom": chrom, "lo": lo, "hi": min(lo + cfg.chunk_windows, n)}
-                  for lo in los]
-    for key in [k for k, n in chunks.items() if n == 0]:
+        chunks[key], seen[key] = len(los), 0
+        cdir = _chunk_dir(parts, task, chrom)
+        cfp = _chunk_fingerprint(cfg, fps[key])
+        for lo in los:
+            old = _load_part(cdir / f"{lo}.npz", cfp) if cfg.resume else None
+            if old is not None:
+                acc[key].add(lo, old["x"], old["y"], old["out"])
+                seen[key] += 1
+                resumed += min(lo + cfg.chunk_windows, n) - lo
+            else:
+                items.append({"task": task, "chrom": chrom, "lo": lo,
+                              "hi": min(lo + cfg.chunk_windows, n)})
+        cdir.mkdir(exist_ok=True)
+
+    def finish(key) -> None:
         acc[key].save(parts / f"{key[1]}.{key[0]}.npz", fps[key])
+        shutil.rmtree(_chunk_dir(parts, *key), ignore_errors=True)
+        log.info("%s %s: %d windows done", key[0], key[1], len(plans[key].x))
+
+    for key in [k for k in chunks if seen[k] == chunks[k]]:
+        finish(key)
     total = sum(len(p.x) for p in plans.values())
-    log.info("predicting %d windows in %d chunks: %s", total, len(items),
+    log.info("predicting %d windows in %d chunks%s: %s", total - resumed, len(items),
+             f" ({resumed} resumed from saved chunks)" if resumed else "",
              ", ".join(f"{t} {c}: {len(p.x)} (+{p.unmappable} unmappable skipped)"
                        for (t, c), p in plans.items()))
     timing = {"windows": 0, "busy_core_s": 0.0, "wall_s": 0.0}
@@ -259,26 +301,27 @@ def _run(cfg: PredictConfig, cards: dict[str, ModelCard], plans: dict[tuple[str,
         num_gpus=cfg.num_gpus,
         batch_format="numpy",
     )
-    seen = dict.fromkeys(chunks, 0)
-    bar = _progress(total, "predict", cfg.progress)
+    bar = _progress(total - resumed, "predict", cfg.progress)
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         for k in range(len(batch["task"])):
             key = (str(batch["task"][k]), str(batch["chrom"][k]))
             card = cards[key[0]]
+            lo = int(batch["lo"][k])
             x = np.frombuffer(batch["x"][k], np.int64)
             y = np.frombuffer(batch["y"][k], np.int64)
             out = np.frombuffer(batch["out"][k], np.float32)
             out = out.reshape(len(x), -1)[:, : _output_width(card)] if len(x) else \
                 np.zeros((0, _output_width(card)), np.float32)
-            acc[key].add(int(batch["lo"][k]), x, y, out)
+            _save_chunk(_chunk_dir(parts, *key) / f"{lo}.npz",
+                        _chunk_fingerprint(cfg, fps[key]), x, y, out)
+            acc[key].add(lo, x, y, out)
             n = int(batch["n"][k])
             timing["windows"] += n
             timing["busy_core_s"] += float(batch["busy_s"][k]) * _cores(cfg)
             seen[key] += 1
             bar.update(n)
             if seen[key] == chunks[key]:
-                acc[key].save(parts / f"{key[1]}.{key[0]}.npz", fps[key])
-                log.info("%s %s: %d windows done", key[0], key[1], len(plans[key].x))
+                finish(key)
     bar.close()
     timing["wall_s"] = time.perf_counter() - t0
     missing = [k for k in chunks if seen[k] != chunks[k]]
@@ -435,6 +478,8 @@ def predict_genome(cfg: PredictConfig) -> PredictOutputs:
             tmp = parts / f".{chrom}.done.tmp"
             tmp.write_text(json.dumps({"fingerprint": done_fps[chrom], "tasks": sorted(cards)}))
             os.replace(tmp, parts / f"{chrom}.done")
+        for task in cards:  # chunks left by a crash between a part's save and their removal
+            shutil.rmtree(_chunk_dir(parts, task, chrom), ignore_errors=True)
 
     # ---- assembly: every chromosome's parts -> final files (atomic renames)
     loaded = {t: {c: _load_part(parts / f"{c}.{t}.npz", fps[t, c]) for c in chroms}

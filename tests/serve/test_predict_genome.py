@@ -375,16 +375,16 @@ def regional(ray_local, tmp_path_factory):
             "--track", f"dnase={genome.dnase}", "--region", f"chr1:{REGION1[0]}-{REGION1[1]}",
             "--regions-bed", str(bed), f"step_bins={STEP}", "loops.stride_bins=1",
             "loops.max_distance=400000", "loops.min_probability=0.65", "num_cpus=0.5",
-            "chunk_windows=500", "progress=false"]
+            "chunk_windows=128", "progress=false"]
     cfg = config_from_args(argv)
-    return cfg, predict_genome(cfg), genome
+    return cfg, predict_genome(cfg), genome, argv
 
 
 def test_region_restriction_covers_only_the_regions(regional):
     import cooler
     import pyBigWig
 
-    cfg, res, genome = regional
+    cfg, res, genome, _ = regional
     assert res.chroms == ("chr1", "chr2")
     a1, b1 = (v // RES for v in REGION1)
     a2, b2 = (v // RES for v in REGION2)
@@ -413,7 +413,7 @@ def test_planted_loop_is_called(regional):
     loop in the region is called, at (within one bin of) its true pixel."""
     from mixhic.pipelines.readers import read_bedpe
 
-    cfg, res, genome = regional
+    cfg, res, genome, _ = regional
     truth = read_bedpe(str(genome.loops))
     ti, tj = truth["start1"] // RES, truth["start2"] // RES
     inside = (truth["chrom1"] == "chr1") & (truth["start1"] >= REGION1[0]) & \
@@ -429,33 +429,59 @@ def test_planted_loop_is_called(regional):
     assert (calls["probability"] >= 0.65).all() and (calls["cluster_size"] >= 1).all()
 
 
-def test_resume_after_a_crash_gives_identical_files(regional):
-    """A run killed mid-way leaves some parts, a stray temporary file and no final files;
-    the rerun predicts only what is missing and writes the same files."""
+def test_resume_after_a_crash_gives_identical_files(regional, tmp_path):
+    """``mixhic predict`` killed (SIGKILL) mid-run in its own process leaves saved chunks
+    and parts but no final files; the rerun predicts only what is missing and writes the
+    same files as an uninterrupted run."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
     import cooler
     import pyBigWig
+    import ray
 
-    from mixhic.serve.predict import predict_genome
+    from mixhic.serve.predict import config_from_args, predict_genome
 
-    cfg, first, genome = regional
-    out = first.cool.parent
-    before = {"bedpe": first.bedpe.read_text(),
-              "cool": cooler.Cooler(str(first.cool)).pixels()[:],
-              "mcool": cooler.Cooler(f"{first.mcool}::/resolutions/10000").pixels()[:]}
-    bw = pyBigWig.open(str(first.bigwig))
-    before["bw"] = {c: bw.intervals(c) for c in first.chroms}
-    bw.close()
-    for path in (first.cool, first.mcool, first.bedpe, first.bigwig, first.summary,
-                 out / "parts" / "chr2.done", out / "parts" / "chr2.loops.npz",
-                 out / "parts" / "chr1.hic.npz"):
-        path.unlink()
-    (out / "parts" / ".chr2.cage.npz.tmp.npz").write_bytes(b"half-written")
-    (out / "parts" / "chr1.done").write_text('{"fingerprint": "stale"}')
-    again = predict_genome(cfg)
+    cfg, first, genome, argv = regional
+    out = tmp_path / "crashed"
+    argv = [*argv[:argv.index("--out") + 1], str(out), *argv[argv.index("--out") + 2:]]
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    code = ("import sys, json, logging; logging.basicConfig(level=logging.INFO); "
+            "from mixhic.serve.predict import config_from_args, predict_genome; "
+            "predict_genome(config_from_args(json.loads(sys.argv[1])))")
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(argv)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while proc.poll() is None and time.monotonic() < deadline:
+            if len(list((out / "parts").glob("*.chunks/*.npz"))) >= 3:
+                break
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    saved = list((out / "parts").glob("*.chunks/*.npz"))
+    assert proc.returncode == -9 and saved, "the run ended before it could be killed"
+    assert not (out / "predicted_loops.bedpe").exists()
+    (saved[0].parent / ".999.npz.tmp.npz").write_bytes(b"half-written")  # a write cut short
+    (saved[0].parent / "999999.npz").write_bytes(b"PK\x03\x04 torn")  # a foreign file
+
+    again = predict_genome(config_from_args(argv))
     assert again.skipped == ()
-    assert again.bedpe.read_text() == before["bedpe"]
-    assert cooler.Cooler(str(again.cool)).pixels()[:].equals(before["cool"])
-    assert cooler.Cooler(f"{again.mcool}::/resolutions/10000").pixels()[:].equals(before["mcool"])
-    bw = pyBigWig.open(str(again.bigwig))
-    assert {c: bw.intervals(c) for c in again.chroms} == before["bw"]
-    bw.close()
+    assert not list((out / "parts").glob("*.chunks"))  # chunk files go once parts are whole
+    assert again.bedpe.read_text() == first.bedpe.read_text()
+    assert cooler.Cooler(str(again.cool)).pixels()[:].equals(
+        cooler.Cooler(str(first.cool)).pixels()[:])
+    for r in (5000, 10000):
+        assert cooler.Cooler(f"{again.mcool}::/resolutions/{r}").pixels()[:].equals(
+            cooler.Cooler(f"{first.mcool}::/resolutions/{r}").pixels()[:])
+    a, b = pyBigWig.open(str(again.bigwig)), pyBigWig.open(str(first.bigwig))
+    assert all(a.intervals(c) == b.intervals(c) for c in again.chroms)
+    a.close()
+    b.close()
+    summary = json.loads(again.summary.read_text())
+    assert summary["throughput"]["windows"] < sum(  # only the unsaved chunks were predicted
+        v["predicted"] for per in summary["windows"].values() for v in per.values())
