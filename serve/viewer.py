@@ -30,12 +30,11 @@ is active, else a file), :func:`report_from_prediction` (``mixhic predict --repo
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -526,7 +525,7 @@ def _pool(values: np.ndarray, step: int, max_points: int = 1500) -> tuple[np.nda
     return values, step * k
 
 
-def _draw_tracks(fig, top: float, height_in: float, view: RegionView) -> list:
+def _draw_tracks(fig, top: float, view: RegionView) -> list:
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     reg = view.region
@@ -584,7 +583,7 @@ def _tracks_figure(view: RegionView):
     top, bottom = 0.08, 0.45
     h = top + _tracks_height(view) + bottom
     fig = Figure(figsize=(_FIG_W, h))
-    _draw_tracks(fig, h - top, _tracks_height(view), view)
+    _draw_tracks(fig, h - top, view)
     return fig
 
 
@@ -600,7 +599,7 @@ def region_figure(view: RegionView):
     _draw_map(fig, (_LEFT / _FIG_W, map_bottom / h, _MAP_W / _FIG_W, _MAP_W / h),
               ((_LEFT + _MAP_W + _CBAR_GAP) / _FIG_W, (map_bottom + _MAP_W * 0.25) / h,
                _CBAR_W / _FIG_W, _MAP_W * 0.5 / h), view)
-    _draw_tracks(fig, map_bottom - gap, th, view)
+    _draw_tracks(fig, map_bottom - gap, view)
     fig.suptitle(f"{view.region.label} · {view.region.resolution:,} bp bins", fontsize=10,
                  y=1 - 0.12 / h, va="top")
     return fig
@@ -609,9 +608,10 @@ def region_figure(view: RegionView):
 _OWN_ID = re.compile(r"^(map-axes|colorbar|track-.*|loop-(known|predicted)-\d+)$")
 
 
-def _svg(fig, prefix: str, marks: Mapping[str, str] | None = None) -> str:
+def _svg(fig, prefix: str, marks: Mapping[str, tuple[str, str]] | None = None) -> str:
     """The figure as an inline ``<svg>`` (text kept as text); ``marks`` maps an SVG group
-    id to extra attributes added to it (class, data-*). Matplotlib's own ids (figure_1,
+    id to extra attributes added to it (class, data-*) and a tooltip (its ``<title>``).
+    Matplotlib's own ids (figure_1,
     clip paths, ...) get ``prefix``, so that two figures on one page share none."""
     import matplotlib
 
@@ -626,15 +626,10 @@ def _svg(fig, prefix: str, marks: Mapping[str, str] | None = None) -> str:
                   lambda m: f'id="{prefix}{m[1]}"' if m[1] in ids else m[0], text)
     text = re.sub(r'(url\(#|href="#)([^)"]+)',
                   lambda m: f"{m[1]}{prefix}{m[2]}" if m[2] in ids else m[0], text)
-    for gid, attrs in (marks or {}).items():
-        text = text.replace(f'<g id="{gid}">', f'<g id="{gid}" {attrs}>', 1)
+    for gid, (attrs, title) in (marks or {}).items():
+        text = text.replace(f'<g id="{gid}">',
+                            f'<g id="{gid}" {attrs}><title>{_e(title)}</title>', 1)
     return text
-
-
-def _png_b64(fig, dpi: int = 110) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": "mixhic"})
-    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 # --------------------------------------------------------------------------- the page
@@ -679,14 +674,17 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _mark_attrs(view: RegionView) -> dict[str, str]:
+def _mark_attrs(view: RegionView) -> dict[str, tuple[str, str]]:
     marks = {}
     for kind, loops in (("known", view.known_loops), ("predicted", view.predicted_loops)):
         for k, lp in enumerate(loops):
             prob = "" if lp.probability is None else f' data-probability="{lp.probability:.4f}"'
+            title = (f"{kind} loop {lp.chrom}:{lp.start1:,}-{lp.end1:,} x "
+                     f"{lp.start2:,}-{lp.end2:,}"
+                     + ("" if lp.probability is None else f" p={lp.probability:.3f}"))
             marks[f"loop-{kind}-{k}"] = (
                 f'class="loop-mark {kind}" data-kind="{kind}" data-chrom="{_e(lp.chrom)}" '
-                f'data-start1="{lp.start1}" data-start2="{lp.start2}"{prob}')
+                f'data-start1="{lp.start1}" data-start2="{lp.start2}"{prob}', title)
     return marks
 
 
