@@ -489,6 +489,10 @@ def _draw_map(fig, rect: tuple[float, float, float, float],
     for k, lp in enumerate(view.known_loops):
         ax.scatter([lp.mid2], [lp.mid1], s=70, marker="s", facecolors="none",
                    edgecolors=_COLORS["known"], linewidths=1.4, gid=f"loop-known-{k}", zorder=3)
+    if view.known_loops and view.predicted_loops:  # known loops faintly on the predicted side
+        ax.scatter([lp.mid1 for lp in view.known_loops], [lp.mid2 for lp in view.known_loops],
+                   s=45, marker="s", facecolors="none", edgecolors=_COLORS["known"],
+                   linewidths=0.9, alpha=0.55, zorder=2)
     for k, lp in enumerate(view.predicted_loops):
         ax.scatter([lp.mid1], [lp.mid2], s=40 + 80 * (lp.probability or 0), marker="o",
                    facecolors="none", edgecolors=_COLORS["predicted"], linewidths=1.4,
