@@ -400,6 +400,14 @@ def _load_part(path: Path, fingerprint: str) -> dict[str, np.ndarray] | None:
         return None
 
 
+def _marker(path: Path) -> str | None:
+    """The fingerprint in a ``<chrom>.done`` marker (None: absent or unreadable)."""
+    try:
+        return json.loads(path.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _call_loops(cfg: PredictConfig, loaded: dict[str, dict], resolution: int) -> dict:
     """Loop calls per chromosome from the saved candidates (``cfg.loops.call``)."""
     from mixhic.serve.loopcall import LoopCalls, call_loops, top_calls
@@ -454,14 +462,9 @@ def predict_genome(cfg: PredictConfig) -> PredictOutputs:
         done_fps = {c: hashlib.sha256(json.dumps(sorted(
             (t, fps[t, c]) for t in cards)).encode()).hexdigest()[:16] for c in chroms}
 
-        skipped = []
-        for chrom in chroms:
-            marker = parts / f"{chrom}.done"
-            if cfg.resume and marker.is_file() and json.loads(marker.read_text()).get(
-                    "fingerprint") == done_fps[chrom] and all(
-                    _load_part(parts / f"{chrom}.{t}.npz", fps[t, chrom]) is not None
-                    for t in cards):
-                skipped.append(chrom)
+        skipped = [c for c in chroms if cfg.resume and _marker(parts / f"{c}.done") ==
+                   done_fps[c] and all(_load_part(parts / f"{c}.{t}.npz", fps[t, c])
+                                       is not None for t in cards)]
         if skipped:
             log.info("resuming: %s already done", ", ".join(skipped))
 

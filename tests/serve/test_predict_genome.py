@@ -468,6 +468,7 @@ def test_resume_after_a_crash_gives_identical_files(regional, tmp_path):
     assert not (out / "predicted_loops.bedpe").exists()
     (saved[0].parent / ".999.npz.tmp.npz").write_bytes(b"half-written")  # a write cut short
     (saved[0].parent / "999999.npz").write_bytes(b"PK\x03\x04 torn")  # a foreign file
+    (out / "parts" / "chr1.done").write_text("{torn")  # a marker cut short
 
     again = predict_genome(config_from_args(argv))
     assert again.skipped == ()
