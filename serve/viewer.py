@@ -546,7 +546,7 @@ def _draw_tracks(fig, top: float, view: RegionView) -> list:
         top_v = float(np.nanmax(v)) if v.size and np.isfinite(v).any() else 0.0
         ax.set_ylim(0, top_v * 1.05 if top_v > 0 else 1.0)
         ax.set_yticks([0, top_v] if top_v > 0 else [0])
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda t, _p: f"{t:.1f}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda t, _p: f"{t:.2g}"))
         ax.tick_params(labelsize=7, length=2)
         ax.text(0.005, 0.97, label, transform=ax.transAxes, ha="left", va="top", fontsize=8,
                 color=color, fontweight="bold",

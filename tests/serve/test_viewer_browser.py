@@ -125,6 +125,8 @@ def test_view_in_headless_chromium(server, tmp_path):
     shot = tmp_path / "view.png"
     base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             "--no-first-run", "--disable-extensions", "--mute-audio",
+            "--disable-dev-shm-usage", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1250"]
     env = {**os.environ, "HOME": str(tmp_path)}
     dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True,
