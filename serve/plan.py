@@ -14,6 +14,7 @@ independently and only chunk bounds travel:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,6 +129,14 @@ class WindowPlan:
     y: np.ndarray  # (N,) int64
     unmappable: int  # windows skipped for unmappable anchors
     inside: np.ndarray | None  # (n_bins,) bool: bins written (None: all)
+    n_bins: int  # whole bins of the chromosome
+    n_windows: int  # N (kept by :meth:`counts_only`)
+
+    def counts_only(self) -> WindowPlan:
+        """The plan without its window arrays (what a driver needs to track a chromosome
+        of tens of millions of loop candidates)."""
+        empty = np.zeros(0, np.int64)
+        return dataclasses.replace(self, x=empty, y=empty)
 
 
 def plan_chromosome(task: str, n_bins: int, window_bins: int, resolution: int,
@@ -173,7 +182,8 @@ def plan_chromosome(task: str, n_bins: int, window_bins: int, resolution: int,
             x, y = x[keep], y[keep]
         bad = (masked[x + half] | masked[y + half]) if masked is not None else \
             np.zeros(len(x), bool)
-    return WindowPlan(x[~bad].copy(), y[~bad].copy(), int(bad.sum()), inside)
+    return WindowPlan(x[~bad].copy(), y[~bad].copy(), int(bad.sum()), inside, n_bins,
+                      int((~bad).sum()))
 
 
 def masked_bins(gw, chrom: str, n_bins: int, enabled: bool) -> np.ndarray | None:

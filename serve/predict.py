@@ -258,7 +258,7 @@ def _run(cfg: PredictConfig, cards: dict[str, ModelCard], plans: dict[tuple[str,
     for (task, chrom), plan in plans.items():
         key = (task, chrom)
         acc[key] = _Collector(cards[task], cfg, plan)
-        n = len(plan.x)
+        n = plan.n_windows
         los = list(range(0, n, cfg.chunk_windows))
         chunks[key], seen[key] = len(los), 0
         cdir = _chunk_dir(parts, task, chrom)
@@ -277,14 +277,14 @@ def _run(cfg: PredictConfig, cards: dict[str, ModelCard], plans: dict[tuple[str,
     def finish(key) -> None:
         acc[key].save(parts / f"{key[1]}.{key[0]}.npz", fps[key])
         shutil.rmtree(_chunk_dir(parts, *key), ignore_errors=True)
-        log.info("%s %s: %d windows done", key[0], key[1], len(plans[key].x))
+        log.info("%s %s: %d windows done", key[0], key[1], plans[key].n_windows)
 
     for key in [k for k in chunks if seen[k] == chunks[k]]:
         finish(key)
-    total = sum(len(p.x) for p in plans.values())
+    total = sum(p.n_windows for p in plans.values())
     log.info("predicting %d windows in %d chunks%s: %s", total - resumed, len(items),
              f" ({resumed} resumed from saved chunks)" if resumed else "",
-             ", ".join(f"{t} {c}: {len(p.x)} (+{p.unmappable} unmappable skipped)"
+             ", ".join(f"{t} {c}: {p.n_windows} (+{p.unmappable} unmappable skipped)"
                        for (t, c), p in plans.items()))
     timing = {"windows": 0, "busy_core_s": 0.0, "wall_s": 0.0}
     if not items:
@@ -345,11 +345,10 @@ class _Collector:
 
         card, plan = self.card, self.plan
         chunks = [self.chunks[k] for k in sorted(self.chunks)]
-        n_bins = len(plan.inside) if plan.inside is not None else None
-        counts = {"n_windows": np.array(len(plan.x)), "n_unmappable": np.array(plan.unmappable)}
+        counts = {"n_windows": np.array(plan.n_windows), "n_unmappable": np.array(plan.unmappable)}
         if card.task in ("hic", "cage"):
             norm = Normalisation.from_data(card.data)
-            n_bins = n_bins or (int(plan.x.max()) + card.window_bins if len(plan.x) else 0)
+            n_bins = plan.n_bins
             if card.task == "hic":
                 acc = writers.BandAccumulator(n_bins, card.window_bins)
                 w = card.window_bins
@@ -468,7 +467,7 @@ def predict_genome(cfg: PredictConfig) -> PredictOutputs:
         if skipped:
             log.info("resuming: %s already done", ", ".join(skipped))
 
-        plans = {(t, c): plan_for(cfg, gws[t], t, c, regions)
+        plans = {(t, c): plan_for(cfg, gws[t], t, c, regions).counts_only()
                  for t in cards for c in chroms
                  if c not in skipped and not (cfg.resume and _load_part(
                      parts / f"{c}.{t}.npz", fps[t, c]) is not None)}
