@@ -197,7 +197,7 @@ def masked_bins(gw, chrom: str, n_bins: int, enabled: bool) -> np.ndarray | None
 
 
 def plan_for(cfg: PredictConfig, gw, task: str, chrom: str,
-              regions_bp: dict[str, np.ndarray] | None) -> WindowPlan:
+             regions_bp: dict[str, np.ndarray] | None) -> WindowPlan:
     """The plan of (task, chrom), as both the driver and the actors compute it."""
     card = gw.card
     n_bins = gw.chromsizes[chrom] // card.resolution
