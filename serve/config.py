@@ -287,9 +287,10 @@ class LoopScan:
     called in Hi-C (HiCCUPS on GM12878) span well under 1 Mb, and clustering merges a
     loop's neighbouring pixels into one call, so stride 2 still places each call within
     one bin of the peak (``stride_bins=1`` for single-bin precision, 4x the windows).
-    Cost (``tests/benchmarks/bench_predict.py``): the ``paper-128`` model scores ~5
-    windows/s per CPU core, so these ~31 M windows take ~55 h on 32 cores; scan on GPUs,
-    restrict to ``regions``, or take ``stride_bins=4`` (~7.7 M windows) for a first pass.
+    Cost (``tests/benchmarks/bench_predict.py``): the ``paper-128`` model scored 5-8
+    windows/s per CPU core (two runs on a busy 2-core host), so these ~31 M windows take
+    ~30-55 h on 32 cores; scan on GPUs, restrict to ``regions``, or take
+    ``stride_bins=4`` (~7.7 M windows) for a first pass.
     """
 
     min_distance: int = 20_000
