@@ -438,6 +438,9 @@ def predict_genome(cfg: PredictConfig) -> PredictOutputs:
     if not cfg.out_dir:
         raise MixHicError("out_dir: required (--out DIR)")
     cards = _cards(cfg.models)
+    if "hic" in cards and any(r % cards["hic"].resolution for r in cfg.mcool_resolutions):
+        raise MixHicError(f"mcool_resolutions: {list(cfg.mcool_resolutions)} must be multiples "
+                          f"of the hic model's resolution ({cards['hic'].resolution} bp)")
     out = Path(cfg.out_dir)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)

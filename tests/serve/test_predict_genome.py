@@ -349,6 +349,8 @@ def test_resume_skips_done_chromosomes_and_redoes_a_missing_part(predicted):
     assert _fingerprint(cfg, cards["hic"], region) != _fingerprint(cfg, cards["hic"])
     unmasked = dataclasses.replace(cfg, skip_unmappable=False)
     assert _fingerprint(unmasked, cards["loops"]) != _fingerprint(cfg, cards["loops"])
+    with pytest.raises(MixHicError, match=r"mcool_resolutions: \[7500\] must be multiples"):
+        predict_genome(dataclasses.replace(cfg, mcool_resolutions=(7500,)))  # before any work
     recall = dataclasses.replace(cfg, loops=dataclasses.replace(
         cfg.loops, call=dataclasses.replace(cfg.loops.call, top_n=3)))
     assert _fingerprint(recall, cards["loops"]) == _fingerprint(cfg, cards["loops"])
