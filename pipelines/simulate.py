@@ -515,7 +515,8 @@ def cli_main(argv: Sequence[str]) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier simulation in OUT_DIR")
     parser.add_argument("--report", metavar="COOL",
-                        help="realism report of a .cool / .mcool::resolutions/N instead")
+                        help="realism report of a .cool / .mcool::resolutions/N (or of a "
+                        "simulated genome's directory: its map and loops) instead")
     parser.add_argument("--loops", metavar="BEDPE", help="loop calls for the report's APA")
     parser.add_argument("--resolution", type=int, help="bin size to read from an .mcool")
     parser.add_argument("--weight", default="weight",
@@ -549,7 +550,15 @@ def _report_cli(ns: argparse.Namespace) -> int:
     if extra:
         raise MixHicError(f"simulate --report: unexpected argument {extra[0]!r} "
                           "(the report takes COOL, --loops, --resolution and --weight)")
-    report = realism_report(ns.report, bedpe=ns.loops, resolution=ns.resolution,
-                            weight=ns.weight or None)
+    cool, loops = ns.report, ns.loops
+    if Path(cool).is_dir():  # a simulated genome's directory: its map and true loops
+        g = SimulatedGenome.in_dir(cool)
+        if not g.mcool.is_file():
+            raise MixHicError(f"simulate --report: {cool} is a directory without "
+                              f"{g.mcool.name}; give a .cool / .mcool file")
+        cool = g.mcool_uri(ns.resolution or 5_000)  # the simulator's base resolution
+        loops = loops or (str(g.loops) if g.loops.is_file() else None)
+    report = realism_report(cool, bedpe=loops, resolution=None if "::" in cool else
+                            ns.resolution, weight=ns.weight or None)
     sys.stdout.write(format_report(report) + "\n")
     return 0

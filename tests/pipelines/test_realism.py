@@ -217,3 +217,14 @@ def test_p2ll_is_centre_over_the_lower_left_corner():
     p2ll, centre = apa_p2ll(agg, np.ones_like(agg))
     assert (p2ll, centre) == (3.0, 6.0)
     assert np.isnan(apa_p2ll(agg, np.zeros_like(agg))[0])  # no loop aggregated
+
+
+def test_cli_report_of_a_simulated_genome_dir(realistic, tmp_path, capsys):
+    """A simulated genome's directory stands for its base-resolution map and true loops."""
+    assert cli_main(["--report", str(realistic.mcool.parent)]) == 0
+    fields = dict(kv.split("=") for kv in capsys.readouterr().out.split())
+    direct = realism_report(realistic.mcool_uri(5_000), bedpe=str(realistic.loops))
+    assert float(fields["ps_slope"]) == pytest.approx(direct["ps_slope"], abs=1e-3)
+    assert int(fields["n_loops"]) == direct["n_loops"] > 0
+    with pytest.raises(MixHicError, match="without genome.mcool"):
+        cli_main(["--report", str(tmp_path)])
