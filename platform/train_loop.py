@@ -298,8 +298,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         # ---- train
         model.train()
         sums: dict[str, float] = {}
-        n_rows, steps, t0 = 0, 0, time.perf_counter()
-        wait, t_ready = 0.0, time.perf_counter()
+        n_rows, steps, t0, cpu0 = 0, 0, time.perf_counter(), time.process_time()
+        wait, first_wait, t_ready = 0.0, 0.0, time.perf_counter()
         for batch in train_shard.iter_torch_batches(
             batch_size=cfg.data.batch_size,
             dtypes=_dtypes(cols),
@@ -310,6 +310,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if cfg.data.shuffle_buffer else None,
         ):
             wait += time.perf_counter() - t_ready
+            if not steps and not n_rows:  # iterator start-up: the epoch's first batch
+                first_wait = wait
             if recipe == "pretrain" and len(batch["epi"]) < 2:
                 continue  # InfoNCE needs at least one negative
             with autocast():
@@ -332,13 +334,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 break
             t_ready = time.perf_counter()
         elapsed = time.perf_counter() - t0
+        sums["_cpu"] = time.process_time() - cpu0  # this worker process, all its threads
         sums["_rows"] = float(n_rows)
         sums["_time"] = elapsed
         sums["_wait"] = wait
+        sums["_wait_first"] = first_wait
         sums = _allreduce_sums(sums, world)
         rows = max(sums.pop("_rows"), 1.0)
         mean_time = sums.pop("_time") / world
         mean_wait = sums.pop("_wait") / world
+        mean_first_wait = sums.pop("_wait_first") / world
+        mean_cpu = sums.pop("_cpu") / world
         metrics: dict[str, Any] = {f"train_{k}": v / rows for k, v in sums.items()}
         metrics.update(
             epoch=epoch,
@@ -347,6 +353,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             train_steps=steps,
             epoch_time_s=mean_time,
             data_wait_s=mean_wait,
+            data_wait_first_s=mean_first_wait,
+            epoch_cpu_s=mean_cpu,
             samples_per_s=rows / max(mean_time, 1e-9),
         )
 
