@@ -193,9 +193,9 @@ class PublishedPretrainModel(nn.Module):
     of shared / specific (B, N, 4E), tokens (B, N, 8E) per modality, e2m (B, 9, 8E) and
     m2e (B, 12, 8E)."""
 
-    def __init__(self, cfg: PublishedConfig = PublishedConfig()) -> None:
+    def __init__(self, cfg: PublishedConfig | None = None) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg = cfg = cfg or PublishedConfig()
         D = cfg.dims[-1]
         self.hic_encoder = _HicEncoder(cfg)
         self.epi_encoder = _EpiEncoder(cfg)
