@@ -92,8 +92,9 @@ class FinetuneModel(nn.Module):
         x = e_tok
         for layer in self.fusion:
             x = layer(x, ctx)
+        extra = {"epi": epi} if self.task == "loops" else {}  # the loop head's anchor signal
         return self.head(self.fusion_norm(x), skips, hic=hic if self.uses_hic else None,
-                         offset=offset)
+                         offset=offset, **extra)
 
     def predict(self, epi: torch.Tensor, hic: torch.Tensor | None = None,
                 offset: torch.Tensor | None = None) -> torch.Tensor:

@@ -129,6 +129,31 @@ def loop_contrast_features(hic: torch.Tensor, radius: int = 5, inner: int = 1) -
     return torch.stack([centre, oe, centre - d_mean, centre - ll_mean], dim=1)
 
 
+def anchor_signal(epi: torch.Tensor, window_bins: int) -> torch.Tensor:
+    """Summed track signal at the two anchors of a loop window: (B,).
+
+    epi (B, C, 2L) (x-anchor values then y-anchor values, L = W * values per bin): the mean
+    of each track over the centre Hi-C bin of each anchor, summed over tracks and anchors.
+    """
+    B, C, L2 = epi.shape
+    L, c = L2 // 2, window_bins // 2
+    k = L // window_bins
+    x = epi.to(torch.promote_types(epi.dtype, torch.float32))
+    return (x[:, :, c * k : (c + 1) * k].mean(-1).sum(1)
+            + x[:, :, L + c * k : L + (c + 1) * k].mean(-1).sum(1))
+
+
+LOOP_FEATURES = ("centre", "oe", "donut", "lowerleft", "anchor_signal")
+
+
+def loop_features(hic: torch.Tensor, epi: torch.Tensor) -> torch.Tensor:
+    """The loop head's baseline features, (B, 5) in :data:`LOOP_FEATURES` order: the map
+    contrasts of :func:`loop_contrast_features` and the anchors' :func:`anchor_signal`."""
+    W = hic.shape[-1]
+    return torch.cat([loop_contrast_features(hic), anchor_signal(epi, W)[:, None]
+                      .to(torch.promote_types(hic.dtype, torch.float32))], dim=1)
+
+
 class LoopHead(nn.Module):
     """Loop logit from pooled fused tokens, the anchor pair, the map's centre and distance.
 
@@ -136,9 +161,9 @@ class LoopHead(nn.Module):
     b = skips[0][:, W + W//2] -> Linear(E -> h) of (a + b) / 2 + a * b; distance ->
     DistanceEmbedding(h); with a map: centre crop (k x k) of [map, distance contrast] ->
     Conv3x3 - GELU - Conv3x3 - GELU -> centre + mean features -> Linear(-> h), plus
-    ``loop_contrast_features`` -> Linear(4 -> h). Sum -> ReLU - Dropout - Linear(h -> 1).
-    The contrast features also reach the logit through a linear path, so the head starts
-    from what the o/e baseline knows. Output: (B,) logits.
+    ``loop_features`` (map contrasts and anchor signal) -> Linear(5 -> h). Sum -> ReLU -
+    Dropout - Linear(h -> 1). The features also reach the logit through a linear path, so
+    the head starts from what the baselines know. Output: (B,) logits.
     """
 
     def __init__(self, cfg: MixHicConfig, uses_hic: bool = True) -> None:
@@ -157,9 +182,10 @@ class LoopHead(nn.Module):
                 nn.Conv2d(ch, ch, kernel_size=3, padding=1), nn.GELU(),
             )
             self.conv_proj = nn.Linear(2 * ch, h)
-            self.contrast = nn.Linear(4, h)
-            self.contrast_skip = nn.Linear(4, 1)
-            self.contrast_norm = nn.BatchNorm1d(4, affine=False)
+            n = len(LOOP_FEATURES)
+            self.contrast = nn.Linear(n, h)
+            self.contrast_skip = nn.Linear(n, 1)
+            self.contrast_norm = nn.BatchNorm1d(n, affine=False)
 
     @torch.no_grad()
     def init_contrast_prior(self) -> None:
@@ -167,7 +193,7 @@ class LoopHead(nn.Module):
         (what HiCCUPS-like callers score) and the learned path nearly silent, so a few fine-tuning
         steps refine a baseline-level detector instead of learning it."""
         if self.uses_hic:
-            self.contrast_skip.weight.copy_(torch.tensor([[0.0, 1.0, 1.0, 0.0]]))
+            self.contrast_skip.weight.copy_(torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0]]))
             self.contrast_skip.bias.zero_()
             # the learned path starts nearly silent (small, not zero: every parameter still
             # gets a gradient), so training starts from the baseline, not noise around it
@@ -177,15 +203,15 @@ class LoopHead(nn.Module):
     @torch.no_grad()
     def set_contrast_prior(self, weight: Sequence[float], bias: float, mean: Sequence[float],
                            var: Sequence[float]) -> None:
-        """Start the linear path from a fitted detector: ``weight`` (4,) and ``bias`` of a
-        logistic regression of the label on the contrast features standardised by
-        ``mean`` / ``var`` (4,) (which become the feature norm's running statistics).
+        """Start the linear path from a fitted detector: ``weight`` (5,) and ``bias`` of a
+        logistic regression of the label on :func:`loop_features` standardised by
+        ``mean`` / ``var`` (5,) (which become the feature norm's running statistics).
         The driver fits it on the train split (``mixhic.platform.finetune``), so training
-        starts from the best linear combination of the o/e, donut and lower-left
-        baselines instead of a fixed one."""
+        starts from the best linear combination of the o/e, donut, lower-left and
+        anchor-signal baselines instead of a fixed one."""
         if not self.uses_hic:
             raise ValueError("set_contrast_prior: this head reads no map (epi-only mode)")
-        w = torch.as_tensor(weight, dtype=torch.float32).reshape(1, 4)
+        w = torch.as_tensor(weight, dtype=torch.float32).reshape(1, len(LOOP_FEATURES))
         self.contrast_skip.weight.copy_(w)
         self.contrast_skip.bias.fill_(float(bias))
         self.contrast_norm.running_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
@@ -193,7 +219,8 @@ class LoopHead(nn.Module):
 
     def forward(self, fused: torch.Tensor, skips: list[torch.Tensor],
                 hic: torch.Tensor | None = None,
-                offset: torch.Tensor | None = None) -> torch.Tensor:
+                offset: torch.Tensor | None = None,
+                epi: torch.Tensor | None = None) -> torch.Tensor:
         B, W = fused.shape[0], self.W
         tok = skips[0] if skips else None
         z = self.pooled(fused.mean(dim=1))  # (B, h)
@@ -205,9 +232,10 @@ class LoopHead(nn.Module):
         z = z + self.distance(d)
         skip = 0.0
         if self.uses_hic:
-            if hic is None:
-                raise ValueError("LoopHead: this head reads the input map; pass hic")
-            raw_feats = loop_contrast_features(hic)  # (B, 4)
+            if hic is None or epi is None:
+                raise ValueError("LoopHead: this head reads the input map and tracks; pass "
+                                 "hic and epi")
+            raw_feats = loop_features(hic, epi)  # (B, 5)
             bn = self.contrast_norm  # batch statistics need >= 2 rows; else running ones
             feats = F.batch_norm(raw_feats, bn.running_mean, bn.running_var,
                                  training=self.training and B > 1, momentum=bn.momentum,

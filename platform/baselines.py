@@ -143,20 +143,18 @@ def loop_baseline_scores(hic: Any | None, epi: Any, window_bins: int, radius: in
     are :func:`mixhic.models.heads.loop_contrast_features` (o/e against the window
     diagonal, donut, lower-left), in float64.
     """
-    W = window_bins
-    c = W // 2
-    e = bin_track_means(epi, W, 0), bin_track_means(epi, W, 1)
-    anchor = e[0][:, c].sum(axis=1) + e[1][:, c].sum(axis=1)  # (N,)
+    import torch
+
+    from mixhic.models.heads import anchor_signal, loop_contrast_features
+
+    # the loop head's own features: one definition for model and baseline
+    anchor = anchor_signal(torch.as_tensor(np.asarray(epi, dtype=np.float64)),
+                           window_bins).numpy()  # (N,)
     n = len(anchor)
     out = np.full((n, len(LOOP_BASELINES)), np.nan)
     out[:, 3] = anchor
     if hic is None:
         return out
-    # the loop head's own contrast features: one definition for model and baseline
-    import torch
-
-    from mixhic.models.heads import loop_contrast_features
-
     m = torch.as_tensor(np.asarray(hic, dtype=np.float64))
     out[:, :3] = loop_contrast_features(m, radius=radius, inner=inner).numpy()[:, 1:]
     return out

@@ -208,20 +208,22 @@ def _train_expected(cfg: FinetuneConfig) -> tuple[list[float], list[float]]:
 
 def _loop_prior(cfg: FinetuneConfig) -> dict[str, Any] | None:
     """The loop head's starting linear path (``LoopHead.set_contrast_prior``): a logistic
-    regression of the label on the standardised contrast features (o/e, donut, lower-left,
-    centre) of the loops train split, class-balanced like the loss. None when the split
-    has a single class."""
+    regression of the label on the standardised ``loop_features`` (centre, o/e, donut,
+    lower-left, anchor signal) of the loops train split, class-balanced like the loss.
+    None when the split has a single class."""
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from mixhic.models.heads import loop_contrast_features
+    from mixhic.models.heads import LOOP_FEATURES, loop_features
 
-    ds = data_mod.open_split(cfg.data.data_dir, "loops", "train", columns=["hic", "loop"],
+    ds = data_mod.open_split(cfg.data.data_dir, "loops", "train",
+                             columns=["hic", "epi", "loop"],
                              sample=cfg.data.sample, train_fraction=cfg.data.train_fraction,
                              seed=cfg.data.fraction_seed)
     feats, labels = [], []
     for b in ds.iter_batches(batch_size=256, batch_format="numpy"):
-        feats.append(loop_contrast_features(torch.as_tensor(b["hic"])).double().numpy())
+        feats.append(loop_features(torch.as_tensor(b["hic"]),
+                                   torch.as_tensor(b["epi"])).double().numpy())
         labels.append(np.asarray(b["loop"]).astype(np.int64))
     if not feats:
         return None
@@ -232,9 +234,9 @@ def _loop_prior(cfg: FinetuneConfig) -> dict[str, Any] | None:
     mean, var = x.mean(axis=0), x.var(axis=0) + 1e-5  # eps as the head's BatchNorm
     fit = LogisticRegression(C=1.0, class_weight="balanced" if cfg.class_balance else None)
     fit.fit((x - mean) / np.sqrt(var), y)
-    log.info("loop head starts from a contrast fit on %d train rows: weights %s (centre, "
-             "o/e, donut, lower-left), bias %.3f", len(y),
-             np.round(fit.coef_[0], 3).tolist(), float(fit.intercept_[0]))
+    log.info("loop head starts from a logistic fit on %d train rows: weights %s, bias %.3f",
+             len(y), dict(zip(LOOP_FEATURES, np.round(fit.coef_[0], 3).tolist())),
+             float(fit.intercept_[0]))
     return {"weight": fit.coef_[0].tolist(), "bias": float(fit.intercept_[0]),
             "mean": mean.tolist(), "var": var.tolist()}
 

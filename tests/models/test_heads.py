@@ -9,7 +9,8 @@ import torch
 from sklearn.metrics import r2_score, roc_auc_score
 
 from mixhic.models import FinetuneModel, get_preset
-from mixhic.models.heads import DistanceEmbedding, loop_contrast_features, pixel_distances
+from mixhic.models.heads import (DistanceEmbedding, anchor_signal, loop_contrast_features,
+                                 loop_features, pixel_distances)
 
 W, L = 20, 40  # small geometry: 20 bins per axis, 2 epi bins per Hi-C bin
 
@@ -194,7 +195,9 @@ def test_loop_head_starts_from_a_fitted_contrast_detector():
     c = W // 2
     y = rng.integers(0, 2, size=400)
     hic[torch.tensor(y == 1), c + 2 : c + 6, c - 5 : c - 1] -= 0.3  # darker lower-left
-    feats = loop_contrast_features(hic).double().numpy()
+    epi = torch.randn(400, 1, 2 * L)
+    feats = loop_features(hic, epi).double().numpy()
+    assert feats.shape == (400, 5)
     mean, var = feats.mean(0), feats.var(0) + 1e-5
     fit = LogisticRegression().fit((feats - mean) / np.sqrt(var), y)
     torch.manual_seed(0)
@@ -202,7 +205,7 @@ def test_loop_head_starts_from_a_fitted_contrast_detector():
     model.head.set_contrast_prior(fit.coef_[0], fit.intercept_[0], mean, var)
     model.eval()
     with torch.no_grad():
-        logits = model(torch.randn(400, 1, 2 * L), hic, off).numpy()
+        logits = model(epi, hic, off).numpy()
     expected = fit.decision_function((feats - mean) / np.sqrt(var))
     assert np.corrcoef(logits, expected)[0, 1] > 0.99  # the learned path is nearly silent
     assert roc_auc_score(y, logits) == pytest.approx(roc_auc_score(y, expected), abs=0.01)
@@ -210,3 +213,12 @@ def test_loop_head_starts_from_a_fitted_contrast_detector():
     with pytest.raises(ValueError, match="epi-only"):
         FinetuneModel(_cfg(), task="loops", mode="epi").head.set_contrast_prior(
             fit.coef_[0], 0.0, mean, var)
+
+
+def test_anchor_signal_is_the_centre_bin_mean_of_both_anchors():
+    rng = np.random.default_rng(2)
+    epi = rng.random((3, 2, 2 * L))
+    k, c = L // W, W // 2
+    want = (epi[:, :, c * k : (c + 1) * k].mean(-1).sum(1)
+            + epi[:, :, L + c * k : L + (c + 1) * k].mean(-1).sum(1))
+    np.testing.assert_allclose(anchor_signal(torch.tensor(epi), W).numpy(), want, rtol=1e-12)
