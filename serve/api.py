@@ -56,7 +56,7 @@ __all__ = ["Backend", "RequestError", "build_api", "BodySizeLimit", "window_arra
            "BINARY_TYPES", "MAX_ABS_INPUT"]
 
 BINARY_TYPES = ("application/x-npy", "application/x-npz", "application/octet-stream")
-_NPZ_FIELDS = ("epi", "hic")
+_NPZ_FIELDS = ("epi", "hic", "offset")
 #: Largest |value| accepted in ``epi``/``hic`` (serve config ``max_abs_input``). Model
 #: inputs are transformed as in training (log2(1 + x) tracks ~0-40, Hi-C in [0, 1] or on
 #: a log scale); the float32 forward overflows to inf/NaN past ~1e19-1e25 (squares in
@@ -90,8 +90,10 @@ class Backend(Protocol):
     async def cards(self) -> dict[str, ModelCard]:
         """``{task: ModelCard}`` of the served models."""
 
-    async def predict(self, task: str, epi: np.ndarray, hic: np.ndarray | None) -> np.ndarray:
-        """One checked window -> the task's output (hic (W, W) | loops () | cage (W,))."""
+    async def predict(self, task: str, epi: np.ndarray, hic: np.ndarray | None,
+                      offset: float = 0.0) -> np.ndarray:
+        """One checked window, ``offset`` bins from its x- to its y-anchor -> the task's
+        output (hic (W, W) | loops () | cage (W,))."""
 
     async def region(self, card: ModelCard, chrom: str, start: int, start2: int | None):
         """``(epi (C, 2L), hic (W, W) | None, WindowEcho)`` read from the genome files;
@@ -212,6 +214,22 @@ def window_arrays(req: WindowRequest, card: ModelCard,
                                       f"(needs the Hi-C window, or give a region)")
         hic = _array(req.hic, "hic", card.hic_shape, max_abs)
     return epi, hic
+
+
+def request_offset(req: WindowRequest) -> float:
+    """The ``offset`` of an array request in bins (0: a diagonal window); a finite,
+    non-negative whole number, else a 422 naming the field."""
+    value = getattr(req, "offset", None)
+    if value is None:
+        return 0.0
+    try:
+        v = float(np.asarray(value, dtype=np.float64).reshape(()))
+    except (TypeError, ValueError):
+        raise RequestError("offset", "must be one number (bins from the x-anchor to the "
+                                     "y-anchor)") from None
+    if not np.isfinite(v) or v < 0 or v != round(v):
+        raise RequestError("offset", f"must be a whole number of bins >= 0, got {v:g}")
+    return v
 
 
 def read_numpy_body(body: bytes, max_bytes: int) -> dict[str, np.ndarray]:
@@ -370,9 +388,11 @@ def build_api(backend: Backend, max_body_bytes: int = 8 * 2**20,
             check_range(epi, "epi", max_abs_input)  # read from the server's files
             if hic is not None:
                 check_range(hic, "hic", max_abs_input)
+            offset = (echo.y_start - echo.x_start) / echo.resolution
         else:
             epi, hic = window_arrays(req, card, max_abs_input)
-        out = check_output(task, await backend.predict(task, epi, hic))
+            offset = request_offset(req)
+        out = check_output(task, await backend.predict(task, epi, hic, offset))
         return card, out, echo
 
     @api.get("/healthz", response_model=Health, tags=["meta"])

@@ -101,18 +101,21 @@ class MixHicServer:
         """Batches run and items served per task by this replica (mean batch size)."""
         return {t: {"batches": b.batches, "items": b.items} for t, b in self._batchers.items()}
 
-    async def predict(self, task: str, epi: np.ndarray, hic: np.ndarray | None) -> np.ndarray:
-        """One window: epi (C, 2L), hic (W, W) | None -> hic (W, W) | loops () | cage (W,)."""
+    async def predict(self, task: str, epi: np.ndarray, hic: np.ndarray | None,
+                      offset: float = 0.0) -> np.ndarray:
+        """One window: epi (C, 2L), hic (W, W) | None, offset (bins from its x- to its
+        y-anchor) -> hic (W, W) | loops () | cage (W,)."""
         if task not in self._batchers:
             raise ValueError(f"task: no {task} model is served here")
-        return await self._batchers[task].submit((epi, hic))
+        return await self._batchers[task].submit((epi, hic, float(offset)))
 
-    def _forward(self, task: str, items: list[tuple[np.ndarray, np.ndarray | None]]) -> list:
+    def _forward(self, task: str,
+                 items: list[tuple[np.ndarray, np.ndarray | None, float]]) -> list:
         """Stack the well-formed items into one batch; malformed ones get their own error."""
         model = self.models[task]
         results: list[Any] = [None] * len(items)
         good = []
-        for i, (epi, hic) in enumerate(items):
+        for i, (epi, hic, _) in enumerate(items):
             try:
                 model.check(epi[None], None if hic is None else hic[None])
                 good.append(i)
@@ -121,7 +124,8 @@ class MixHicServer:
         if good:
             epi = np.stack([items[i][0] for i in good])  # (B, C, 2L)
             hic = np.stack([items[i][1] for i in good]) if model.card.needs_hic else None
-            out = model.predict(epi, hic)
+            offset = np.array([items[i][2] for i in good], np.float32)
+            out = model.predict(epi, hic, offset)
             for k, i in enumerate(good):
                 results[i] = out[k]
         return results
@@ -148,7 +152,7 @@ class MixHicServer:
                 windows = {t: self._reader(c) for t, c in self._cards.items()}
                 page = viewer.collect_region(
                     region, self._cards, windows,
-                    lambda task, epi, hic: self.models[task].predict(epi, hic),
+                    lambda task, epi, hic, off: self.models[task].predict(epi, hic, off),
                     known_loops=self._genome.loops, max_loop_windows=loop_windows,
                     batch_size=self._view_batch)
             except (viewer.RegionError, RequestError):

@@ -212,18 +212,24 @@ class TaskModel:
                 raise ValueError(f"hic: expected shape (B, {c.window_bins}, {c.window_bins}), "
                                  f"got {tuple(hic.shape)}")
 
-    def predict(self, epi: np.ndarray, hic: np.ndarray | None = None) -> np.ndarray:
-        """Forward a batch: see the module docstring for shapes; loops give probabilities."""
+    def predict(self, epi: np.ndarray, hic: np.ndarray | None = None,
+                offset: np.ndarray | None = None) -> np.ndarray:
+        """Forward a batch: see the module docstring for shapes; loops give probabilities.
+        ``offset`` (B,): bins from each window's x-anchor to its y-anchor (None: 0, diagonal
+        windows); the heads use it for the genomic distance of every pixel."""
         import torch
 
         self.check(epi, hic)
         with torch.inference_mode():
             e = torch.as_tensor(np.ascontiguousarray(epi, dtype=np.float32), device=self.device)
-            h = None
+            h = o = None
             if self.card.needs_hic:
                 h = torch.as_tensor(np.ascontiguousarray(hic, dtype=np.float32),
                                     device=self.device)
-            return self.model.predict(e, hic=h).cpu().numpy()
+            if offset is not None:
+                o = torch.as_tensor(np.asarray(offset, dtype=np.float32).reshape(len(epi)),
+                                    device=self.device)
+            return self.model.predict(e, hic=h, offset=o).cpu().numpy()
 
 
 def load_task_model(source: str, device: str = "auto") -> TaskModel:

@@ -38,13 +38,16 @@ def to_arrays(model_input: Any) -> dict[str, np.ndarray]:
     if "epi" not in model_input:
         raise ValueError("model input: missing 'epi' (B, C, 2L) array")
     out = {"epi": np.asarray(model_input["epi"], dtype=np.float32)}
-    if model_input.get("hic") is not None:
-        out["hic"] = np.asarray(model_input["hic"], dtype=np.float32)
+    for key in ("hic", "offset"):
+        if model_input.get(key) is not None:
+            out[key] = np.asarray(model_input[key], dtype=np.float32)
     return out
 
 
 def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any]) -> np.ndarray:
-    """Run a fine-tuned model on numpy inputs; loops logits become probabilities."""
+    """Run a fine-tuned model on numpy inputs (``epi`` (B, C, 2L), ``hic`` (B, W, W) for
+    bimodal/nonpre, optional ``offset`` (B,): bins from each x-anchor to its y-anchor, 0 =
+    diagonal windows); loops logits become probabilities."""
     import torch
 
     if meta.get("kind") != "finetune":
@@ -64,9 +67,15 @@ def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any
         hic = torch.from_numpy(np.ascontiguousarray(arrays["hic"]))
         if hic.ndim == 2:
             hic = hic[None]
+    offset = None
+    if "offset" in arrays:
+        offset = torch.as_tensor(np.asarray(arrays["offset"], dtype=np.float32).reshape(-1))
+        if offset.shape != (epi.shape[0],):
+            raise ValueError(f"model input: offset must hold one value per window "
+                             f"({epi.shape[0]}), got shape {tuple(offset.shape)}")
     model.eval()
     with torch.inference_mode():
-        return model.predict(epi, hic=hic).cpu().numpy()
+        return model.predict(epi, hic=hic, offset=offset).cpu().numpy()
 
 
 class MixHicPyfunc(mlflow.pyfunc.PythonModel):

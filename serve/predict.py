@@ -144,7 +144,7 @@ class WindowPredictor:
             r0, c0 = int(x.min()), int(y.min())
             band = gw.hic_band(chrom, (r0, int(x.max()) + w), (c0, int(y.max()) + w))
             hic = gw.hic_transform(slice_hic(band, x - r0, y - c0, w))  # (B, W, W)
-        return model.predict(epi, hic).reshape(len(x), -1)
+        return model.predict(epi, hic, offset=y - x).reshape(len(x), -1)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows: dict[str, list] = {k: [] for k in ("task", "chrom", "lo", "n", "busy_s",

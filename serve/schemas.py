@@ -42,6 +42,11 @@ class WindowRequest(BaseModel):
     hic: list[list[float]] | None = Field(
         None, description="(W, W) Hi-C window, normalised as in training (bimodal models)"
     )
+    offset: int | None = Field(
+        None, ge=0, description="with arrays: bins from the x-anchor's start to the "
+        "y-anchor's (default 0, a diagonal window); the model reads each pixel's genomic "
+        "distance from it"
+    )
     chrom: str | None = Field(None, description="chromosome (chr1 and 1 both match)")
     start: int | None = Field(None, ge=0, description="bp, start of the x-anchor")
     start2: int | None = Field(
@@ -51,6 +56,8 @@ class WindowRequest(BaseModel):
     @model_validator(mode="after")
     def _one_form(self) -> WindowRequest:
         region = self.chrom is not None or self.start is not None or self.start2 is not None
+        if region and self.offset is not None:
+            raise ValueError("offset: only with arrays (a region's offset comes from start2)")
         arrays = self.epi is not None or self.hic is not None
         if region and arrays:
             raise ValueError("give either epi/hic arrays or a region (chrom, start), not both")

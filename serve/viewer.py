@@ -69,7 +69,7 @@ MAX_LOOP_WINDOWS = 512
 #: Most predicted loops marked (the highest probabilities after suppression).
 MAX_LOOPS_SHOWN = 50
 
-Predict = Callable[[str, np.ndarray, "np.ndarray | None"], np.ndarray]
+Predict = Callable[[str, np.ndarray, "np.ndarray | None", np.ndarray], np.ndarray]
 
 
 class RegionError(MixHicError):
@@ -205,8 +205,10 @@ def parse_view_region(text: str, chromsizes: Mapping[str, int], resolution: int,
 
 
 def _batched(predict: Predict, task: str, epi: np.ndarray, hic: np.ndarray | None,
-             batch_size: int) -> np.ndarray:
-    outs = [predict(task, epi[i:i + batch_size], None if hic is None else hic[i:i + batch_size])
+             batch_size: int, offset: np.ndarray | None = None) -> np.ndarray:
+    off = np.zeros(len(epi), np.float32) if offset is None else np.asarray(offset, np.float32)
+    outs = [predict(task, epi[i:i + batch_size], None if hic is None else hic[i:i + batch_size],
+                    off[i:i + batch_size])
             for i in range(0, len(epi), batch_size)]
     return np.concatenate([np.asarray(o) for o in outs])
 
@@ -307,7 +309,8 @@ def _predicted_loops(gw, card, region: Region, predict: Predict, scan, max_windo
     epi_all = gw.epi_transform(gw.track_bins(region.chrom, t0, t1))
     epi = slice_epi(epi_all, x - t0, y - t0, gw.L, gw.L // w)
     hic = gw.hic_transform(slice_hic(band, x - r0, y - c0, w)) if band is not None else None
-    p = _batched(predict, "loops", epi, hic, batch_size).reshape(-1).astype(np.float64)
+    p = _batched(predict, "loops", epi, hic, batch_size, offset=y - x).reshape(-1).astype(
+        np.float64)
     rule = scan.call
     if rule.enabled:
         calls = call_loops(i, j, p, threshold=scan.min_probability,
@@ -869,7 +872,7 @@ def report_from_prediction(cfg, out_dir: str | Path | None = None) -> list[dict[
         written = []
         for region in regions:
             view = collect_region(region, cards, windows,
-                                  lambda t, e, h: models[t].predict(e, h),
+                                  lambda t, e, h, o: models[t].predict(e, h, o),
                                   known_loops=cfg.genome.loops, scan=cfg.loops,
                                   batch_size=cfg.batch_size)
             written.append(log_region_report(view, out_dir))

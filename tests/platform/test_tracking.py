@@ -272,3 +272,28 @@ def test_pyfunc_load_and_predict_matches_model(runs, tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     loaded, _ = load_model_dir(tracking.download_model_dir(f"models:/{reg}@champion"))
     assert loaded.state_dict().keys() == model.state_dict().keys()
+
+
+def test_predict_arrays_passes_the_anchor_offset():
+    """Off-diagonal windows: ``offset`` (bins) reaches the model, whose map head reads each
+    pixel's genomic distance from it; a wrong length is refused naming it."""
+    import torch
+
+    from mixhic.models import FinetuneModel, get_preset
+    from mixhic.serve.mlflow_model import predict_arrays
+
+    cfg = get_preset("tiny", window_bins=20, epi_bins=40, n_tracks=2)
+    torch.manual_seed(0)
+    model = FinetuneModel(cfg, task="hic", mode="infer").eval()
+    model.head.init_expected([0, 5, 40], [1.0, 0.3, 0.0])  # a decay, as after training
+    meta = {"kind": "finetune", "task": "hic", "mode": "infer"}
+    epi = np.random.default_rng(0).random((2, 2, 80), dtype=np.float32)
+    offset = np.array([0.0, 30.0], np.float32)
+    got = predict_arrays(model, meta, {"epi": epi, "offset": offset})
+    with torch.no_grad():
+        want = model(torch.from_numpy(epi), offset=torch.from_numpy(offset)).numpy()
+        diagonal = model(torch.from_numpy(epi)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.abs(got[1] - diagonal[1]).max() > 0.1  # the distance made a difference
+    with pytest.raises(ValueError, match="offset"):
+        predict_arrays(model, meta, {"epi": epi, "offset": np.zeros(3, np.float32)})

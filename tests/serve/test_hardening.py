@@ -27,13 +27,16 @@ class _Backend:
         self.models = models
         self.nan_out = False
         self.forwards = 0
+        self.offsets: list[float] = []
 
     async def cards(self):
         return {t: m.card for t, m in self.models.items()}
 
-    async def predict(self, task, epi, hic):
+    async def predict(self, task, epi, hic, offset=0.0):
         self.forwards += 1
-        out = self.models[task].predict(epi[None], None if hic is None else hic[None])[0]
+        self.offsets.append(offset)
+        out = self.models[task].predict(epi[None], None if hic is None else hic[None],
+                                        np.array([offset]))[0]
         return np.full_like(out, np.nan) if self.nan_out else out
 
     async def region(self, card, chrom, start, start2):
@@ -217,3 +220,40 @@ def test_sigterm_raises_terminated_in_the_main_thread():
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_array_requests_carry_the_anchor_offset(api, backend):
+    """An off-diagonal window sent as arrays says how far its y-anchor is (``offset``,
+    bins); the model reads every pixel's genomic distance from it, so the answer changes."""
+    epi, hic = _inputs(3)
+    ctype = {"content-type": "application/x-npz"}
+    backend.offsets.clear()
+    rs = _post_all(api, [
+        ("POST", "/v1/hic", {"json": {"epi": epi.tolist()}}),
+        ("POST", "/v1/hic", {"json": {"epi": epi.tolist(), "offset": 40}}),
+        ("POST", "/v1/hic", {"content": _npz(epi=epi, offset=np.array(40)), "headers": ctype}),
+    ])
+    assert [r.status_code for r in rs] == [200, 200, 200], [r.text[:200] for r in rs]
+    assert backend.offsets == [0.0, 40.0, 40.0]
+    diag, off, off_npz = (np.asarray(r.json()["hic"]) for r in rs)
+    np.testing.assert_allclose(off, off_npz, atol=1e-6)
+    assert np.abs(diag - off).max() > 1e-4  # the distance reached the map head
+    direct = backend.models["hic"].predict(epi[None], None, np.array([40.0]))[0]
+    np.testing.assert_allclose(off, direct, atol=1e-5)
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"offset": -1}, "offset"),
+    ({"offset": 1.5}, "offset"),
+    ({"chrom": "chr1", "start": 0, "offset": 3}, "offset"),
+])
+def test_bad_offsets_are_422_naming_the_field(api, body, field):
+    epi, _ = _inputs(4)
+    if "chrom" not in body:
+        body = {"epi": epi.tolist(), **body}
+    (r,) = _post_all(api, [("POST", "/v1/hic", {"json": body})])
+    assert r.status_code == 422 and field in r.text, r.text[:300]
+    npz = _npz(epi=epi, offset=np.array(2.5))
+    ctype = {"content-type": "application/x-npz"}
+    (r,) = _post_all(api, [("POST", "/v1/hic", {"content": npz, "headers": ctype})])
+    assert r.status_code == 422 and "offset" in r.text, r.text[:300]

@@ -87,8 +87,8 @@ class _LocalBackend:
     async def cards(self):
         return {"hic": self.tm.card}
 
-    async def predict(self, task, epi, hic):
-        return self.tm.predict(epi[None], None)[0]
+    async def predict(self, task, epi, hic, offset=0.0):
+        return self.tm.predict(epi[None], None, np.array([offset]))[0]
 
     async def region(self, card, chrom, start, start2):
         raise AssertionError("not configured")

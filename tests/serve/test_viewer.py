@@ -174,7 +174,7 @@ def tiny():
 def _collect(tiny, region: str, **kw):
     _, files, models, windows = tiny
     return viewer.collect_region(region, {t: m.card for t, m in models.items()}, windows,
-                                 lambda t, e, h: models[t].predict(e, h),
+                                 lambda t, e, h, o: models[t].predict(e, h, o),
                                  known_loops=files.loops, **kw)
 
 
@@ -221,9 +221,9 @@ def test_loop_scan_is_bounded(tiny):
     calls = []
     _, files, models, windows = tiny
 
-    def predict(task, epi, hic):
+    def predict(task, epi, hic, offset):
         calls.append((task, len(epi)))
-        return models[task].predict(epi, hic)
+        return models[task].predict(epi, hic, offset)
 
     view = viewer.collect_region("chr1", {"loops": models["loops"].card}, windows, predict,
                                  max_loop_windows=60, batch_size=16)
