@@ -6,31 +6,45 @@
     fm = FinetuneModel(cfg, task="loops", mode="bimodal")
     report = load_pretrained(fm, pm.state_dict())
     pred = fm(epi, hic); loss = fm.loss(pred, target)
+
+Names load on first use (PEP 562), so ``mixhic.models.tasks`` (task and mode facts,
+imported by configs and the CLI) does not import torch.
 """
 
-from .config import MixHicConfig
-from .finetune import MODES, TASKS, FinetuneModel
-from .loading import LoadReport, load_pretrained
-from .losses import LossWeights, info_nce, mapping_loss, orthogonality_loss
-from .presets import get_preset, preset_names
-from .pretrain import PretrainModel, pretrain_objective
-from .summary import format_parameter_counts, parameter_counts
+from __future__ import annotations
 
-__all__ = [
-    "MixHicConfig",
-    "get_preset",
-    "preset_names",
-    "PretrainModel",
-    "pretrain_objective",
-    "LossWeights",
-    "FinetuneModel",
-    "TASKS",
-    "MODES",
-    "load_pretrained",
-    "LoadReport",
-    "parameter_counts",
-    "format_parameter_counts",
-    "info_nce",
-    "orthogonality_loss",
-    "mapping_loss",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "MixHicConfig": ".config",
+    "get_preset": ".presets",
+    "preset_names": ".presets",
+    "PretrainModel": ".pretrain",
+    "pretrain_objective": ".pretrain",
+    "LossWeights": ".losses",
+    "FinetuneModel": ".finetune",
+    "TASKS": ".tasks",
+    "MODES": ".tasks",
+    "load_pretrained": ".loading",
+    "LoadReport": ".loading",
+    "parameter_counts": ".summary",
+    "format_parameter_counts": ".summary",
+    "info_nce": ".losses",
+    "orthogonality_loss": ".losses",
+    "mapping_loss": ".losses",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -20,12 +20,10 @@ from .blocks import FusionLayer, init_weights
 from .config import MixHicConfig
 from .crossmodal import InteractionBlock, MappingBlock
 from .encoders import EpiEncoder, HicEncoder, check_hic
-from .heads import TASKS, build_head
+from .heads import build_head
+from .tasks import HIC_INPUT_MODES, MODES, TASKS
 
 __all__ = ["FinetuneModel", "MODES", "TASKS", "HIC_INPUT_MODES"]
-
-MODES = ("bimodal", "nonpre", "infer", "epi")
-HIC_INPUT_MODES = ("bimodal", "nonpre")  # modes whose forward reads the Hi-C window
 
 
 class FinetuneModel(nn.Module):

@@ -32,11 +32,11 @@ from torch import nn
 
 from .config import MixHicConfig
 from .encoders import distance_contrast
+from .tasks import TASKS
 
 __all__ = ["TokenDecoder", "DistanceEmbedding", "LoopHead", "MapHead", "CageHead", "TASKS",
            "build_head", "loop_contrast_features", "pixel_distances"]
 
-TASKS = ("hic", "loops", "cage")
 
 
 def pixel_distances(offset: torch.Tensor | None, batch: int, W: int,

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from mixhic.models.tasks import HIC_INPUT_MODES
+
 __all__ = [
     "DistanceExpected",
     "TrackLinearFit",
@@ -163,7 +165,7 @@ def loop_baseline_scores(hic: Any | None, epi: Any, window_bins: int, radius: in
 def loop_reference_baselines(mode: str) -> tuple[str, ...]:
     """The baselines a loop model of ``mode`` must beat: those built from the inputs it
     sees (the map's contrasts need Hi-C; the anchor signal only the tracks)."""
-    if mode in ("bimodal", "nonpre"):
+    if mode in HIC_INPUT_MODES:
         return LOOP_BASELINES
     return ("anchor_signal",)
 

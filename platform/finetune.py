@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from mixhic.models.finetune import HIC_INPUT_MODES
+from mixhic.models.tasks import HIC_INPUT_MODES, check_task_mode
 from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform import data as data_mod
 from mixhic.platform.config import load_config
@@ -108,12 +108,13 @@ def finetune(
     from mixhic.platform.train_loop import batch_columns
 
     task, mode = cfg.task, cfg.mode
-    if task == "hic" and mode in HIC_INPUT_MODES:
-        raise MixHicError(f"mode: task 'hic' predicts the map from epigenomic tracks; mode "
-                          f"{mode!r} would take the target as input (use infer or epi)")
+    try:
+        check_task_mode(task, mode)
+    except ValueError as exc:
+        raise MixHicError(str(exc)) from None
     dataset = data_mod.dataset_for_task(task)
     geometry = data_mod.read_geometry(cfg.data.data_dir, dataset)
-    use_pre = cfg.pretrained is not None and mode != "nonpre"
+    use_pre = cfg.uses_pretrained
     if cfg.pretrained is not None and not use_pre:
         log.info("mode nonpre trains from scratch: pretrained %s not loaded", cfg.pretrained)
     pre_meta = state = report = None

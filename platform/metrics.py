@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from sklearn import metrics as skm
 
+from mixhic.models.tasks import TASKS
+
 __all__ = [
     "PRIMARY_METRIC",
     "METRIC_MODE",
@@ -50,7 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TASKS = ("hic", "loops", "cage")
 #: The metric early stopping / model selection / Tune optimise, per task.
 PRIMARY_METRIC: dict[str, str] = {"hic": "pearson", "loops": "auroc", "cage": "r2"}
 #: Optimisation direction of each primary metric (all are "higher is better").

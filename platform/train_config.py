@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mixhic.models.tasks import MODES, PRETRAINED_MODES, TASKS
+
 __all__ = [
     "TASKS",
     "MODES",
@@ -41,10 +43,8 @@ __all__ = [
     "AblateConfig",
 ]
 
-TASKS = ("hic", "loops", "cage")
-MODES = ("bimodal", "nonpre", "infer", "epi")
-Task = Literal["hic", "loops", "cage"]
-Mode = Literal["bimodal", "nonpre", "infer", "epi"]
+Task = Literal[TASKS]  # Literal of a tuple = Literal of its items
+Mode = Literal[MODES]
 Split = Literal["train", "val", "test"]
 
 
@@ -297,7 +297,7 @@ class FinetuneConfig:
     @property
     def uses_pretrained(self) -> bool:
         """Whether the pretrained checkpoint is loaded (any mode but nonpre, one given)."""
-        return self.pretrained is not None and self.mode != "nonpre"
+        return self.pretrained is not None and self.mode in PRETRAINED_MODES
 
 
 @dataclass(frozen=True)

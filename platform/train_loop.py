@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mixhic.models.tasks import HIC_INPUT_MODES
 from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform.data import KEY_COLUMNS, TARGET_COLUMN, anchor_offsets
 
@@ -59,7 +60,7 @@ def batch_columns(recipe: str, task: str | None, mode: str | None) -> list[str]:
     if recipe == "pretrain":
         return ["hic", "epi"]
     cols = ["epi"]
-    if mode in ("bimodal", "nonpre") or task == "hic":
+    if mode in HIC_INPUT_MODES or task == "hic":
         cols.append("hic")
     target = TARGET_COLUMN[task]
     if target not in cols:

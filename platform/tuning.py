@@ -53,6 +53,7 @@ from ray.tune import Callback as TuneCallback
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
+from mixhic.models.tasks import HIC_TASK_MODES
 from mixhic.platform.config import ConfigError, apply_overrides, build, load_config, to_dict
 from mixhic.platform.errors import MixHicError
 from mixhic.platform.train_config import FinetuneConfig, PretrainConfig
@@ -151,7 +152,7 @@ def plan_sweep(cfg: TuneConfig) -> SweepPlan:
     if cfg.mode is not None:
         ft_over.append(f"mode={cfg.mode}")
     ft = load_config(cfg.finetune_config, FinetuneConfig, ft_over)
-    if ft.mode == "nonpre" or (ft.task == "hic" and ft.mode not in ("infer", "epi")):
+    if ft.mode == "nonpre" or (ft.task == "hic" and ft.mode not in HIC_TASK_MODES):
         raise MixHicError(f"mode: {ft.mode!r} (from {cfg.finetune_config}) cannot score "
                           f"pretraining weights on task {ft.task}: set mode (bimodal/infer/epi)")
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mixhic.models.tasks import HIC_INPUT_MODES, TASKS
 from mixhic.platform.errors import MixHicError
 
 __all__ = [
@@ -39,8 +40,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TASKS = ("hic", "loops", "cage")
-MODES_WITH_HIC = ("bimodal", "nonpre")  # modes whose forward needs the Hi-C window
+MODES_WITH_HIC = HIC_INPUT_MODES  # modes whose forward needs the Hi-C window
 _MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 

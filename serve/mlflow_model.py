@@ -21,8 +21,6 @@ import numpy as np
 
 __all__ = ["MixHicPyfunc", "predict_arrays", "to_arrays"]
 
-_NEEDS_HIC = ("bimodal", "nonpre")
-
 
 def to_arrays(model_input: Any) -> dict[str, np.ndarray]:
     """``{"epi": ..., "hic": ...}`` float32 arrays from a dict or a pandas DataFrame."""
@@ -50,6 +48,8 @@ def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any
     diagonal windows); loops logits become probabilities."""
     import torch
 
+    from mixhic.models.tasks import HIC_INPUT_MODES  # this file also runs inside MLflow
+
     if meta.get("kind") != "finetune":
         raise ValueError(
             f"mixhic.json kind: only 'finetune' models predict, got {meta.get('kind')!r}"
@@ -59,7 +59,7 @@ def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any
     if epi.ndim == 2:
         epi = epi[None]
     hic = None
-    if meta.get("mode") in _NEEDS_HIC:
+    if meta.get("mode") in HIC_INPUT_MODES:
         if "hic" not in arrays:
             raise ValueError(
                 f"model input: mode {meta.get('mode')!r} needs a 'hic' (B, W, W) array"
