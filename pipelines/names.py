@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 
 __all__ = ["ChromosomeNameError", "name_key", "match_names", "resolve_name"]
 

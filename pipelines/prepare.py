@@ -65,8 +65,8 @@ from mixhic.pipelines.windows import (
     tss_windows,
     window_split_codes,
 )
-from mixhic.platform.config import load_config, to_dict
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import load_config, to_dict
+from mixhic.core.errors import MixHicError
 
 __all__ = [
     "HicInput",
@@ -802,7 +802,7 @@ def prepare(cfg: PrepareConfig) -> Manifest:
 
     Starts (or joins, with ``RAY_ADDRESS``) Ray. Idempotent: see the module docstring.
     """
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
 
     job = plan_job(cfg)
     settings, tasks, meta, out, root, staging = (

@@ -2,7 +2,7 @@
 
 Everything here takes paths/URIs and returns numpy arrays; handles are opened by the caller
 (a Ray worker) and never travel between processes. Every failure users can cause is a
-:class:`~mixhic.platform.errors.MixHicError` whose one-line message names the file and
+:class:`~mixhic.core.errors.MixHicError` whose one-line message names the file and
 the problem (missing file, resolution not in the file, no weight column, unknown
 chromosome, region past the end of a chromosome, a track with no data).
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mixhic.pipelines._bigwig import BigWigIndex
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 
 __all__ = [
     "local_path",

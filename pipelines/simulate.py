@@ -41,8 +41,8 @@ import numpy as np
 
 from mixhic.pipelines._simulate_balance import ice_cis, store_weight
 from mixhic.pipelines._simulate_model import ChromParams, ChromSim, simulate_chromosome
-from mixhic.platform.config import ConfigError, build, parse_overrides, to_dict
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import ConfigError, build, parse_overrides, to_dict
+from mixhic.core.errors import MixHicError
 
 __all__ = [
     "SimulationParams",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixhic.platform.config import load_config, parse_overrides
+from mixhic.core.config import load_config, parse_overrides
 from mixhic.platform.train_config import AblateConfig, FinetuneConfig, PretrainConfig
 
 __all__ = ["AblationResult", "ablate", "MODE_LABELS", "cli_main"]

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    from mixhic.platform.runtime import Terminated, install_signal_handlers, shutdown_ray
+    from mixhic.core.runtime import Terminated, install_signal_handlers, shutdown_ray
 
     install_signal_handlers()  # SIGTERM unwinds like Ctrl-C (ensure_ray re-installs it)
     try:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("mixhic").error("interrupted: shutting down")
         return 130
     except Exception as exc:  # user-facing errors end in one clear line
-        from mixhic.platform.errors import is_user_error
+        from mixhic.core.errors import is_user_error
 
         if is_user_error(exc) and ns.verbose == 0:
             logging.getLogger("mixhic").error("%s", exc)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 
 __all__ = [
     "KEY_COLUMNS",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixhic.platform.config import load_config
+from mixhic.core.config import load_config
 from mixhic.platform.train_config import DemoConfig, FinetuneConfig, PretrainConfig
 
 __all__ = ["DemoResult", "demo", "results_table", "ui_command", "cli_main"]
@@ -76,7 +76,7 @@ def demo(cfg: DemoConfig) -> DemoResult:
     from mixhic.platform.evaluate import evaluate
     from mixhic.platform.finetune import finetune
     from mixhic.platform.pretrain import pretrain
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
     from mixhic.platform.train_config import EvaluateConfig
 
     work = Path(cfg.work_dir).expanduser().absolute()
@@ -147,7 +147,7 @@ def demo(cfg: DemoConfig) -> DemoResult:
 
 
 def _kv(items) -> dict[str, Any]:
-    from mixhic.platform.config import parse_overrides
+    from mixhic.core.config import parse_overrides
 
     return parse_overrides(list(items))
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from mixhic.platform import data as data_mod
 from mixhic.platform.checkpoints import GEOMETRY_HINT, data_mismatches
-from mixhic.platform.config import apply_overrides, build, load_config, parse_overrides
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import apply_overrides, build, load_config, parse_overrides
+from mixhic.core.errors import MixHicError
 from mixhic.platform.train_config import EvaluateConfig
 
 __all__ = [
@@ -74,7 +74,7 @@ def evaluate_model(
     With ``baseline`` the task's trivial baselines (:mod:`mixhic.platform.baselines`) are
     scored on the same rows: ``baseline_*`` metrics and ``gain_*`` = model - baseline."""
     from mixhic.platform.metrics import prediction_warnings, task_metrics
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
     from mixhic.platform.train_loop import batch_columns, predict_batches
 
     if meta.get("kind") != "finetune":

@@ -27,8 +27,8 @@ import numpy as np
 from mixhic.models.tasks import HIC_INPUT_MODES, check_task_mode
 from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform import data as data_mod
-from mixhic.platform.config import load_config
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import load_config
+from mixhic.core.errors import MixHicError
 from mixhic.platform.train_config import MODES, TASKS, FinetuneConfig
 from mixhic.platform.trainer import TrainResult, fit
 
@@ -104,7 +104,7 @@ def finetune(
 
     from mixhic.platform.evaluate import evaluate_model, log_eval_artifacts, summary
     from mixhic.platform.metrics import METRIC_MODE, PRIMARY_METRIC
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
     from mixhic.platform.train_loop import batch_columns
 
     task, mode = cfg.task, cfg.mode

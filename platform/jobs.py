@@ -60,7 +60,7 @@ from typing import Any, Literal
 
 import yaml
 
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 
 __all__ = [
     "JobOutcome",

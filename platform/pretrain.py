@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from mixhic.platform import data as data_mod
-from mixhic.platform.config import load_config
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import load_config
+from mixhic.core.errors import MixHicError
 from mixhic.platform.train_config import ModelConfig, PretrainConfig
 from mixhic.platform.trainer import TrainResult, fit
 

@@ -9,7 +9,7 @@ Rank 0 only: these functions log unconditionally. In a Ray Train loop, call them
 where ``ray.train.get_context().get_world_rank() == 0`` (and from the driver); other ranks
 must not open runs.
 
-Models are logged as MLflow pyfunc "models from code" (``mixhic/serve/mlflow_model.py``)
+Models are logged as MLflow pyfunc "models from code" (``mixhic/platform/mlflow_model.py``)
 with the model directory (``model.safetensors`` + ``mixhic.json``) as an artifact: the
 weights are a safetensors state_dict and nothing is pickled.
 
@@ -256,9 +256,9 @@ def log_figure(fig: Any, path: str, close: bool = True) -> None:
 
 # --------------------------------------------------------------------------- models
 def _pyfunc_code_path() -> str:
-    spec = importlib.util.find_spec("mixhic.serve.mlflow_model")
+    spec = importlib.util.find_spec("mixhic.platform.mlflow_model")
     if spec is None or spec.origin is None:
-        raise RuntimeError("mixhic.serve.mlflow_model is not installed")
+        raise RuntimeError("mixhic.platform.mlflow_model is not installed")
     return spec.origin
 
 
@@ -276,7 +276,7 @@ def _predict_example(model_dir: Path, inputs: Mapping[str, np.ndarray]) -> np.nd
     """Predictions of the model dir on the example, or None when it cannot be loaded here."""
     try:
         from mixhic.platform.checkpoints import load_model_dir
-        from mixhic.serve.mlflow_model import predict_arrays
+        from mixhic.platform.mlflow_model import predict_arrays
     except ImportError as e:
         log.warning("cannot load the model to infer the output signature: %s", e)
         return None

@@ -1,6 +1,6 @@
 """Typed run configs of the training recipes: pretrain, finetune, evaluate, demo, ablate.
 
-Each recipe is a frozen dataclass built from YAML by :func:`mixhic.platform.config.load_config`
+Each recipe is a frozen dataclass built from YAML by :func:`mixhic.core.config.load_config`
 (shipped configs live in ``platform/configs``); values are checked in ``__post_init__`` and
 errors name the field. Sections are shared between recipes:
 

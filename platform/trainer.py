@@ -27,8 +27,8 @@ from typing import Any
 
 from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform import data as data_mod
-from mixhic.platform.config import to_dict
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import to_dict
+from mixhic.core.errors import MixHicError
 
 __all__ = ["TrainResult", "fit", "resolve_storage", "make_run_name", "history_series"]
 
@@ -207,7 +207,7 @@ def fit(
 
     from mixhic.platform import tracking
     from mixhic.platform.plots import loss_curves_figure
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
     from mixhic.platform.train_loop import train_loop_per_worker
 
     ensure_ray()

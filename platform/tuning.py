@@ -54,8 +54,8 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from mixhic.models.tasks import HIC_TASK_MODES
-from mixhic.platform.config import ConfigError, apply_overrides, build, load_config, to_dict
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import ConfigError, apply_overrides, build, load_config, to_dict
+from mixhic.core.errors import MixHicError
 from mixhic.platform.train_config import FinetuneConfig, PretrainConfig
 from mixhic.platform.tune_config import PARAM_PATHS, ParamSpec, TuneConfig
 
@@ -510,7 +510,7 @@ def tune(cfg: TuneConfig) -> TuneResult:
 
     from mixhic.platform import tracking
     from mixhic.platform.plots import weights_vs_metric_figure
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
 
     plan = plan_sweep(cfg)  # every config error surfaces here, before Ray starts
     ensure_ray()

@@ -144,7 +144,7 @@ class MixHicServer:
     async def view(self, region: str, loop_windows: int = MAX_LOOP_WINDOWS) -> str:
         """The viewer page of ``region`` (:func:`mixhic.serve.viewer.collect_region` over
         the served models and genome files), built in a worker thread."""
-        from mixhic.platform.errors import MixHicError
+        from mixhic.core.errors import MixHicError
         from mixhic.serve import viewer
 
         def build() -> str:
@@ -217,7 +217,7 @@ def _bind_replica_grpc_to_loopback() -> None:
 def build_app(cfg: ServeConfig):
     """The Serve ``Application`` for ``cfg`` (``cfg.models`` must name >= 1 model)."""
     if not cfg.models:
-        from mixhic.platform.errors import MixHicError
+        from mixhic.core.errors import MixHicError
 
         raise MixHicError("models: no model to serve (give --model URI or --checkpoint DIR)")
     b = cfg.batching
@@ -233,7 +233,7 @@ def app_builder(args: dict[str, Any]):
     ``args``: ``config`` (shipped name or YAML path, default serve-demo), ``models``
     (list of sources), ``overrides`` (list of ``key=value``).
     """
-    from mixhic.platform.config import load_config, parse_overrides
+    from mixhic.core.config import load_config, parse_overrides
 
     args = dict(args or {})
     overrides = parse_overrides(list(args.pop("overrides", []) or []))
@@ -255,13 +255,13 @@ def start_ray(cfg: ServeConfig, **ray_kwargs) -> str | None:
     files under a new private directory, returned so that the caller can remove it),
     ``proxy`` turns a stray ``RAY_SERVE_ENABLE_HA_PROXY=1`` off. A running Ray or a
     cluster (``RAY_ADDRESS``) keeps its mode. ``ray_kwargs`` go to
-    :func:`mixhic.platform.runtime.ensure_ray`.
+    :func:`mixhic.core.runtime.ensure_ray`.
     """
     import tempfile
 
     import ray
 
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
 
     private_dir = None
     starting_here = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
@@ -338,7 +338,7 @@ def config_from_args(argv: list[str]) -> ServeConfig:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     ns = p.parse_intermixed_args(argv)  # options may follow key=value overrides
 
-    from mixhic.platform.config import load_config, parse_overrides
+    from mixhic.core.config import load_config, parse_overrides
 
     overrides = parse_overrides(ns.overrides)
     sources = ns.model + ns.checkpoint

@@ -2,7 +2,7 @@
 
 Shipped defaults: ``platform/configs/serve-demo.yaml`` (:class:`ServeConfig`) and
 ``platform/configs/predict-demo.yaml`` (:class:`PredictConfig`); load them with
-:func:`mixhic.platform.config.load_config` and override keys as ``key=value``.
+:func:`mixhic.core.config.load_config` and override keys as ``key=value``.
 
 Models are named by *sources*: a model directory (``model.safetensors`` +
 ``mixhic.json``), or an MLflow model URI (``models:/NAME@ALIAS``, ``models:/NAME/3``,

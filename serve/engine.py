@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mixhic.models.tasks import HIC_INPUT_MODES, TASKS
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 
 __all__ = [
     "ModelCard",

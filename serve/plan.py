@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 from mixhic.serve.config import PredictConfig
 
 __all__ = ["resolve_regions", "region_bins", "plan_windows", "WindowPlan", "plan_chromosome",

@@ -56,8 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mixhic.platform.config import to_dict
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import to_dict
+from mixhic.core.errors import MixHicError
 from mixhic.serve import writers
 from mixhic.serve.config import PredictConfig
 from mixhic.serve.engine import ModelCard, card_from_meta, resolve_source
@@ -251,7 +251,7 @@ def _run(cfg: PredictConfig, cards: dict[str, ModelCard], plans: dict[tuple[str,
     windows, busy core-seconds, wall seconds."""
     import ray
 
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
 
     items, acc, chunks, seen = [], {}, {}, {}
     resumed = 0
@@ -576,7 +576,7 @@ def config_from_args(argv: list[str]) -> PredictConfig:
                         "(default: the first 2 Mb) under OUT/report (mixhic.serve.viewer)")
     ns = p.parse_intermixed_args(argv)  # options may sit between config and overrides
 
-    from mixhic.platform.config import load_config, parse_overrides
+    from mixhic.core.config import load_config, parse_overrides
 
     items = list(ns.overrides)
     if "=" in ns.config:  # no config named: the first word is an override

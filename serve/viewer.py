@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 
 __all__ = [
     "MAX_VIEW_BINS",

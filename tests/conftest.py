@@ -72,7 +72,7 @@ def ray_local():
     """One local Ray for the whole session (2 CPUs, no dashboard)."""
     import ray
 
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
 
     # On a loaded host the raylet can time out waiting for its agents: retry the start.
     for attempt in range(3):

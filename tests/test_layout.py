@@ -23,9 +23,11 @@ def test_import_platform_from_repo_root_is_stdlib():
 
 
 def test_mixhic_platform_importable_from_package():
-    import mixhic.platform.config as config
+    import mixhic.core.config as config
+    import mixhic.platform.data as data
 
-    assert Path(config.__file__).resolve().parent == REPO / "platform"
+    assert Path(data.__file__).resolve().parent == REPO / "platform"
+    assert Path(config.__file__).resolve().parent == REPO / "platform" / "core"
 
 
 def test_models_import_no_ray_or_mlflow():

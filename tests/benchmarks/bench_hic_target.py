@@ -41,7 +41,7 @@ RUNS = (("hic", "infer"), ("loops", "bimodal"))
 def _prepare_sim(work: Path, target: str) -> str:
     from mixhic.pipelines.prepare import PrepareConfig, prepare
     from mixhic.pipelines.simulate import simulate_genome
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
 
     genome, data = work / "genome", work / f"data-{target}"
     if not (genome / "simulation.json").is_file():
@@ -70,7 +70,7 @@ def main() -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-hic-target-")).absolute()
     from bench_quality import HEADLINE, _finetune
 
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
 
     ensure_ray()
     datasets = {"real": _prepare_real, "sim": _prepare_sim}

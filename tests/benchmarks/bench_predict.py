@@ -67,7 +67,7 @@ def make_models(root: Path, preset: str, window_bins: int) -> dict[str, Path]:
 
 def run_task(task: str, model: Path, genome, out: Path, loop_region_kb: int) -> dict:
     """predict_genome with one model; returns predict.json's throughput section."""
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.serve.config import PredictConfig
     from mixhic.serve.predict import predict_genome
 
@@ -97,7 +97,7 @@ def main() -> None:
     import ray
 
     from mixhic.pipelines.simulate import simulate_genome
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.serve.config import PredictConfig
     from mixhic.serve.throughput import genome_windows
 

@@ -76,7 +76,7 @@ def make_genome(out: Path, n_chroms: int, chrom_bp: int, seed: int = 0) -> dict[
 
 def config(paths: dict, out: str, step_bp: int, workers: int):
     from mixhic.pipelines.prepare import PrepareConfig
-    from mixhic.platform.config import build
+    from mixhic.core.config import build
 
     return build(PrepareConfig, {
         "inputs": {"hic": {"uri": paths["cool"], "weight": "weight"},
@@ -141,7 +141,7 @@ def main() -> None:
     from mixhic.pipelines import readers
     from mixhic.pipelines.prepare import prepare
     from mixhic.pipelines.windows import grid_windows
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
 
     t = time.perf_counter()
     paths = make_genome(tmp / "genome", args.chroms, args.chrom_mb * 1_000_000)

@@ -37,7 +37,7 @@ HEADLINE = {"loops": "auroc", "hic": "pearson"}
 
 def _finetune(data_dir: str, work: Path, task: str, mode: str, pretrained: str | None,
               epochs: int, extra: dict) -> dict:
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.platform.finetune import finetune
     from mixhic.platform.train_config import FinetuneConfig
 
@@ -64,7 +64,7 @@ def _finetune(data_dir: str, work: Path, task: str, mode: str, pretrained: str |
 def run_sim(work: Path, preset: str, epochs: int, pre_epochs: int) -> list[dict]:
     from mixhic.pipelines.prepare import PrepareConfig, prepare
     from mixhic.pipelines.simulate import simulate_genome
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.platform.pretrain import pretrain
     from mixhic.platform.train_config import PretrainConfig
 
@@ -121,7 +121,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("TQDM_DISABLE", "1")
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-quality-")).absolute()
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
 
     ensure_ray()
     results: dict[str, list[dict]] = {}

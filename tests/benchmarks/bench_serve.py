@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from ray import serve
 
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.serve.app import run, start_ray
     from mixhic.serve.config import ServeConfig
 

@@ -84,7 +84,7 @@ def bare_loop(data_dir: str, steps: int, batch: int, warmup: int = 3) -> tuple[f
 
 def ray_loop(data_dir: str, steps: int, batch: int, workers: int, work: Path) -> dict:
     """Samples/s (and data-wait share) of the 2nd epoch of a pretrain() run."""
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.platform.pretrain import pretrain
     from mixhic.platform.train_config import PretrainConfig
 
@@ -119,14 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="mxb-"))
     os.environ.setdefault("HOME", str(work))
     os.environ.setdefault("RAY_TMPDIR", str(work / "ray-tmp"))
-    from mixhic.platform.runtime import ensure_ray
+    from mixhic.core.runtime import ensure_ray
 
     ensure_ray(num_cpus=2, object_store_gb=1.0)
     data_dir = ns.data
     if data_dir is None:
         from mixhic.pipelines.prepare import PrepareConfig, prepare
         from mixhic.pipelines.simulate import simulate_genome
-        from mixhic.platform.config import load_config
+        from mixhic.core.config import load_config
 
         # chr2 val, chr3 test, the rest train: by default ~355 train rows, so one epoch
         # holds --steps full batches and the timed epoch is not a few partial batches

@@ -31,7 +31,7 @@ def test_every_trainable_pair_passes():
 
 def test_layers_agree_with_the_facts():
     from mixhic.models import FinetuneModel, get_preset
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.platform.train_config import FinetuneConfig
     from mixhic.serve.engine import MODES_WITH_HIC
 

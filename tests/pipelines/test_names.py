@@ -3,7 +3,7 @@
 import pytest
 
 from mixhic.pipelines.names import ChromosomeNameError, match_names, name_key, resolve_name
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 
 
 @pytest.mark.parametrize("a,b", [("chr1", "1"), ("CHR1", "chr1"), ("chrX", "x"), ("chrM", "MT"),

@@ -19,8 +19,8 @@ from mixhic.pipelines.extract import process_chunk, open_handles, write_chunk
 from mixhic.pipelines.manifest import read_manifest
 from mixhic.pipelines.prepare import PrepareConfig, build_tasks, plan_job, prepare
 from mixhic.pipelines.schema import DATASETS, WindowShape, validate_table
-from mixhic.platform.config import load_config
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import load_config
+from mixhic.core.errors import MixHicError
 
 W, RES = 50, 5000
 SHAPE = WindowShape(50, 2, 2500)

@@ -12,7 +12,7 @@ import pytest
 
 from mixhic.pipelines.realism import format_report, realism_report, window_nonzero
 from mixhic.pipelines.simulate import cli_main, simulate_genome
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 
 RES = 10_000
 N = 400  # 4 Mb at 10 kb

@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from mixhic.pipelines.simulate import SimulatedGenome, cli_main, simulate_genome
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 
 RES = 5_000
 SMALL = {"n_chroms": 2, "chrom_length": 600_000, "resolutions": (5_000, 10_000)}  # ~1 s
@@ -234,7 +234,7 @@ def test_decay_break_bends_the_decay_down():
 
 def test_demo_simulates_a_known_preset():
     from mixhic.pipelines.simulate import PRESETS
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.platform.train_config import DemoConfig
 
     assert load_config("demo", DemoConfig).simulate_preset in PRESETS

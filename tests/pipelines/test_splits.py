@@ -13,7 +13,7 @@ import pytest
 from mixhic.pipelines import windows as wn
 from mixhic.pipelines.extract import open_handles, process_chunk
 from mixhic.pipelines.prepare import build_tasks
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 
 RES, W = 10_000, 50
 

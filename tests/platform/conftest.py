@@ -15,7 +15,7 @@ def tiny_data(ray_local, tmp_path_factory) -> Path:
     """
     from mixhic.pipelines.prepare import PrepareConfig, prepare
     from mixhic.pipelines.simulate import simulate_genome
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
 
     root = tmp_path_factory.mktemp("tinydata")
     simulate_genome(root / "genome", preset="tiny", seed=0, n_chroms=4,

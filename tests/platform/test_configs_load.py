@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from mixhic.platform.config import load_config, shipped_configs
+from mixhic.core.config import load_config, shipped_configs
 
 # config-name prefix -> "module:Class" (longest prefix wins)
 CLASSES = {

@@ -48,7 +48,7 @@ def test_metrics_do_not_depend_on_batch_size(ray_local, tiny_data, tmp_path, tas
 def test_evaluate_logs_to_mlflow_and_selects_a_sample(ray_local, tiny_data, tmp_path):
     from mlflow import MlflowClient
 
-    from mixhic.platform.errors import MixHicError
+    from mixhic.core.errors import MixHicError
     from mixhic.platform.evaluate import cli_main, evaluate
     from mixhic.platform.train_config import EvaluateConfig
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from mixhic.platform.config import load_config
+from mixhic.core.config import load_config
 from mixhic.platform.train_config import FinetuneConfig
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,7 @@ def test_finetune_task_mode(ray_local, tiny_data, tiny_pretrained, tmp_path, tas
 
 
 def test_hic_task_refuses_hic_input(tiny_data, tmp_path):
-    from mixhic.platform.errors import MixHicError
+    from mixhic.core.errors import MixHicError
     from mixhic.platform.finetune import finetune
 
     with pytest.raises(MixHicError, match="mode"):
@@ -114,7 +114,7 @@ def _pretrained_on(tiny_pretrained, tmp_path, **data):
 
 
 def test_pretrained_on_other_data_is_refused(tiny_data, tiny_pretrained, tmp_path):
-    from mixhic.platform.errors import MixHicError
+    from mixhic.core.errors import MixHicError
     from mixhic.platform.finetune import finetune
 
     other = _pretrained_on(tiny_pretrained, tmp_path, resolution=10_000, tracks=["ctcf", "smc3"])
@@ -150,7 +150,7 @@ def test_geometry_mismatch_explains_the_knobs(tiny_data, tiny_pretrained, tmp_pa
     import json
 
     from mixhic.platform.checkpoints import META_FILE
-    from mixhic.platform.errors import MixHicError
+    from mixhic.core.errors import MixHicError
     from mixhic.platform.finetune import finetune
 
     other = _pretrained_on(tiny_pretrained, tmp_path)

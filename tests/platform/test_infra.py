@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mixhic.platform.cli import COMMANDS
-from mixhic.platform.config import load_config, shipped_configs
+from mixhic.core.config import load_config, shipped_configs
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"

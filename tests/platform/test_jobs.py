@@ -32,8 +32,8 @@ import pytest
 from netutil import free_port
 
 from mixhic.platform import jobs
-from mixhic.platform.config import shipped_configs
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import shipped_configs
+from mixhic.core.errors import MixHicError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mixhic.platform.config import load_config
+from mixhic.core.config import load_config
 from mixhic.platform.train_config import PretrainConfig
 
 pytestmark = pytest.mark.integration

@@ -71,7 +71,7 @@ def test_configure_twice_uses_the_new_dir(tmp_path, monkeypatch):
 def test_pyfunc_input_conversion():
     import pandas as pd
 
-    from mixhic.serve.mlflow_model import to_arrays
+    from mixhic.platform.mlflow_model import to_arrays
 
     rng = np.random.default_rng(0)
     epi, hic = rng.random((3, 2, 8)), rng.random((3, 4, 4))
@@ -280,7 +280,7 @@ def test_predict_arrays_passes_the_anchor_offset():
     import torch
 
     from mixhic.models import FinetuneModel, get_preset
-    from mixhic.serve.mlflow_model import predict_arrays
+    from mixhic.platform.mlflow_model import predict_arrays
 
     cfg = get_preset("tiny", window_bins=20, epi_bins=40, n_tracks=2)
     torch.manual_seed(0)

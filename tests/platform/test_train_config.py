@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mixhic.platform.config import ConfigError, build, load_config
+from mixhic.core.config import ConfigError, build, load_config
 from mixhic.platform.data import fraction_mask
 from mixhic.platform.train_config import (
     AblateConfig,
@@ -131,7 +131,7 @@ def test_batch_columns_never_feed_the_target_as_input():
 def test_finetune_cli_takes_options_between_config_and_overrides():
     """``mixhic finetune demo-finetune --task hic --mode infer key=value`` (the documented
     form) parses; the bad key then fails config validation, naming it."""
-    from mixhic.platform.config import ConfigError
+    from mixhic.core.config import ConfigError
     from mixhic.platform.finetune import cli_main
 
     with pytest.raises(ConfigError, match="no_such_key"):

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import yaml
 
-from mixhic.platform.config import ConfigError, load_config
-from mixhic.platform.errors import MixHicError
+from mixhic.core.config import ConfigError, load_config
+from mixhic.core.errors import MixHicError
 from mixhic.platform.train_config import PretrainConfig
 from mixhic.platform.tune_config import TuneConfig
 
@@ -326,7 +326,7 @@ def test_sweep_asha_mlflow_resume_best_config(tmp_path, tiny_data, ray_local):
     # the data's geometry (pretrain's checks before its fit; the recipe itself trains in
     # test_pretrain, a Ray Train fit here would add ~20 s)
     from mixhic.platform import data as data_mod
-    from mixhic.platform.config import to_dict
+    from mixhic.core.config import to_dict
     from mixhic.platform.pretrain import model_config_for
 
     assert res.best_params["lr"] == 0.001

@@ -206,7 +206,7 @@ def test_sigterm_raises_terminated_in_the_main_thread():
     import signal
     import time
 
-    from mixhic.platform.runtime import Terminated, install_signal_handlers
+    from mixhic.core.runtime import Terminated, install_signal_handlers
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from serve_helpers import RES, W, cached_genome, cached_models, direct_model, independent_window
 
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 from mixhic.serve.plan import plan_chromosome, plan_windows
 from mixhic.serve.writers import BandAccumulator, cage_inverse, hic_inverse, read_loop_calls
 
@@ -169,7 +169,7 @@ def test_mcool_and_bigwig_writers_zoom(tmp_path):
 
 @pytest.fixture(scope="module")
 def predicted(ray_local, tmp_path_factory):
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.serve.config import PredictConfig
     from mixhic.serve.predict import predict_genome
 

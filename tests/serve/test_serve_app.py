@@ -37,7 +37,7 @@ def server(ray_local, tiny_models, tiny_genome):
     """The app with the three tiny models and the tiny genome; shut down after the module."""
     from ray import serve
 
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.serve.app import run
     from mixhic.serve.config import ServeConfig
 

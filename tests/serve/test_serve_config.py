@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mixhic.platform.config import ConfigError, load_config
+from mixhic.core.config import ConfigError, load_config
 from mixhic.serve.config import PredictConfig, ServeConfig
 
 SERVE_YAML = Path(__file__).resolve().parents[2] / "serve" / "serve-config.yaml"

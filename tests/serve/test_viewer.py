@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from serve_helpers import RES, W, cached_genome, cached_models, independent_window
 
-from mixhic.platform.errors import MixHicError
+from mixhic.core.errors import MixHicError
 from mixhic.serve import viewer
 from mixhic.serve.viewer import Loop, Region, RegionError, RegionView, parse_view_region
 
@@ -293,7 +293,7 @@ def test_view_route_answers_html_and_names_the_region_in_errors():
 
 
 def test_predict_report_writes_the_page_of_the_run_regions(tiny, tmp_path):
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.serve.config import PredictConfig
 
     _, files, _, _ = tiny

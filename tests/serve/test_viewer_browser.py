@@ -30,7 +30,7 @@ def server(ray_local):
     """The app with the three tiny models, the tiny genome and its true loops."""
     from ray import serve
 
-    from mixhic.platform.config import load_config
+    from mixhic.core.config import load_config
     from mixhic.serve.app import run
     from mixhic.serve.config import ServeConfig
 

@@ -11,6 +11,6 @@ class MixHicError(ValueError):
 
 def is_user_error(exc: BaseException) -> bool:
     """True for errors that should print as one line (ours, config errors, missing files)."""
-    from mixhic.platform.config import ConfigError
+    from mixhic.core.config import ConfigError
 
     return isinstance(exc, (MixHicError, ConfigError, FileNotFoundError))
