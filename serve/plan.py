@@ -93,26 +93,43 @@ def region_bins(regions_bp: np.ndarray | None, n_bins: int, resolution: int
 # --------------------------------------------------------------------------- planning
 
 
-def plan_windows(task: str, n_bins: int, window_bins: int, resolution: int,
-                 step_bins: int, loops) -> tuple[np.ndarray, np.ndarray]:
-    """Window starts ``(x, y)`` (bin indices, int64) of ``task`` on a chromosome of ``n_bins``
-    whole bins. Diagonal grid for hic/cage (covering the end); loop candidates centred on
-    anchor pairs of the ``loops.stride_bins`` grid for loops (sorted by anchor i, then j)."""
-    w = window_bins
-    last = n_bins - w
+def diagonal_starts(n_bins: int, window_bins: int, step_bins: int) -> np.ndarray:
+    """Starts (bins, int64) of the diagonal windows of hic/cage prediction: every
+    ``step_bins`` (0: half a window) plus the last whole window, so the end is covered."""
+    last = n_bins - window_bins
+    if last < 0:
+        return np.zeros(0, np.int64)
+    step = step_bins or max(1, window_bins // 2)
+    return np.unique(np.append(np.arange(0, last + 1, step, dtype=np.int64), last))
+
+
+def loop_anchor_grid(n_bins: int, window_bins: int, resolution: int,
+                     loops) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The loop-candidate grid: anchor bins ``a`` (every ``loops.stride_bins``, each with a
+    whole window centred on it) and, per anchor, the index range ``[lo, hi)`` of the
+    anchors between ``min_distance`` and ``max_distance`` downstream of it."""
+    half, last = window_bins // 2, n_bins - window_bins
     if last < 0:
         empty = np.zeros(0, np.int64)
-        return empty, empty.copy()
-    if task in ("hic", "cage"):
-        step = step_bins or max(1, w // 2)
-        x = np.unique(np.append(np.arange(0, last + 1, step, dtype=np.int64), last))
-        return x, x.copy()
-    half = w // 2
+        return empty, empty.copy(), empty.copy()
     dmin = max(-(-loops.min_distance // resolution), 1)
     dmax = loops.max_distance // resolution
     anchors = np.arange(half, last + half + 1, loops.stride_bins, dtype=np.int64)
     lo = np.searchsorted(anchors, anchors + dmin, side="left")
     hi = np.searchsorted(anchors, anchors + dmax, side="right")
+    return anchors, lo, hi
+
+
+def plan_windows(task: str, n_bins: int, window_bins: int, resolution: int,
+                 step_bins: int, loops) -> tuple[np.ndarray, np.ndarray]:
+    """Window starts ``(x, y)`` (bin indices, int64) of ``task`` on a chromosome of ``n_bins``
+    whole bins. Diagonal grid for hic/cage (covering the end); loop candidates centred on
+    anchor pairs of the ``loops.stride_bins`` grid for loops (sorted by anchor i, then j)."""
+    if task in ("hic", "cage"):
+        x = diagonal_starts(n_bins, window_bins, step_bins)
+        return x, x.copy()
+    half = window_bins // 2
+    anchors, lo, hi = loop_anchor_grid(n_bins, window_bins, resolution, loops)
     count = np.maximum(hi - lo, 0)
     i = np.repeat(anchors, count)
     first = np.repeat(lo, count)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixhic.serve.plan import diagonal_starts, loop_anchor_grid
+
 __all__ = ["GRCH38_SIZES", "count_windows", "genome_windows", "Projection", "project"]
 
 #: GRCh38 primary chromosome lengths (bp), chr1-22, X, Y (UCSC hg38.chrom.sizes).
@@ -30,19 +32,9 @@ def count_windows(task: str, n_bins: int, window_bins: int, resolution: int, ste
                   loops) -> int:
     """Number of windows :func:`mixhic.serve.predict.plan_windows` plans (no regions or
     mask), computed without building them."""
-    w = window_bins
-    last = n_bins - w
-    if last < 0:
-        return 0
     if task in ("hic", "cage"):
-        step = step_bins or max(1, w // 2)
-        return len(np.unique(np.append(np.arange(0, last + 1, step), last)))
-    half = w // 2
-    dmin = max(-(-loops.min_distance // resolution), 1)
-    dmax = loops.max_distance // resolution
-    anchors = np.arange(half, last + half + 1, loops.stride_bins, dtype=np.int64)
-    lo = np.searchsorted(anchors, anchors + dmin, side="left")
-    hi = np.searchsorted(anchors, anchors + dmax, side="right")
+        return len(diagonal_starts(n_bins, window_bins, step_bins))
+    _, lo, hi = loop_anchor_grid(n_bins, window_bins, resolution, loops)
     return int(np.maximum(hi - lo, 0).sum())
 
 

@@ -8,7 +8,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from netutil import free_port
 from serve_helpers import (
     RES,
     cached_genome,
@@ -33,27 +32,9 @@ def tiny_genome():
 
 
 @pytest.fixture(scope="module")
-def server(ray_local, tiny_models, tiny_genome):
-    """The app with the three tiny models and the tiny genome; shut down after the module."""
-    from ray import serve
-
-    from mixhic.core.config import load_config
-    from mixhic.serve.app import run
-    from mixhic.serve.config import ServeConfig
-
-    port = free_port()
-    cfg = load_config("serve-demo", ServeConfig, {
-        "models": [str(p) for p in tiny_models.values()],
-        "port": port,
-        "max_body_mb": 1,
-        "model_deployment.num_cpus": 0.5,
-        "genome": {"mcool": str(tiny_genome.mcool),
-                   "tracks": {"atac": str(tiny_genome.atac), "dnase": str(tiny_genome.dnase)}},
-    })
-    url = run(cfg)
-    assert url.startswith("http://127.0.0.1:")
-    yield url
-    serve.shutdown()
+def server(serve_app):
+    """The session's app (tests/serve/conftest.py): three tiny models, the tiny genome."""
+    return serve_app
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-from netutil import free_port
-from serve_helpers import cached_genome, cached_models
+from serve_helpers import cached_genome
 
 pytestmark = pytest.mark.integration
 
@@ -26,26 +25,9 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 
 
 @pytest.fixture(scope="module")
-def server(ray_local):
-    """The app with the three tiny models, the tiny genome and its true loops."""
-    from ray import serve
-
-    from mixhic.core.config import load_config
-    from mixhic.serve.app import run
-    from mixhic.serve.config import ServeConfig
-
-    genome = cached_genome()
-    cfg = load_config("serve-demo", ServeConfig, {
-        "models": [str(p) for p in cached_models().values()],
-        "port": free_port(),
-        "model_deployment.num_cpus": 0.5,
-        "genome": {"mcool": str(genome.mcool), "loops": str(genome.loops),
-                   "tracks": {"atac": str(genome.atac), "dnase": str(genome.dnase)}},
-    })
-    url = run(cfg)
-    assert url.startswith("http://127.0.0.1:")
-    yield url
-    serve.shutdown()
+def server(serve_app):
+    """The session's app (tests/serve/conftest.py), with the tiny genome's true loops."""
+    return serve_app
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,34 @@
+"""One Serve app for the integration tests of ``tests/serve`` (started once per session on
+the shared local Ray, shut down at its end): the three tiny models, the tiny genome with
+its true loops, a 1 MiB body limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from netutil import free_port
+from serve_helpers import cached_genome, cached_models
+
+
+@pytest.fixture(scope="session")
+def serve_app(ray_local):
+    """``http://127.0.0.1:<port>`` of the running app."""
+    from ray import serve
+
+    from mixhic.core.config import load_config
+    from mixhic.serve.app import run
+    from mixhic.serve.config import ServeConfig
+
+    genome = cached_genome()
+    cfg = load_config("serve-demo", ServeConfig, {
+        "models": [str(p) for p in cached_models().values()],
+        "port": free_port(),
+        "max_body_mb": 1,
+        "model_deployment.num_cpus": 0.5,
+        "genome": {"mcool": str(genome.mcool), "loops": str(genome.loops),
+                   "tracks": {"atac": str(genome.atac), "dnase": str(genome.dnase)}},
+    })
+    url = run(cfg)
+    assert url.startswith("http://127.0.0.1:")
+    yield url
+    serve.shutdown()
