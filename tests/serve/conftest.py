@@ -32,3 +32,18 @@ def serve_app(ray_local):
     assert url.startswith("http://127.0.0.1:")
     yield url
     serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(serve_app):
+    """The session's app URL (a module may use it as ``server``)."""
+    return serve_app
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """An HTTP client on the session's app (generous timeout: a loaded CI machine)."""
+    import httpx
+
+    with httpx.Client(base_url=server, timeout=120) as c:
+        yield c

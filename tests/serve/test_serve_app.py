@@ -32,20 +32,6 @@ def tiny_genome():
 
 
 @pytest.fixture(scope="module")
-def server(serve_app):
-    """The session's app (tests/serve/conftest.py): three tiny models, the tiny genome."""
-    return serve_app
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    import httpx
-
-    with httpx.Client(base_url=server, timeout=60) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def direct(tiny_models):
     return direct_model(tiny_models)
 

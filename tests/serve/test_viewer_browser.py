@@ -24,20 +24,6 @@ REGION = "chr1:0-600000"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-@pytest.fixture(scope="module")
-def server(serve_app):
-    """The session's app (tests/serve/conftest.py), with the tiny genome's true loops."""
-    return serve_app
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    import httpx
-
-    with httpx.Client(base_url=server, timeout=120) as c:
-        yield c
-
-
 def test_view_serves_the_page(client):
     r = client.get("/view", params={"region": REGION})
     assert r.status_code == 200, r.text
