@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-
+from mixhic.core.config import load_config, to_dict
+from mixhic.core.errors import MixHicError
 from mixhic.pipelines import readers
 from mixhic.pipelines.manifest import (
     Manifest,
@@ -65,8 +66,6 @@ from mixhic.pipelines.windows import (
     tss_windows,
     window_split_codes,
 )
-from mixhic.core.config import load_config, to_dict
-from mixhic.core.errors import MixHicError
 
 __all__ = [
     "HicInput",
@@ -714,7 +713,6 @@ def _write_json(fs, path: str, obj) -> None:
 def _run_tasks(settings: dict, tasks: list[dict], workers: int | None) -> None:
     """The Ray Data job: one map task per chunk; rows go to Parquet from the workers."""
     import ray
-
     from mixhic.pipelines.extract import ChunkWorker
 
     if not tasks:

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from mixhic.pipelines._bigwig import BigWigIndex
 from mixhic.core.errors import MixHicError
+from mixhic.pipelines._bigwig import BigWigIndex
 
 __all__ = [
     "local_path",

@@ -44,10 +44,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
+from mixhic.core.errors import MixHicError
 from mixhic.pipelines.names import match_names
 from mixhic.pipelines.readers import open_cooler, read_bedpe, resolve_cooler_uri
-from mixhic.core.errors import MixHicError
 
 __all__ = ["realism_report", "ps_slope", "window_nonzero", "apa_p2ll", "format_report"]
 

@@ -38,11 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from mixhic.pipelines._simulate_balance import ice_cis, store_weight
-from mixhic.pipelines._simulate_model import ChromParams, ChromSim, simulate_chromosome
 from mixhic.core.config import ConfigError, build, parse_overrides, to_dict
 from mixhic.core.errors import MixHicError
+from mixhic.pipelines._simulate_balance import ice_cis, store_weight
+from mixhic.pipelines._simulate_model import ChromParams, ChromSim, simulate_chromosome
 
 __all__ = [
     "SimulationParams",

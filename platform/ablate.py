@@ -95,7 +95,6 @@ def _csv(rows: list[dict]) -> str:
 def ablate(cfg: AblateConfig) -> AblationResult:
     """Pretrain (unless ``cfg.pretrained``), then fine-tune every cell; returns the tables."""
     import mlflow
-
     from mixhic.platform import tracking
     from mixhic.platform.finetune import finetune
     from mixhic.platform.pretrain import pretrain

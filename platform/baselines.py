@@ -2,7 +2,8 @@
 
 A metric means little without the figure a trivial predictor reaches on the same rows;
 :func:`mixhic.platform.evaluate.evaluate_model` reports these as ``baseline_*`` beside the
-model and the difference as ``gain_*``. Pure numpy, no Ray.
+model and the difference as ``gain_*``. Numpy (the loop scores reuse the loop head's torch
+feature functions), no Ray.
 
 - Hi-C (:class:`DistanceExpected`): the expected contact at each genomic distance, from
   the train split's maps (per chromosome where the chromosome has training windows,
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
+from mixhic.models.heads import LOOP_FEATURES, anchor_signal, loop_contrast_features
 from mixhic.models.tasks import HIC_INPUT_MODES
 
 __all__ = [
@@ -37,8 +38,9 @@ __all__ = [
     "bin_track_means",
 ]
 
-#: Loop baselines, in the column order of :func:`loop_baseline_scores`.
-LOOP_BASELINES = ("oe", "donut", "lowerleft", "anchor_signal")
+#: Loop baselines, in the column order of :func:`loop_baseline_scores`: the loop head's
+#: own features (:data:`mixhic.models.heads.LOOP_FEATURES`) less the raw centre value.
+LOOP_BASELINES = LOOP_FEATURES[1:]
 
 
 def window_distances(offsets: Any, window_bins: int) -> np.ndarray:
@@ -147,18 +149,13 @@ def loop_baseline_scores(hic: Any | None, epi: Any, window_bins: int, radius: in
     """
     import torch
 
-    from mixhic.models.heads import anchor_signal, loop_contrast_features
-
     # the loop head's own features: one definition for model and baseline
-    anchor = anchor_signal(torch.as_tensor(np.asarray(epi, dtype=np.float64)),
-                           window_bins).numpy()  # (N,)
-    n = len(anchor)
-    out = np.full((n, len(LOOP_BASELINES)), np.nan)
-    out[:, 3] = anchor
-    if hic is None:
-        return out
-    m = torch.as_tensor(np.asarray(hic, dtype=np.float64))
-    out[:, :3] = loop_contrast_features(m, radius=radius, inner=inner).numpy()[:, 1:]
+    e = torch.as_tensor(np.asarray(epi, dtype=np.float64))
+    out = np.full((len(e), len(LOOP_BASELINES)), np.nan)
+    out[:, -1] = anchor_signal(e, window_bins).numpy()
+    if hic is not None:
+        m = torch.as_tensor(np.asarray(hic, dtype=np.float64))
+        out[:, :-1] = loop_contrast_features(m, radius=radius, inner=inner).numpy()[:, 1:]
     return out
 
 

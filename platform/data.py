@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from mixhic.core.errors import MixHicError
 
 __all__ = [

@@ -71,12 +71,11 @@ def results_table(rows: list[dict[str, Any]]) -> str:
 def demo(cfg: DemoConfig) -> DemoResult:
     """Run the whole pipeline on a simulated genome; returns the results table."""
     import mlflow
-
+    from mixhic.core.runtime import ensure_ray
     from mixhic.platform import tracking
     from mixhic.platform.evaluate import evaluate
     from mixhic.platform.finetune import finetune
     from mixhic.platform.pretrain import pretrain
-    from mixhic.core.runtime import ensure_ray
     from mixhic.platform.train_config import EvaluateConfig
 
     work = Path(cfg.work_dir).expanduser().absolute()

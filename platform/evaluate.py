@@ -22,11 +22,10 @@ import warnings
 from typing import Any
 
 import numpy as np
-
-from mixhic.platform import data as data_mod
-from mixhic.platform.checkpoints import GEOMETRY_HINT, data_mismatches
 from mixhic.core.config import apply_overrides, build, load_config, parse_overrides
 from mixhic.core.errors import MixHicError
+from mixhic.platform import data as data_mod
+from mixhic.platform.checkpoints import GEOMETRY_HINT, data_mismatches
 from mixhic.platform.train_config import EvaluateConfig
 
 __all__ = [
@@ -73,8 +72,8 @@ def evaluate_model(
 
     With ``baseline`` the task's trivial baselines (:mod:`mixhic.platform.baselines`) are
     scored on the same rows: ``baseline_*`` metrics and ``gain_*`` = model - baseline."""
-    from mixhic.platform.metrics import prediction_warnings, task_metrics
     from mixhic.core.runtime import ensure_ray
+    from mixhic.platform.metrics import prediction_warnings, task_metrics
     from mixhic.platform.train_loop import batch_columns, predict_batches
 
     if meta.get("kind") != "finetune":
@@ -116,8 +115,13 @@ def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: st
     """``baseline_*`` and ``gain_*`` metrics of ``task`` on exactly the rows of ``preds``
     (the finalized predictions of :func:`evaluate_model`); see module docstring."""
     from mixhic.platform import baselines as bl
-    from mixhic.platform.metrics import (PredictionStore, distance_strata_pearson,
-                                         loop_metrics, ranking_metrics, task_metrics)
+    from mixhic.platform.metrics import (
+        PredictionStore,
+        distance_strata_pearson,
+        loop_metrics,
+        ranking_metrics,
+        task_metrics,
+    )
 
     dataset = data_mod.dataset_for_task(task)
     keys = list(data_mod.KEY_COLUMNS)

@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
+from mixhic.core.config import load_config
+from mixhic.core.errors import MixHicError
 from mixhic.models.tasks import HIC_INPUT_MODES, check_task_mode
 from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform import data as data_mod
-from mixhic.core.config import load_config
-from mixhic.core.errors import MixHicError
 from mixhic.platform.train_config import MODES, TASKS, FinetuneConfig
 from mixhic.platform.trainer import TrainResult, fit
 
@@ -44,7 +43,6 @@ def registered_name(task: str) -> str:
 
 def _model_config(cfg: FinetuneConfig, geometry, pre_meta: dict[str, Any] | None):
     from mixhic.models import MixHicConfig
-
     from mixhic.platform.pretrain import model_config_for
 
     if pre_meta is None:
@@ -101,10 +99,9 @@ def finetune(
     """
     import mlflow
     import ray
-
+    from mixhic.core.runtime import ensure_ray
     from mixhic.platform.evaluate import evaluate_model, log_eval_artifacts, summary
     from mixhic.platform.metrics import METRIC_MODE, PRIMARY_METRIC
-    from mixhic.core.runtime import ensure_ray
     from mixhic.platform.train_loop import batch_columns
 
     task, mode = cfg.task, cfg.mode
@@ -137,9 +134,10 @@ def finetune(
     cols = batch_columns("finetune", task, mode)
     val_cols = list(dict.fromkeys([*data_mod.KEY_COLUMNS, *cols]))
     ensure_ray()
-    pos_weight = _class_weight(cfg) if task == "loops" and cfg.class_balance else None
+    pos_weight = loop_prior = None
+    if task == "loops" and (cfg.class_balance or mode in HIC_INPUT_MODES):
+        pos_weight, loop_prior = _loop_train_stats(cfg, with_prior=mode in HIC_INPUT_MODES)
     expected = _train_expected(cfg) if task == "hic" else None
-    loop_prior = _loop_prior(cfg) if task == "loops" and mode in HIC_INPUT_MODES else None
     state_ref = ray.put(state) if state is not None else None
     test_dir = cfg.test.data_dir or cfg.data.data_dir
     test_sample = cfg.test.sample if cfg.test.sample is not None else cfg.data.sample
@@ -189,16 +187,20 @@ def finetune(
     return result
 
 
+def _train_split(cfg: FinetuneConfig, dataset: str, columns: list[str]):
+    """The train split the workers train on (same sample and ``train_fraction`` subset)."""
+    return data_mod.open_split(cfg.data.data_dir, dataset, "train", columns=columns,
+                               sample=cfg.data.sample, train_fraction=cfg.data.train_fraction,
+                               seed=cfg.data.fraction_seed)
+
+
 def _train_expected(cfg: FinetuneConfig) -> tuple[list[float], list[float]]:
     """(distances in bins, mean target) of the hic train split: the map head's expected
     starts from this decay curve (``MapHead.init_expected``)."""
     from mixhic.platform.baselines import DistanceExpected
 
-    ds = data_mod.open_split(cfg.data.data_dir, "hic", "train",
-                             columns=["chrom", "x_start", "y_start", "resolution", "hic"],
-                             sample=cfg.data.sample, train_fraction=cfg.data.train_fraction,
-                             seed=cfg.data.fraction_seed)
     exp = DistanceExpected()
+    ds = _train_split(cfg, "hic", ["chrom", "x_start", "y_start", "resolution", "hic"])
     for b in ds.iter_batches(batch_size=256, batch_format="numpy"):
         exp.add(b["hic"], data_mod.anchor_offsets(b["x_start"], b["y_start"], b["resolution"]),
                 b["chrom"])
@@ -207,58 +209,46 @@ def _train_expected(cfg: FinetuneConfig) -> tuple[list[float], list[float]]:
     return d.tolist(), table[d].tolist()
 
 
-def _loop_prior(cfg: FinetuneConfig) -> dict[str, Any] | None:
-    """The loop head's starting linear path (``LoopHead.set_contrast_prior``): a logistic
+def _loop_train_stats(cfg: FinetuneConfig, with_prior: bool
+                      ) -> tuple[float | None, dict[str, Any] | None]:
+    """One pass over the loops train split: the positive-class weight n_neg / n_pos
+    (None without ``class_balance`` or when a class is absent) and, ``with_prior``, the
+    loop head's starting linear path (``LoopHead.set_contrast_prior``): a logistic
     regression of the label on the standardised ``loop_features`` (centre, o/e, donut,
-    lower-left, anchor signal) of the loops train split, class-balanced like the loss.
-    None when the split has a single class."""
+    lower-left, anchor signal), class-balanced like the loss (None with a single class)."""
     import torch
-    from sklearn.linear_model import LogisticRegression
-
     from mixhic.models.heads import LOOP_FEATURES, loop_features
 
-    ds = data_mod.open_split(cfg.data.data_dir, "loops", "train",
-                             columns=["hic", "epi", "loop"],
-                             sample=cfg.data.sample, train_fraction=cfg.data.train_fraction,
-                             seed=cfg.data.fraction_seed)
+    ds = _train_split(cfg, "loops", ["hic", "epi", "loop"] if with_prior else ["loop"])
     feats, labels = [], []
-    for b in ds.iter_batches(batch_size=256, batch_format="numpy"):
-        feats.append(loop_features(torch.as_tensor(b["hic"]),
-                                   torch.as_tensor(b["epi"])).double().numpy())
+    for b in ds.iter_batches(batch_size=256 if with_prior else 4096, batch_format="numpy"):
         labels.append(np.asarray(b["loop"]).astype(np.int64))
-    if not feats:
-        return None
-    x, y = np.concatenate(feats), np.concatenate(labels)
-    if np.unique(y).size < 2:
-        log.warning("loops train split has a single class: the loop head starts from o/e + donut")
-        return None
+        if with_prior:
+            feats.append(loop_features(torch.as_tensor(b["hic"]),
+                                       torch.as_tensor(b["epi"])).double().numpy())
+    y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    pos, neg = int((y == 1).sum()), int((y == 0).sum())
+    if not pos or not neg:
+        log.warning("loops train split has %d positives and %d negatives: no class balance, "
+                    "the loop head starts from o/e + donut", pos, neg)
+        return None, None
+    pos_weight = neg / pos if cfg.class_balance else None
+    if pos_weight is not None:
+        log.info("loops train split: %d positives, %d negatives: positive weight %.3f",
+                 pos, neg, pos_weight)
+    if not with_prior:
+        return pos_weight, None
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate(feats)
     mean, var = x.mean(axis=0), x.var(axis=0) + 1e-5  # eps as the head's BatchNorm
     fit = LogisticRegression(C=1.0, class_weight="balanced" if cfg.class_balance else None)
     fit.fit((x - mean) / np.sqrt(var), y)
     log.info("loop head starts from a logistic fit on %d train rows: weights %s, bias %.3f",
              len(y), dict(zip(LOOP_FEATURES, np.round(fit.coef_[0], 3).tolist())),
              float(fit.intercept_[0]))
-    return {"weight": fit.coef_[0].tolist(), "bias": float(fit.intercept_[0]),
-            "mean": mean.tolist(), "var": var.tolist()}
-
-
-def _class_weight(cfg: FinetuneConfig) -> float | None:
-    """n_negatives / n_positives of the loops train split (None when a class is absent)."""
-    ds = data_mod.open_split(cfg.data.data_dir, "loops", "train", columns=["loop"],
-                             sample=cfg.data.sample, train_fraction=cfg.data.train_fraction,
-                             seed=cfg.data.fraction_seed)
-    pos = neg = 0
-    for b in ds.iter_batches(batch_size=4096, batch_format="numpy"):
-        y = b["loop"]
-        pos += int((y == 1).sum())
-        neg += int((y == 0).sum())
-    if not pos or not neg:
-        log.warning("loops train split has %d positives and %d negatives: no class balance",
-                    pos, neg)
-        return None
-    log.info("loops train split: %d positives, %d negatives: positive weight %.3f", pos, neg,
-             neg / pos)
-    return neg / pos
+    return pos_weight, {"weight": fit.coef_[0].tolist(), "bias": float(fit.intercept_[0]),
+                        "mean": mean.tolist(), "var": var.tolist()}
 
 
 def _pretrained_checked(cfg: FinetuneConfig, geometry):

@@ -59,7 +59,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-
 from mixhic.core.errors import MixHicError
 
 __all__ = [

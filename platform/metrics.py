@@ -29,9 +29,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from sklearn import metrics as skm
-
 from mixhic.models.tasks import TASKS
+from sklearn import metrics as skm
 
 __all__ = [
     "PRIMARY_METRIC",

@@ -47,7 +47,6 @@ def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any
     bimodal/nonpre, optional ``offset`` (B,): bins from each x-anchor to its y-anchor, 0 =
     diagonal windows); loops logits become probabilities."""
     import torch
-
     from mixhic.models.tasks import HIC_INPUT_MODES  # this file also runs inside MLflow
 
     if meta.get("kind") != "finetune":

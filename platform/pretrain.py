@@ -19,9 +19,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from mixhic.platform import data as data_mod
 from mixhic.core.config import load_config
 from mixhic.core.errors import MixHicError
+from mixhic.platform import data as data_mod
 from mixhic.platform.train_config import ModelConfig, PretrainConfig
 from mixhic.platform.trainer import TrainResult, fit
 

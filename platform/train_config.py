@@ -17,7 +17,6 @@ errors name the field. Sections are shared between recipes:
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from mixhic.models.tasks import HIC_INPUT_MODES
 from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform.data import KEY_COLUMNS, TARGET_COLUMN, anchor_offsets
@@ -249,7 +248,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         raw.head.set_contrast_prior(**config["loop_prior"])
     if config.get("pretrained_state") is not None:
         import ray
-
         from mixhic.models import load_pretrained
 
         load_pretrained(raw, ray.get(config["pretrained_state"]))

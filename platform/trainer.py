@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixhic.platform import checkpoints as ckpt_io
-from mixhic.platform import data as data_mod
 from mixhic.core.config import to_dict
 from mixhic.core.errors import MixHicError
+from mixhic.platform import checkpoints as ckpt_io
+from mixhic.platform import data as data_mod
 
 __all__ = ["TrainResult", "fit", "resolve_storage", "make_run_name", "history_series"]
 
@@ -99,7 +99,6 @@ def _should_cache(mode: str, nbytes: int) -> bool:
 def _existing_run(experiment: str, key: str) -> str | None:
     """The MLflow run of an earlier attempt of the same Ray Train run (same dir)."""
     import mlflow
-
     from mixhic.platform.tracking import get_or_create_experiment
 
     exp_id = get_or_create_experiment(experiment)
@@ -114,7 +113,6 @@ def _log_params_once(params: dict[str, Any], run_id: str) -> None:
     """Log params; on a resumed run keep earlier values (MLflow forbids changing them) and
     record the new ones as ``resumed.<key>`` tags."""
     import mlflow
-
     from mixhic.platform.tracking import flatten_params
 
     flat = flatten_params(params)
@@ -202,13 +200,12 @@ def fit(
     and registers the model there); it may update ``result`` in place.
     """
     import mlflow
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
+    from mixhic.core.runtime import ensure_ray
     from mixhic.platform import tracking
     from mixhic.platform.plots import loss_curves_figure
-    from mixhic.core.runtime import ensure_ray
     from mixhic.platform.train_loop import train_loop_per_worker
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
 
     ensure_ray()
     storage = resolve_storage(storage_path or cfg.run.storage_path)

@@ -49,15 +49,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from mixhic.core.config import ConfigError, apply_overrides, build, load_config, to_dict
+from mixhic.core.errors import MixHicError
+from mixhic.models.tasks import HIC_TASK_MODES
+from mixhic.platform.train_config import FinetuneConfig, PretrainConfig
+from mixhic.platform.tune_config import PARAM_PATHS, ParamSpec, TuneConfig
 from ray.tune import Callback as TuneCallback
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
-
-from mixhic.models.tasks import HIC_TASK_MODES
-from mixhic.core.config import ConfigError, apply_overrides, build, load_config, to_dict
-from mixhic.core.errors import MixHicError
-from mixhic.platform.train_config import FinetuneConfig, PretrainConfig
-from mixhic.platform.tune_config import PARAM_PATHS, ParamSpec, TuneConfig
 
 __all__ = ["TuneResult", "SweepPlan", "plan_sweep", "tune", "cli_main"]
 
@@ -242,7 +241,6 @@ def _check_capacity(plan: SweepPlan) -> None:
 # --------------------------------------------------------------------------- MLflow
 def _find_run(experiment: str, **tags: str) -> str | None:
     import mlflow
-
     from mixhic.platform.tracking import get_or_create_experiment
 
     exp_id = get_or_create_experiment(experiment)
@@ -307,11 +305,10 @@ def _trial(config: dict[str, Any], *, spec: dict[str, Any]) -> None:
     """Tune function trainable: pretrain with the sampled weights, then fine-tune; Ray
     Train reports each fine-tuning epoch to Tune through the callback."""
     import mlflow
-    from ray import tune as rt
-
     from mixhic.platform import tracking
     from mixhic.platform.finetune import finetune
     from mixhic.platform.pretrain import pretrain
+    from ray import tune as rt
 
     os.environ["MLFLOW_TRACKING_URI"] = spec["tracking_uri"]
     ctx = rt.get_context()
@@ -505,12 +502,11 @@ def _write_best(plan: SweepPlan, params: dict[str, Any], path: str) -> str:
 def tune(cfg: TuneConfig) -> TuneResult:
     """Run (or resume) the sweep; returns the trial table and the best weights."""
     import mlflow
-    from ray import tune as rt
-    from ray.tune.schedulers import FIFOScheduler
-
+    from mixhic.core.runtime import ensure_ray
     from mixhic.platform import tracking
     from mixhic.platform.plots import weights_vs_metric_figure
-    from mixhic.core.runtime import ensure_ray
+    from ray import tune as rt
+    from ray.tune.schedulers import FIFOScheduler
 
     plan = plan_sweep(cfg)  # every config error surfaces here, before Ray starts
     ensure_ray()
@@ -603,7 +599,6 @@ def _new_tuner(plan: SweepPlan, trainable, asha_cls, fifo_cls):
 def _finish(out: TuneResult, plan: SweepPlan, rows, figure_fn) -> None:
     """Best trial -> best-pretrain.yaml + params/metrics + plot, in the parent run."""
     import mlflow
-
     from mixhic.platform import tracking
 
     cfg = plan.cfg

@@ -31,13 +31,12 @@ import time
 from typing import Any
 
 import numpy as np
-from ray import serve
-
 from mixhic.serve.api import MAX_ABS_INPUT, RequestError, build_api
 from mixhic.serve.batching import GreedyBatcher
 from mixhic.serve.config import HAPROXY_PUBLIC_PORTS, GenomeFiles, ServeConfig, haproxy_env
 from mixhic.serve.engine import ModelCard, load_task_models
 from mixhic.serve.viewer import MAX_LOOP_WINDOWS
+from ray import serve
 
 __all__ = ["MixHicServer", "build_app", "app_builder", "start_ray", "run",
            "config_from_args", "cli_main"]
@@ -260,7 +259,6 @@ def start_ray(cfg: ServeConfig, **ray_kwargs) -> str | None:
     import tempfile
 
     import ray
-
     from mixhic.core.runtime import ensure_ray
 
     private_dir = None

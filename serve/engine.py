@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from mixhic.models.tasks import HIC_INPUT_MODES, TASKS
 from mixhic.core.errors import MixHicError
+from mixhic.models.tasks import HIC_INPUT_MODES, TASKS
 
 __all__ = [
     "ModelCard",

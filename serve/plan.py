@@ -18,7 +18,6 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-
 from mixhic.core.errors import MixHicError
 from mixhic.serve.config import PredictConfig
 

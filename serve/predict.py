@@ -55,7 +55,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from mixhic.core.config import to_dict
 from mixhic.core.errors import MixHicError
 from mixhic.serve import writers
@@ -250,7 +249,6 @@ def _run(cfg: PredictConfig, cards: dict[str, ModelCard], plans: dict[tuple[str,
     whole (its chunk files are then removed). Returns the timing of the chunks predicted:
     windows, busy core-seconds, wall seconds."""
     import ray
-
     from mixhic.core.runtime import ensure_ray
 
     items, acc, chunks, seen = [], {}, {}, {}

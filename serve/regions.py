@@ -21,10 +21,9 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-
+from mixhic.core.errors import MixHicError
 from mixhic.pipelines import normalize, readers
 from mixhic.pipelines.names import ChromosomeNameError, match_names, resolve_name
-from mixhic.core.errors import MixHicError
 from mixhic.serve.api import RequestError
 from mixhic.serve.config import GenomeFiles
 from mixhic.serve.engine import ModelCard

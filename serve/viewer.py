@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from mixhic.core.errors import MixHicError
+from mixhic.serve.plan import diagonal_starts
 
 __all__ = [
     "MAX_VIEW_BINS",
@@ -213,12 +213,6 @@ def _batched(predict: Predict, task: str, epi: np.ndarray, hic: np.ndarray | Non
     return np.concatenate([np.asarray(o) for o in outs])
 
 
-def _diagonal_starts(lo: int, hi: int, w: int) -> np.ndarray:
-    """Window starts (bins) tiling [lo, hi) with step W/2; the last one ends at hi."""
-    last = hi - w
-    return np.unique(np.append(np.arange(lo, last + 1, max(1, w // 2)), last)).astype(np.int64)
-
-
 def _masked_bins(band: np.ndarray) -> np.ndarray:
     """Rows of a balanced band that are entirely NaN (masked bins), as bool."""
     return np.isnan(band).all(axis=1)
@@ -229,7 +223,7 @@ def _predicted_map(gw, card, region: Region, predict: Predict, hic_band: np.ndar
     from mixhic.pipelines.windows import slice_epi, slice_hic
 
     w, n = card.window_bins, region.n_bins
-    x = _diagonal_starts(0, n, w)  # offsets into the region
+    x = diagonal_starts(n, w, 0)  # offsets into the region
     epi = slice_epi(epi_all, x, x, gw.L, gw.L // w)
     hic = None
     if card.needs_hic:
@@ -249,7 +243,7 @@ def _predicted_cage(gw, card, region: Region, predict: Predict, hic_band: np.nda
     from mixhic.pipelines.windows import slice_epi, slice_hic
 
     w, n = card.window_bins, region.n_bins
-    x = _diagonal_starts(0, n, w)
+    x = diagonal_starts(n, w, 0)
     epi = slice_epi(epi_all, x, x, gw.L, gw.L // w)
     hic = gw.hic_transform(slice_hic(hic_band, x, x, w)) if card.needs_hic else None
     out = _batched(predict, "cage", epi, hic, batch_size).reshape(len(x), w)
@@ -424,7 +418,7 @@ def collect_region(region: str, cards: Mapping[str, Any], windows: Mapping[str, 
         view.known_loops = _known_loops(known_loops, reg, gw.chromsizes)
     if view.predicted is not None:
         w = card.window_bins
-        view.notes.append(f"predicted: {len(_diagonal_starts(0, reg.n_bins, w))} windows of "
+        view.notes.append(f"predicted: {len(diagonal_starts(reg.n_bins, w, 0))} windows of "
                           f"{w} bins (step {max(1, w // 2)}), averaged where they overlap; "
                           f"nothing beyond {w} bins from the diagonal")
     return view

@@ -71,7 +71,6 @@ def pytest_sessionfinish(session, exitstatus):
 def ray_local():
     """One local Ray for the whole session (2 CPUs, no dashboard)."""
     import ray
-
     from mixhic.core.runtime import ensure_ray
 
     # On a loaded host the raylet can time out waiting for its agents: retry the start.

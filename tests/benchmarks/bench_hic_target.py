@@ -22,11 +22,8 @@ real_loops_gain_log1p=<..> sim_hic_gain_fixed=<..> sim_hic_gain_log1p=<..>``.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,9 +36,9 @@ RUNS = (("hic", "infer"), ("loops", "bimodal"))
 
 
 def _prepare_sim(work: Path, target: str) -> str:
+    from mixhic.core.config import load_config
     from mixhic.pipelines.prepare import PrepareConfig, prepare
     from mixhic.pipelines.simulate import simulate_genome
-    from mixhic.core.config import load_config
 
     genome, data = work / "genome", work / f"data-{target}"
     if not (genome / "simulation.json").is_file():
@@ -59,20 +56,10 @@ def _prepare_real(work: Path, target: str) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--work", default=None, help="work dir (default: a new temp dir)")
-    ap.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs")
-    ap.add_argument("--skip-sim", action="store_true")
-    ap.add_argument("--skip-real", action="store_true")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    work = Path(args.work or tempfile.mkdtemp(prefix="bench-hic-target-")).absolute()
-    from bench_quality import HEADLINE, _finetune
+    from bench_quality import HEADLINE, _finetune, bench_parser, bench_start
 
-    from mixhic.core.runtime import ensure_ray
-
-    ensure_ray()
+    args = bench_parser(__doc__).parse_args()
+    work = bench_start(args, "bench-hic-target-")
     datasets = {"real": _prepare_real, "sim": _prepare_sim}
     rows = []
     for name, make in datasets.items():

@@ -45,7 +45,6 @@ TASK_MODES = {"loops": "bimodal", "hic": "infer"}
 def make_models(root: Path, preset: str, window_bins: int) -> dict[str, Path]:
     """One randomly initialised fine-tuned model dir per task (loops, hic)."""
     import torch
-
     from mixhic.models import FinetuneModel, get_preset
     from mixhic.platform.checkpoints import save_model_dir
 
@@ -95,9 +94,8 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     import ray
-
-    from mixhic.pipelines.simulate import simulate_genome
     from mixhic.core.config import load_config
+    from mixhic.pipelines.simulate import simulate_genome
     from mixhic.serve.config import PredictConfig
     from mixhic.serve.throughput import genome_windows
 

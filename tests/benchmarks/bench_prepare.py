@@ -75,8 +75,8 @@ def make_genome(out: Path, n_chroms: int, chrom_bp: int, seed: int = 0) -> dict[
 
 
 def config(paths: dict, out: str, step_bp: int, workers: int):
-    from mixhic.pipelines.prepare import PrepareConfig
     from mixhic.core.config import build
+    from mixhic.pipelines.prepare import PrepareConfig
 
     return build(PrepareConfig, {
         "inputs": {"hic": {"uri": paths["cool"], "weight": "weight"},
@@ -100,7 +100,6 @@ def naive(paths: dict, windows: list[tuple[str, int]], out: str,
     import pyarrow as pa
     import pyarrow.parquet as pq
     import pyBigWig
-
     from mixhic.pipelines.normalize import epi_transform, hic_transform
     from mixhic.pipelines.schema import tensor_column
 
@@ -138,10 +137,10 @@ def main() -> None:
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="mxb-"))
     os.environ.setdefault("RAY_TMPDIR", str(tmp / "ray"))
 
+    from mixhic.core.runtime import ensure_ray
     from mixhic.pipelines import readers
     from mixhic.pipelines.prepare import prepare
     from mixhic.pipelines.windows import grid_windows
-    from mixhic.core.runtime import ensure_ray
 
     t = time.perf_counter()
     paths = make_genome(tmp / "genome", args.chroms, args.chrom_mb * 1_000_000)

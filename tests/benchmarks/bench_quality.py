@@ -62,9 +62,9 @@ def _finetune(data_dir: str, work: Path, task: str, mode: str, pretrained: str |
 
 
 def run_sim(work: Path, preset: str, epochs: int, pre_epochs: int) -> list[dict]:
+    from mixhic.core.config import load_config
     from mixhic.pipelines.prepare import PrepareConfig, prepare
     from mixhic.pipelines.simulate import simulate_genome
-    from mixhic.core.config import load_config
     from mixhic.platform.pretrain import pretrain
     from mixhic.platform.train_config import PretrainConfig
 
@@ -109,21 +109,33 @@ def run_real(work: Path, epochs: int) -> list[dict]:
     return rows
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every training benchmark here takes (``--work``, ``--epochs``,
+    ``--skip-sim``, ``--skip-real``)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--work", default=None, help="work dir (default: a new temp dir)")
-    ap.add_argument("--preset", default="small", help="simulator preset (default small)")
     ap.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs")
-    ap.add_argument("--pretrain-epochs", type=int, default=4)
     ap.add_argument("--skip-sim", action="store_true")
     ap.add_argument("--skip-real", action="store_true")
-    args = ap.parse_args()
+    return ap
+
+
+def bench_start(args: argparse.Namespace, prefix: str) -> Path:
+    """Logging, no progress bars, a local Ray; returns the work dir."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    work = Path(args.work or tempfile.mkdtemp(prefix="bench-quality-")).absolute()
     from mixhic.core.runtime import ensure_ray
 
     ensure_ray()
+    return Path(args.work or tempfile.mkdtemp(prefix=prefix)).absolute()
+
+
+def main() -> int:
+    ap = bench_parser(__doc__)
+    ap.add_argument("--preset", default="small", help="simulator preset (default small)")
+    ap.add_argument("--pretrain-epochs", type=int, default=4)
+    args = ap.parse_args()
+    work = bench_start(args, "bench-quality-")
     results: dict[str, list[dict]] = {}
     if not args.skip_sim:
         results["sim"] = run_sim(work / "sim", args.preset, args.epochs, args.pretrain_epochs)

@@ -51,7 +51,6 @@ def _pct(xs: list[float], q: float) -> float:
 
 def make_model_dir(path: Path, window_bins: int, epi_bins: int) -> Path:
     import torch
-
     from mixhic.models import FinetuneModel, get_preset
     from mixhic.platform.checkpoints import save_model_dir
 
@@ -69,7 +68,6 @@ def make_model_dir(path: Path, window_bins: int, epi_bins: int) -> Path:
 
 def bare_forward(model_dir: Path, epi, reps: int) -> dict[str, float]:
     import torch
-
     from mixhic.serve.engine import load_task_model
 
     torch.set_num_threads(1)  # a replica with num_cpus=1 gets OMP_NUM_THREADS=1
@@ -194,11 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     import numpy as np
-    from ray import serve
-
     from mixhic.core.config import load_config
     from mixhic.serve.app import run, start_ray
     from mixhic.serve.config import ServeConfig
+    from ray import serve
 
     model_dir = make_model_dir(tmp / "model", args.window_bins, args.epi_bins)
     rng = np.random.default_rng(0)

@@ -50,7 +50,6 @@ def bare_loop(data_dir: str, steps: int, batch: int, warmup: int = 3) -> tuple[f
     import pyarrow.compute as pc
     import pyarrow.dataset as pds
     import torch
-
     from mixhic.models import LossWeights, PretrainModel, get_preset, pretrain_objective
     from mixhic.platform.data import read_geometry
 
@@ -124,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ensure_ray(num_cpus=2, object_store_gb=1.0)
     data_dir = ns.data
     if data_dir is None:
+        from mixhic.core.config import load_config
         from mixhic.pipelines.prepare import PrepareConfig, prepare
         from mixhic.pipelines.simulate import simulate_genome
-        from mixhic.core.config import load_config
 
         # chr2 val, chr3 test, the rest train: by default ~355 train rows, so one epoch
         # holds --steps full batches and the timed epoch is not a few partial batches

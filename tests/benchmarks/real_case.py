@@ -149,8 +149,8 @@ def cached_inputs(base_dir: str | Path, real_dir: str | Path = REAL_DIR) -> dict
 
 def real_case_config(inputs: dict[str, str], out: str | Path, **overrides):
     """The prepare config of the case (a :class:`PrepareConfig`); ``overrides`` by key."""
-    from mixhic.pipelines.prepare import PrepareConfig
     from mixhic.core.config import apply_overrides, build
+    from mixhic.pipelines.prepare import PrepareConfig
 
     raw = {
         "sample": "GM12878-chr1-160M-180M",

@@ -6,7 +6,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from mixhic.models import tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +29,8 @@ def test_every_trainable_pair_passes():
 
 
 def test_layers_agree_with_the_facts():
-    from mixhic.models import FinetuneModel, get_preset
     from mixhic.core.config import load_config
+    from mixhic.models import FinetuneModel, get_preset
     from mixhic.platform.train_config import FinetuneConfig
     from mixhic.serve.engine import MODES_WITH_HIC
 

@@ -1,9 +1,8 @@
 """Chromosome name matching between files."""
 
 import pytest
-
-from mixhic.pipelines.names import ChromosomeNameError, match_names, name_key, resolve_name
 from mixhic.core.errors import MixHicError
+from mixhic.pipelines.names import ChromosomeNameError, match_names, name_key, resolve_name
 
 
 @pytest.mark.parametrize("a,b", [("chr1", "1"), ("CHR1", "chr1"), ("chrX", "x"), ("chrM", "MT"),

@@ -13,14 +13,13 @@ import re
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
+from mixhic.core.config import load_config
+from mixhic.core.errors import MixHicError
 from mixhic.pipelines import normalize, readers
-from mixhic.pipelines.extract import process_chunk, open_handles, write_chunk
+from mixhic.pipelines.extract import open_handles, process_chunk, write_chunk
 from mixhic.pipelines.manifest import read_manifest
 from mixhic.pipelines.prepare import PrepareConfig, build_tasks, plan_job, prepare
 from mixhic.pipelines.schema import DATASETS, WindowShape, validate_table
-from mixhic.core.config import load_config
-from mixhic.core.errors import MixHicError
 
 W, RES = 50, 5000
 SHAPE = WindowShape(50, 2, 2500)

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-
-from mixhic.pipelines import readers
 from mixhic.core.errors import MixHicError
+from mixhic.pipelines import readers
 
 CHROMS = {"chr1": 100_000, "chr2": 61_000}  # 1 kb bins: 100 + 61 bins (last one partial)
 
@@ -327,8 +326,8 @@ def test_interval_reader_blocks_out_of_order(tmp_path, monkeypatch, missing):
     ],
 )
 def test_bad_bedpe_rows_name_line_and_field(tmp_path, row, match):
-    from mixhic.pipelines.readers import read_bedpe
     from mixhic.core.errors import MixHicError
+    from mixhic.pipelines.readers import read_bedpe
 
     p = tmp_path / "loops.bedpe"
     p.write_text("chr1\t0\t100\tchr1\t500\t600\n" + row + "\n")
@@ -339,8 +338,8 @@ def test_bad_bedpe_rows_name_line_and_field(tmp_path, row, match):
 
 
 def test_bad_bed_rows_are_refused(tmp_path):
-    from mixhic.pipelines.readers import read_bed
     from mixhic.core.errors import MixHicError
+    from mixhic.pipelines.readers import read_bed
 
     p = tmp_path / "tss.bed"
     p.write_text("chr1\t10\t5\tg1\t0\t+\n")

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from mixhic.core.config import build
+from mixhic.core.errors import MixHicError
 from mixhic.pipelines import readers
 from mixhic.pipelines.extract import open_handles, process_chunk
 from mixhic.pipelines.names import name_key, resolve_name
 from mixhic.pipelines.prepare import PrepareConfig, build_tasks
 from mixhic.pipelines.schema import WindowShape, validate_table
-from mixhic.core.config import build
-from mixhic.core.errors import MixHicError
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 FILES = sorted(p.name for p in REAL.iterdir() if p.suffix in (".cool", ".mcool", ".bw")) if REAL.is_dir() else []

@@ -9,10 +9,9 @@ import shutil
 import cooler
 import numpy as np
 import pytest
-
+from mixhic.core.errors import MixHicError
 from mixhic.pipelines.realism import format_report, realism_report, window_nonzero
 from mixhic.pipelines.simulate import cli_main, simulate_genome
-from mixhic.core.errors import MixHicError
 
 RES = 10_000
 N = 400  # 4 Mb at 10 kb

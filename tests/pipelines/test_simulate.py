@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pyBigWig
 import pytest
-from scipy.stats import spearmanr
-
-from mixhic.pipelines.simulate import SimulatedGenome, cli_main, simulate_genome
 from mixhic.core.errors import MixHicError
+from mixhic.pipelines.simulate import SimulatedGenome, cli_main, simulate_genome
+from scipy.stats import spearmanr
 
 RES = 5_000
 SMALL = {"n_chroms": 2, "chrom_length": 600_000, "resolutions": (5_000, 10_000)}  # ~1 s
@@ -233,8 +232,8 @@ def test_decay_break_bends_the_decay_down():
 
 
 def test_demo_simulates_a_known_preset():
-    from mixhic.pipelines.simulate import PRESETS
     from mixhic.core.config import load_config
+    from mixhic.pipelines.simulate import PRESETS
     from mixhic.platform.train_config import DemoConfig
 
     assert load_config("demo", DemoConfig).simulate_preset in PRESETS

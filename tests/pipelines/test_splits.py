@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
+from mixhic.core.errors import MixHicError
 from mixhic.pipelines import windows as wn
 from mixhic.pipelines.extract import open_handles, process_chunk
 from mixhic.pipelines.prepare import build_tasks
-from mixhic.core.errors import MixHicError
 
 RES, W = 10_000, 50
 

@@ -13,9 +13,9 @@ def tiny_data(ray_local, tmp_path_factory) -> Path:
 
     Splits (prepare-demo): val chr2, test chr3, train chr1 + chr4. Built once per session.
     """
+    from mixhic.core.config import load_config
     from mixhic.pipelines.prepare import PrepareConfig, prepare
     from mixhic.pipelines.simulate import simulate_genome
-    from mixhic.core.config import load_config
 
     root = tmp_path_factory.mktemp("tinydata")
     simulate_genome(root / "genome", preset="tiny", seed=0, n_chroms=4,
@@ -33,7 +33,6 @@ def tiny_pretrained(tiny_data, tmp_path_factory) -> Path:
     import dataclasses
 
     import torch
-
     from mixhic.models import PretrainModel, get_preset
     from mixhic.platform.checkpoints import save_model_dir
     from mixhic.platform.data import data_meta

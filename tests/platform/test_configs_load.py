@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 
 import pytest
-
 from mixhic.core.config import load_config, shipped_configs
 
 # config-name prefix -> "module:Class" (longest prefix wins)

@@ -13,7 +13,6 @@ pytestmark = pytest.mark.integration
 
 def _model_dir(tiny_data, tmp_path, task, mode):
     import torch
-
     from mixhic.models import FinetuneModel, get_preset
     from mixhic.platform.checkpoints import save_model_dir
     from mixhic.platform.data import data_meta
@@ -46,11 +45,10 @@ def test_metrics_do_not_depend_on_batch_size(ray_local, tiny_data, tmp_path, tas
 
 
 def test_evaluate_logs_to_mlflow_and_selects_a_sample(ray_local, tiny_data, tmp_path):
-    from mlflow import MlflowClient
-
     from mixhic.core.errors import MixHicError
     from mixhic.platform.evaluate import cli_main, evaluate
     from mixhic.platform.train_config import EvaluateConfig
+    from mlflow import MlflowClient
 
     path = _model_dir(tiny_data, tmp_path, "loops", "epi")
     exp = f"test-eval-{uuid.uuid4().hex[:8]}"

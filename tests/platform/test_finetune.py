@@ -6,7 +6,6 @@ import math
 import uuid
 
 import pytest
-
 from mixhic.core.config import load_config
 from mixhic.platform.train_config import FinetuneConfig
 
@@ -40,11 +39,10 @@ def _cfg(tiny_data, tmp_path, **over) -> FinetuneConfig:
 )
 def test_finetune_task_mode(ray_local, tiny_data, tiny_pretrained, tmp_path, task, mode, extra,
                             caplog):
-    from mlflow import MlflowClient
-
     from mixhic.platform.checkpoints import load_model_dir
     from mixhic.platform.data import split_rows
     from mixhic.platform.finetune import finetune
+    from mlflow import MlflowClient
 
     cfg = _cfg(tiny_data, tmp_path, task=task, mode=mode, pretrained=str(tiny_pretrained),
                **extra)
@@ -149,8 +147,8 @@ def test_allow_mismatch_warns_per_difference(tiny_data, tiny_pretrained, tmp_pat
 def test_geometry_mismatch_explains_the_knobs(tiny_data, tiny_pretrained, tmp_path):
     import json
 
-    from mixhic.platform.checkpoints import META_FILE
     from mixhic.core.errors import MixHicError
+    from mixhic.platform.checkpoints import META_FILE
     from mixhic.platform.finetune import finetune
 
     other = _pretrained_on(tiny_pretrained, tmp_path)

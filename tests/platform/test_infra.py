@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from mixhic.platform.cli import COMMANDS
 from mixhic.core.config import load_config, shipped_configs
+from mixhic.platform.cli import COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from netutil import free_port
-
-from mixhic.platform import jobs
 from mixhic.core.config import shipped_configs
 from mixhic.core.errors import MixHicError
+from mixhic.platform import jobs
+from netutil import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

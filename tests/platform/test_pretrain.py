@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from mixhic.core.config import load_config
 from mixhic.platform.train_config import PretrainConfig
 
@@ -20,11 +19,10 @@ def _steps(client, run_id: str, key: str) -> list[int]:
 
 
 def test_ddp_pretrain_restarts_after_failure_and_resumes(ray_local, tiny_data, tmp_path):
-    from mlflow import MlflowClient
-
     from mixhic.platform.checkpoints import load_model_dir
     from mixhic.platform.pretrain import pretrain
     from mixhic.platform.tracking import download_model_dir
+    from mlflow import MlflowClient
 
     cfg = load_config("demo-pretrain", PretrainConfig, {
         "data.data_dir": str(tiny_data), "data.batch_size": 8, "data.eval_batch_size": 16,

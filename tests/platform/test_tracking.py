@@ -13,9 +13,9 @@ import mlflow
 import numpy as np
 import pytest
 import yaml
+from mixhic.platform import tracking
 from mlflow import MlflowClient
 
-from mixhic.platform import tracking
 
 def _uniq(prefix: str) -> str:
     """Experiment / model names unique in a store other test modules may share."""
@@ -70,7 +70,6 @@ def test_configure_twice_uses_the_new_dir(tmp_path, monkeypatch):
 
 def test_pyfunc_input_conversion():
     import pandas as pd
-
     from mixhic.platform.mlflow_model import to_arrays
 
     rng = np.random.default_rng(0)
@@ -247,7 +246,6 @@ def test_pyfunc_load_and_predict_matches_model(runs, tmp_path):
     reg = _uniq("mixhic-loops")
     exp_p = _uniq("exp-p")
     import torch
-
     from mixhic.models import FinetuneModel, get_preset
     from mixhic.platform.checkpoints import load_model_dir, save_model_dir
 
@@ -278,7 +276,6 @@ def test_predict_arrays_passes_the_anchor_offset():
     """Off-diagonal windows: ``offset`` (bins) reaches the model, whose map head reads each
     pixel's genomic distance from it; a wrong length is refused naming it."""
     import torch
-
     from mixhic.models import FinetuneModel, get_preset
     from mixhic.platform.mlflow_model import predict_arrays
 

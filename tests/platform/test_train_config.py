@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from mixhic.core.config import ConfigError, build, load_config
 from mixhic.platform.data import fraction_mask
 from mixhic.platform.train_config import (

@@ -15,10 +15,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 import yaml
-
 from mixhic.core.config import ConfigError, load_config
 from mixhic.core.errors import MixHicError
 from mixhic.platform.train_config import PretrainConfig
@@ -67,7 +65,6 @@ def tiny_data(tmp_path_factory) -> Path:
     dataset schema: CAGE follows the ATAC track, so a fine-tuned model can learn it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from mixhic.pipelines.schema import WindowShape, dataset_schema, tensor_column, validate_table
 
     root = tmp_path_factory.mktemp("tune-data")
@@ -143,7 +140,6 @@ def test_bad_config_names_the_key(tmp_path, over, key):
 def test_plan_errors_before_any_trial(tmp_path, tiny_data):
     """Errors needing the recipes or the data surface in plan_sweep (no Ray started)."""
     import ray
-
     from mixhic.platform.tuning import plan_sweep
 
     was_running = ray.is_initialized()
@@ -197,7 +193,6 @@ def test_trial_table_no_result_unfinished_and_best(tmp_path, caplog):
     from types import SimpleNamespace
 
     import pandas as pd
-
     from mixhic.platform.tuning import TuneResult, _best_row, _trial_rows, format_table
 
     cfg = load_config(_tune_yaml(tmp_path, "unused"), TuneConfig, ["search.num_samples=4"])
@@ -239,9 +234,8 @@ def test_asha_lets_trials_reaching_max_t_finish():
     ends by itself, after its test evaluation and MLflow end-of-run."""
     from types import SimpleNamespace
 
-    from ray.tune.schedulers import TrialScheduler
-
     from mixhic.platform.tuning import _ResumableASHA
+    from ray.tune.schedulers import TrialScheduler
 
     asha = _ResumableASHA(time_attr="training_iteration", metric="m", mode="max", max_t=2,
                           grace_period=1, reduction_factor=2)
@@ -259,7 +253,6 @@ def test_asha_lets_trials_reaching_max_t_finish():
 # --------------------------------------------------------------------------- the sweep
 def test_sweep_asha_mlflow_resume_best_config(tmp_path, tiny_data, ray_local):
     import mlflow
-
     from mixhic.platform.tuning import ROLE_TAG, TRIAL_TAG, tune
 
     path = _tune_yaml(tmp_path, str(tiny_data))
@@ -325,8 +318,8 @@ def test_sweep_asha_mlflow_resume_best_config(tmp_path, tiny_data, ray_local):
     # on this data) with the best weights and no fixed run name, and it builds the model at
     # the data's geometry (pretrain's checks before its fit; the recipe itself trains in
     # test_pretrain, a Ray Train fit here would add ~20 s)
-    from mixhic.platform import data as data_mod
     from mixhic.core.config import to_dict
+    from mixhic.platform import data as data_mod
     from mixhic.platform.pretrain import model_config_for
 
     assert res.best_params["lr"] == 0.001
@@ -344,7 +337,6 @@ def test_sweep_asha_mlflow_resume_best_config(tmp_path, tiny_data, ray_local):
 def _trial_runs(parent_run_id: str) -> dict[str, list[str]]:
     """trial id -> MLflow run ids of the trial runs nested under the sweep's parent."""
     import mlflow
-
     from mixhic.platform.tuning import TRIAL_TAG
 
     client = mlflow.MlflowClient()
@@ -358,10 +350,9 @@ def _trial_runs(parent_run_id: str) -> dict[str, list[str]]:
 
 def test_search_space_domains_and_grid_size(tmp_path):
     """Each ParamSpec type maps to its Tune domain; grid params multiply the trial count."""
+    from mixhic.platform.tuning import _domain, _expected_trials, _search_alg
     from ray.tune.search import BasicVariantGenerator
     from ray.tune.search.sample import Categorical, Float, Integer
-
-    from mixhic.platform.tuning import _domain, _expected_trials, _search_alg
 
     cfg = load_config(_tune_yaml(tmp_path, "unused"), TuneConfig, [
         "search_space.con.type=grid", "search_space.lr.type=choice",

@@ -5,7 +5,6 @@ its true loops, a 1 MiB body limit."""
 from __future__ import annotations
 
 import pytest
-
 from netutil import free_port
 from serve_helpers import cached_genome, cached_models
 
@@ -13,11 +12,10 @@ from serve_helpers import cached_genome, cached_models
 @pytest.fixture(scope="session")
 def serve_app(ray_local):
     """``http://127.0.0.1:<port>`` of the running app."""
-    from ray import serve
-
     from mixhic.core.config import load_config
     from mixhic.serve.app import run
     from mixhic.serve.config import ServeConfig
+    from ray import serve
 
     genome = cached_genome()
     cfg = load_config("serve-demo", ServeConfig, {

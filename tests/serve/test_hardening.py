@@ -10,10 +10,9 @@ import zipfile
 import httpx
 import numpy as np
 import pytest
-from serve_helpers import make_model_dir
-
 from mixhic.serve.api import MAX_ABS_INPUT, build_api
 from mixhic.serve.engine import load_task_model
+from serve_helpers import make_model_dir
 
 C, L2, W = 2, 800, 20
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from serve_helpers import RES, W, cached_genome, cached_models, direct_model, independent_window
-
 from mixhic.core.errors import MixHicError
 from mixhic.serve.plan import plan_chromosome, plan_windows
 from mixhic.serve.writers import BandAccumulator, cage_inverse, hic_inverse, read_loop_calls
+from serve_helpers import RES, W, cached_genome, cached_models, direct_model, independent_window
 
 STEP = 10  # diagonal windows every 10 bins: bins 0..9 are in window 0 only
 LOOPS = {"min_distance": 20_000, "max_distance": 150_000, "stride_bins": 4,
@@ -131,7 +130,6 @@ def test_mcool_and_bigwig_writers_zoom(tmp_path):
     """Two resolutions of each file, opened with cooler and pyBigWig (no Ray)."""
     import cooler
     import pyBigWig
-
     from mixhic.serve.writers import write_bigwig, write_cool, write_mcool
 
     sizes = {"chr1": 203_000, "chr2": 90_000}
@@ -444,7 +442,6 @@ def test_resume_after_a_crash_gives_identical_files(regional, tmp_path):
     import cooler
     import pyBigWig
     import ray
-
     from mixhic.serve.predict import config_from_args, predict_genome
 
     cfg, first, genome, argv = regional

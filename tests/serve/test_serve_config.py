@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from mixhic.core.config import ConfigError, load_config
 from mixhic.serve.config import PredictConfig, ServeConfig
 
@@ -56,10 +55,9 @@ def test_deployment_options_autoscaling_replaces_replicas():
 
 
 def test_serve_deploy_file_validates_and_builds(tmp_path):
+    from mixhic.serve.app import app_builder
     from ray.serve.schema import ServeDeploySchema
     from serve_helpers import make_model_dir
-
-    from mixhic.serve.app import app_builder
 
     raw = yaml.safe_load(SERVE_YAML.read_text())
     schema = ServeDeploySchema.model_validate(raw)
@@ -96,9 +94,8 @@ class _LocalBackend:
 
 def test_api_without_ray_checks_requests(tmp_path):
     import httpx
-    from serve_helpers import make_model_dir
-
     from mixhic.serve.api import build_api
+    from serve_helpers import make_model_dir
 
     model_dir = make_model_dir(tmp_path / "m", "hic", "infer")
     api = build_api(_LocalBackend(model_dir), max_body_bytes=200_000)
@@ -144,9 +141,8 @@ def test_api_binary_numpy_bodies(tmp_path):
     import zipfile
 
     import httpx
-    from serve_helpers import make_model_dir
-
     from mixhic.serve.api import build_api
+    from serve_helpers import make_model_dir
 
     api = build_api(_LocalBackend(make_model_dir(tmp_path / "m", "hic", "infer")),
                     max_body_bytes=200_000)
@@ -195,13 +191,12 @@ def test_api_binary_numpy_bodies(tmp_path):
 
 def test_region_windows_equal_prepared_rows():
     """GenomeWindows (region requests, predict) == mixhic prepare's rows, window by window."""
-    from serve_helpers import DATA, cached_genome, make_model_dir
-
     from mixhic.pipelines.extract import open_handles, process_chunk
     from mixhic.pipelines.prepare import PrepareConfig, build_tasks
     from mixhic.serve.config import GenomeFiles
     from mixhic.serve.engine import load_task_model
     from mixhic.serve.regions import GenomeWindows
+    from serve_helpers import DATA, cached_genome, make_model_dir
 
     genome = cached_genome()
     cfg = load_config("prepare-demo", PrepareConfig, {

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serve_helpers import RES, W, cached_genome, cached_models, independent_window
-
 from mixhic.core.errors import MixHicError
 from mixhic.serve import viewer
 from mixhic.serve.viewer import Loop, Region, RegionError, RegionView, parse_view_region
+from serve_helpers import RES, W, cached_genome, cached_models, independent_window
 
 SIZES = {"chr1": 1_000_000, "chr2": 620_003}
 
@@ -132,7 +131,6 @@ def test_report_file_and_png_when_mlflow_is_off(tmp_path):
 
 def test_report_logged_to_the_active_mlflow_run(tmp_path):
     import mlflow
-
     from mixhic.platform import tracking
 
     tracking.configure(tmp_path / "runs")
@@ -258,7 +256,6 @@ class _Backend:
 
 def _get(backend, **params):
     from fastapi.testclient import TestClient
-
     from mixhic.serve.api import build_api
 
     with TestClient(build_api(backend)) as client:
