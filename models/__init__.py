@@ -26,6 +26,7 @@ _EXPORTS = {
     "FinetuneModel": ".finetune",
     "TASKS": ".tasks",
     "MODES": ".tasks",
+    "adamw": ".optim",
     "load_pretrained": ".loading",
     "LoadReport": ".loading",
     "parameter_counts": ".summary",

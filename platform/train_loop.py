@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from mixhic.models.optim import adamw
 from mixhic.models.tasks import HIC_INPUT_MODES
 from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform.data import KEY_COLUMNS, TARGET_COLUMN, anchor_offsets
@@ -254,10 +255,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     model = ray.train.torch.prepare_model(raw) if world > 1 else raw.to(device)
     raw = ckpt_io._unwrap(model)
-    optimizer = torch.optim.AdamW(
-        raw.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
-        weight_decay=cfg.optim.weight_decay,
-    )
+    optimizer = adamw(raw.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
+                      weight_decay=cfg.optim.weight_decay)
     total = cfg.train.epochs * steps_per_epoch
     warmup = int(round(cfg.optim.warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(

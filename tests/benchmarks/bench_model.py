@@ -58,6 +58,7 @@ import torch
 from mixhic.models import (
     FinetuneModel,
     PretrainModel,
+    adamw,
     format_parameter_counts,
     get_preset,
     parameter_counts,
@@ -103,7 +104,7 @@ def bench(preset, kind, B, iters, device="cpu", dtype=None, threads=1):
     model = (PretrainModel(cfg) if kind == "pretrain" else FinetuneModel(cfg, "loops")).to(device)
     model.train()
     step = _step_fn(model, kind, cfg, B, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+    opt = adamw(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     cuda = device != "cpu"
 
     def run():
@@ -169,8 +170,7 @@ def compare_published(B: int, rounds: int, iters: int, threads: int = 1,
     phic, pepi = published_inputs(pcfg, B)
     steps = {
         "ours": _train_step(ours, lambda: pretrain_objective(ours(hic, epi), ours)["loss"],
-                            torch.optim.AdamW(ours.parameters(), lr=LR,
-                                              weight_decay=WEIGHT_DECAY)),
+                            adamw(ours.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)),
         "published": _train_step(pub, lambda: published_pretrain_loss(pub, phic, pepi),
                                  torch.optim.AdamW(pub.parameters(), lr=LR,
                                                    weight_decay=WEIGHT_DECAY)),
