@@ -193,7 +193,13 @@ def test_trial_table_no_result_unfinished_and_best(tmp_path, caplog):
     from types import SimpleNamespace
 
     import pandas as pd
-    from mixhic.platform.tuning import TuneResult, _best_row, _trial_rows, format_table
+    from mixhic.platform.tune_results import (
+        TrialState,
+        TuneResult,
+        best_row,
+        format_table,
+        trial_rows,
+    )
 
     cfg = load_config(_tune_yaml(tmp_path, "unused"), TuneConfig, ["search.num_samples=4"])
     plan = SimpleNamespace(cfg=cfg, metric="val_r2", max_t=2)
@@ -205,8 +211,9 @@ def test_trial_table_no_result_unfinished_and_best(tmp_path, caplog):
     ]
     frames = {"t0": pd.DataFrame({"val_r2": [0.2, 0.4]}), "t1": pd.DataFrame({"val_r2": [-3.0]}),
               "t3": pd.DataFrame()}
-    with caplog.at_level("WARNING", logger="mixhic.platform.tuning"):
-        rows, unfinished = _trial_rows(trials, frames, plan)
+    states = lambda ts: [TrialState.of_trial(t, frames.get(t.trial_id)) for t in ts]  # noqa: E731
+    with caplog.at_level("WARNING", logger="mixhic.platform.tune_results"):
+        rows, unfinished = trial_rows(states(trials), plan)
     assert not unfinished
     by = {r["trial_id"]: r for r in rows}
     assert by["t0"]["metric"] == 0.4 and not by["t0"]["early_stopped"]
@@ -216,16 +223,16 @@ def test_trial_table_no_result_unfinished_and_best(tmp_path, caplog):
     assert "val_r2" in by["t2"]["error"] and not by["t2"]["early_stopped"]
     assert "t2" in caplog.text
     assert by["t3"]["status"] == "ERROR" and by["t3"]["error"] == "boom"
-    assert _best_row(rows, "max")["trial_id"] == "t0"
-    assert _best_row(rows, "min")["trial_id"] == "t1"
-    assert _best_row([by["t2"], by["t3"]], "max") is None
+    assert best_row(rows, "max")["trial_id"] == "t0"
+    assert best_row(rows, "min")["trial_id"] == "t1"
+    assert best_row([by["t2"], by["t3"]], "max") is None
     table = format_table(TuneResult(name="s", path="/sweep", parent_run_id="p", metric="val_r2",
                                     mode="max", trials=rows))
     assert "NO_RESULT" in table and "(stopped)" in table
     # a trial cut off by an interruption, or one not created yet: unfinished
-    _, unfinished = _trial_rows([*trials[:3], _fake_trial("t3", "RUNNING", {})], frames, plan)
+    _, unfinished = trial_rows(states([*trials[:3], _fake_trial("t3", "RUNNING", {})]), plan)
     assert unfinished
-    _, unfinished = _trial_rows(trials[:3], frames, plan)
+    _, unfinished = trial_rows(states(trials[:3]), plan)
     assert unfinished
 
 
@@ -234,10 +241,10 @@ def test_asha_lets_trials_reaching_max_t_finish():
     ends by itself, after its test evaluation and MLflow end-of-run."""
     from types import SimpleNamespace
 
-    from mixhic.platform.tuning import _ResumableASHA
+    from mixhic.platform.tune_scheduler import ResumableASHA
     from ray.tune.schedulers import TrialScheduler
 
-    asha = _ResumableASHA(time_attr="training_iteration", metric="m", mode="max", max_t=2,
+    asha = ResumableASHA(time_attr="training_iteration", metric="m", mode="max", max_t=2,
                           grace_period=1, reduction_factor=2)
     good, bad, late = (SimpleNamespace(trial_id=i, status="RUNNING") for i in ("a", "b", "c"))
     for t in (good, bad, late):
@@ -250,10 +257,46 @@ def test_asha_lets_trials_reaching_max_t_finish():
     assert asha.on_trial_result(None, late, res(2, 0.5)) == TrialScheduler.CONTINUE
 
 
+def test_asha_rungs_replayed_from_finished_trials(tmp_path):
+    """A restored sweep re-adds its finished trials (TERMINATED): the results they saved
+    rebuild ASHA's rungs, so a new trial is cut against them as before the interruption
+    (a fresh scheduler without them lets it pass)."""
+    import json
+    from types import SimpleNamespace
+
+    from mixhic.platform.tune_scheduler import ResumableASHA
+    from ray.tune.schedulers import TrialScheduler
+
+    def asha():
+        return ResumableASHA(time_attr="training_iteration", metric="m", mode="max", max_t=2,
+                             grace_period=1, reduction_factor=2)
+
+    finished = []
+    for trial_id, values in (("a", [1.0, 1.2]), ("b", [0.8, 0.9])):
+        path = tmp_path / trial_id
+        path.mkdir()
+        lines = [json.dumps({"training_iteration": i + 1, "m": v}) for i, v in enumerate(values)]
+        (path / "result.json").write_text("\n".join([*lines, "{torn"]) + "\n")
+        finished.append(SimpleNamespace(trial_id=trial_id, status="TERMINATED",
+                                        local_path=str(path)))
+    silent = SimpleNamespace(trial_id="s", status="TERMINATED", local_path=str(tmp_path / "s"))
+    new = SimpleNamespace(trial_id="c", status="PENDING", local_path=None)
+    restored = asha()
+    for t in (*finished, silent, new):
+        restored.on_trial_add(None, t)
+    # rung 1 holds a = 1.0 and b = 0.8: the cutoff (factor 2: the median) is 0.9
+    first = {"training_iteration": 1, "m": 0.85}
+    assert restored.on_trial_result(None, new, first) == TrialScheduler.STOP
+    fresh = asha()
+    fresh.on_trial_add(None, new)
+    assert fresh.on_trial_result(None, new, first) == TrialScheduler.CONTINUE
+
+
 # --------------------------------------------------------------------------- the sweep
 def test_sweep_asha_mlflow_resume_best_config(tmp_path, tiny_data, ray_local):
     import mlflow
-    from mixhic.platform.tuning import ROLE_TAG, TRIAL_TAG, tune
+    from mixhic.platform.tune_tracking import ROLE_TAG, TRIAL_TAG
+    from mixhic.platform.tuning import tune
 
     path = _tune_yaml(tmp_path, str(tiny_data))
 
@@ -337,7 +380,7 @@ def test_sweep_asha_mlflow_resume_best_config(tmp_path, tiny_data, ray_local):
 def _trial_runs(parent_run_id: str) -> dict[str, list[str]]:
     """trial id -> MLflow run ids of the trial runs nested under the sweep's parent."""
     import mlflow
-    from mixhic.platform.tuning import TRIAL_TAG
+    from mixhic.platform.tune_tracking import TRIAL_TAG
 
     client = mlflow.MlflowClient()
     exp = client.get_run(parent_run_id).info.experiment_id
@@ -350,23 +393,23 @@ def _trial_runs(parent_run_id: str) -> dict[str, list[str]]:
 
 def test_search_space_domains_and_grid_size(tmp_path):
     """Each ParamSpec type maps to its Tune domain; grid params multiply the trial count."""
-    from mixhic.platform.tuning import _domain, _expected_trials, _search_alg
+    from mixhic.platform.tune_search import domain, expected_trials, search_alg
     from ray.tune.search import BasicVariantGenerator
     from ray.tune.search.sample import Categorical, Float, Integer
 
     cfg = load_config(_tune_yaml(tmp_path, "unused"), TuneConfig, [
         "search_space.con.type=grid", "search_space.lr.type=choice",
         "search.num_samples=3"])
-    assert _expected_trials(cfg) == 6  # 3 samples x 2 grid values
-    dom = {k: _domain(s) for k, s in cfg.search_space.items().items()}
+    assert expected_trials(cfg) == 6  # 3 samples x 2 grid values
+    dom = {k: domain(s) for k, s in cfg.search_space.items().items()}
     assert dom["con"] == {"grid_search": [0.5, 1.0]}
     assert isinstance(dom["lr"], Categorical)
-    alg = _search_alg(cfg)
+    alg = search_alg(cfg)
     assert isinstance(alg, BasicVariantGenerator) and alg.max_concurrent == 2
     more = load_config(_tune_yaml(tmp_path, "unused", search_space={
         "map": {"type": "loguniform", "low": 0.01, "high": 1.0},
         "warmup_epochs": {"type": "randint", "low": 0, "high": 3}}), TuneConfig,
         ["search.points_to_evaluate=[]"])
-    d = {k: _domain(s) for k, s in more.search_space.items().items()}
+    d = {k: domain(s) for k, s in more.search_space.items().items()}
     assert isinstance(d["map"], Float) and d["map"].lower == 0.01
     assert isinstance(d["warmup_epochs"], Integer)
