@@ -3,7 +3,7 @@
 pyBigWig's ``values()`` expands every interval to one float per bp, and ``intervals()``
 returns Python tuples; both cost far more than binning itself. This module reads the
 file's R-tree index and its zlib data blocks directly and returns the intervals of a
-region as three arrays, which :func:`mixhic.pipelines.readers.read_track_bins` bins
+region as three arrays, which :func:`mixhic.pipelines.bigwig_reader.read_track_bins` bins
 exactly (the same per-bp mean as ``values()``, without the expansion).
 
 Only the layout every bigWig writer produces is read (little-endian, version >= 3, one

@@ -6,7 +6,7 @@ x-anchor starts in bins ``[lo, hi)`` of one chromosome. Per chunk, the worker
 1. reads ONE band of the balanced matrix (rows ``[lo, max x + W)``, columns
    ``[lo, max y + W)``; the stored pixels of those rows, through datasets opened once
    per worker) and ONE stretch of every track (the bigWig's intervals in that stretch,
-   binned exactly to ``epi_bin``; see ``readers.read_track_bins``), and the bin mask;
+   binned exactly to ``epi_bin``; see ``bigwig_reader.read_track_bins``), and the bin mask;
 2. transforms the band and the tracks once (log1p / log2(1+x));
 3. slices every window of every dataset from memory with numpy views (no per-window I/O)
    and computes QC (non-zero fraction, masked bins, non-finite, blacklist) for all at once;
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mixhic.pipelines import normalize, readers
+from mixhic.pipelines import bigwig_reader, hic_reader, normalize
 from mixhic.pipelines.schema import WindowShape, dataset_schema, tensor_column, validate_table
 from mixhic.pipelines.normalize import nonzero_fraction
 from mixhic.pipelines.windows import (
@@ -65,13 +65,13 @@ def marker_path(staging_root: str, chunk_id: str) -> str:
 def open_handles(settings: dict) -> dict[str, Any]:
     """Open the Hi-C file and the bigWigs named in ``settings`` (in the worker process)."""
     handles: dict[str, Any] = {
-        "cooler": readers.open_cooler(settings["hic"]["uri"]),
-        "hic_pixels": readers.HicPixels.open(settings["hic"]["uri"]),  # open once per worker
-        "tracks": [readers.open_track(t["uri"]) for t in settings["tracks"]],
+        "cooler": hic_reader.open_cooler(settings["hic"]["uri"]),
+        "hic_pixels": hic_reader.HicPixels.open(settings["hic"]["uri"]),  # open once per worker
+        "tracks": [bigwig_reader.open_track(t["uri"]) for t in settings["tracks"]],
         "cage": None,
     }
     if settings.get("cage_uri"):
-        handles["cage"] = readers.open_track(settings["cage_uri"], "CAGE track")
+        handles["cage"] = bigwig_reader.open_track(settings["cage_uri"], "CAGE track")
     return handles
 
 
@@ -142,8 +142,8 @@ def process_chunk(
         return {name: _empty(settings, name, shape) for name in plans}, stats
 
     # ---- one read per file
-    info = readers.HicInfo(**settings["hic"])
-    pi, pj, pv, masked = readers.read_band_pixels(
+    info = hic_reader.HicInfo(**settings["hic"])
+    pi, pj, pv, masked = hic_reader.read_band_pixels(
         handles.get("hic_pixels") or handles["cooler"], info, chrom, lo, r1, c1, mirror=False
     )
     # transform the stored (upper) non-zero pixels only (every transform maps 0 to 0),
@@ -166,7 +166,7 @@ def process_chunk(
         band[inf_band] = 0.0
     tracks = np.empty((len(handles["tracks"]), (c1 - lo) * per_bin), dtype=np.float32)
     for t, (bw, tchrom) in enumerate(zip(handles["tracks"], task["track_chroms"])):
-        vals, covered = readers.read_track_bins(
+        vals, covered = bigwig_reader.read_track_bins(
             bw, tchrom, lo * res, c1 * res, epi_bin, settings["epi_missing"], settings["epi_fill"]
         )
         tracks[t] = vals
@@ -237,7 +237,7 @@ def process_chunk(
     bl = np.asarray(task.get("blacklist", []), dtype=np.int64).reshape(-1, 2)
     cage = None
     if "cage" in plans and handles.get("cage") is not None:
-        vals, _ = readers.read_track_bins(
+        vals, _ = bigwig_reader.read_track_bins(
             handles["cage"], task["cage_chrom"], lo * res, c1 * res, res,
             settings["epi_missing"], settings["epi_fill"],
         )

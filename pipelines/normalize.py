@@ -1,7 +1,7 @@
 """Normalisation and QC of windows: pure numpy, tested without files or Ray.
 
 Hi-C (``hic_transform``), from balanced contacts brought back to count scale (see
-``readers.inspect_hic``'s multiplier):
+``hic_reader.inspect_hic``'s multiplier):
 
     ``log1p_fixed`` (default)  v = min(log1p(c), log1p(cap)) / log1p(cap), in [0, 1].
         With ``cap = 255`` this is the paper's "clip at 255, divide by the chromosome

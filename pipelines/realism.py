@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 from mixhic.core.errors import MixHicError
 from mixhic.pipelines.names import match_names
-from mixhic.pipelines.readers import open_cooler, read_bedpe, resolve_cooler_uri
+from mixhic.pipelines.bed_reader import read_bedpe
+from mixhic.pipelines.hic_reader import open_cooler, resolve_cooler_uri
 
 __all__ = ["realism_report", "ps_slope", "window_nonzero", "apa_p2ll", "format_report"]
 
@@ -278,7 +279,7 @@ def _read_band(clr, lo: int, hi: int, D: int) -> np.ndarray:
 
 def _divisive(clr, weight: str) -> bool:
     """Whether ``weight`` divides counts (hic2cool's KR/VC/VC_SQRT), by the rule of
-    :func:`mixhic.pipelines.readers.inspect_hic`: the column's ``divisive_weights``
+    :func:`mixhic.pipelines.hic_reader.inspect_hic`: the column's ``divisive_weights``
     attribute, else a hic2cool-made file. (Not ``inspect_hic`` itself: it refuses bin
     tables that do not start at 0, which this report reads fine.)"""
     with clr.open("r") as grp:

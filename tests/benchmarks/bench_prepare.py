@@ -138,14 +138,14 @@ def main() -> None:
     os.environ.setdefault("RAY_TMPDIR", str(tmp / "ray"))
 
     from mixhic.core.runtime import ensure_ray
-    from mixhic.pipelines import readers
+    from mixhic.pipelines import hic_reader
     from mixhic.pipelines.prepare import prepare
     from mixhic.pipelines.windows import grid_windows
 
     t = time.perf_counter()
     paths = make_genome(tmp / "genome", args.chroms, args.chrom_mb * 1_000_000)
     log.info("genome: %d x %d Mb in %.1f s", args.chroms, args.chrom_mb, time.perf_counter() - t)
-    info = readers.inspect_hic(paths["cool"])
+    info = hic_reader.inspect_hic(paths["cool"])
     n_bins = -(-args.chrom_mb * 1_000_000 // RES)
     xs, _ = grid_windows(n_bins, W, args.step_bp, RES)
     windows = [(f"chr{1 + k % args.chroms}", int(x) * RES)

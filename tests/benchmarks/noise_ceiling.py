@@ -50,7 +50,7 @@ def hic_noise_ceiling(data_dir: str, cool_uri: str, split: str = "test",
     ``split`` windows of the prepared ``hic`` dataset in ``data_dir``, cut from
     ``cool_uri`` (the Hi-C file it was prepared from, at its resolution)."""
     from mixhic.pipelines.normalize import hic_transform
-    from mixhic.pipelines.readers import inspect_hic, open_cooler
+    from mixhic.pipelines.hic_reader import inspect_hic, open_cooler
 
     man = json.loads((Path(data_dir) / "manifest.json").read_text())
     params = man["params"]

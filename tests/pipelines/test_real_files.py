@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from mixhic.core.config import build
 from mixhic.core.errors import MixHicError
-from mixhic.pipelines import readers
+from mixhic.pipelines import bigwig_reader, hic_reader
 from mixhic.pipelines.extract import open_handles, process_chunk
 from mixhic.pipelines.names import name_key, resolve_name
 from mixhic.pipelines.prepare import PrepareConfig, build_tasks
@@ -48,7 +48,7 @@ def test_hic_file_prepares_or_fails_clearly(real_data, make, tmp_path, name):
     path = str(real_data / name)
     expect_error, fix = HIC.get(name, (None, {}))
     try:
-        info = readers.inspect_hic(path)
+        info = hic_reader.inspect_hic(path)
         assert expect_error is None, f"{name}: expected an error matching {expect_error!r}"
     except MixHicError as exc:
         msg = str(exc)
@@ -60,7 +60,7 @@ def test_hic_file_prepares_or_fails_clearly(real_data, make, tmp_path, name):
         else:  # a new file: the message must name a known problem
             assert any(k in msg for k in ("weight", "resolution", "chromosome")), msg
             pytest.skip(f"{name}: {msg}")
-        info = readers.inspect_hic(path, resolution=fix.get("resolution"),
+        info = hic_reader.inspect_hic(path, resolution=fix.get("resolution"),
                                    weight=fix.get("weight", "weight"))
     if name in DIVISIVE:
         assert info.divisive
@@ -99,7 +99,7 @@ def test_hic_file_prepares_or_fails_clearly(real_data, make, tmp_path, name):
 @pytest.mark.parametrize("name", [f for f in FILES if f.endswith(".bw")] or ["<none>"])
 def test_bigwig_reads_with_explicit_coverage(real_data, name):
     path = str(real_data / name)
-    bw = readers.open_bigwig(path)
+    bw = bigwig_reader.open_bigwig(path)
     try:
         chroms = bw.chroms()
         assert chroms
@@ -108,23 +108,23 @@ def test_bigwig_reads_with_explicit_coverage(real_data, name):
             # names resolve from either spelling
             assert resolve_name(_renamed(chrom), list(chroms), path) == chrom
             try:
-                readers.check_track_data(bw, chrom, path)
+                bigwig_reader.check_track_data(bw, chrom, path)
                 with_data += 1
             except MixHicError as exc:
                 assert "no data on" in str(exc) and path in str(exc)
                 continue
             end = min(size, 6_000_000)
-            vals, covered = readers.read_track_bins(bw, chrom, 0, end, 100, "fill", 0.0)
+            vals, covered = bigwig_reader.read_track_bins(bw, chrom, 0, end, 100, "fill", 0.0)
             assert len(vals) == -(-end // 100) and np.isfinite(vals).all()
             assert 0 <= covered <= end
-            coarse, cov2 = readers.read_track_bins(bw, chrom, 0, end, 5000, "fill", 0.0)
+            coarse, cov2 = bigwig_reader.read_track_bins(bw, chrom, 0, end, 5000, "fill", 0.0)
             assert cov2 == covered  # same coverage through the large-bin (stats) path
             assert np.allclose(coarse[: end // 5000],
                                vals[: (end // 5000) * 50].reshape(-1, 50).mean(1), atol=1e-4)
         assert with_data >= 1
         # an absent chromosome is reported by name
         with pytest.raises(MixHicError, match="no chromosome 'chrNope'"):
-            readers.check_track_data(bw, "chrNope", path)
+            bigwig_reader.check_track_data(bw, "chrNope", path)
     finally:
         bw.close()
 
@@ -167,9 +167,9 @@ def test_track_bins_equal_a_per_bp_mean(real_data, missing, bin_size, reader):
         with pyBigWig.open(str(real_data / name)) as bw:
             chrom, size = next(iter(bw.chroms().items()))
             end = min(size, 3_100_000) + 3 * bin_size  # runs past the chromosome end
-            src = bw if reader == "pybigwig" else readers.open_track(str(real_data / name))
+            src = bw if reader == "pybigwig" else bigwig_reader.open_track(str(real_data / name))
             assert reader == "pybigwig" or type(src).__name__ == "BigWigIndex"
-            got, covered = readers.read_track_bins(src, chrom, 0, end, bin_size, missing, 0.5)
+            got, covered = bigwig_reader.read_track_bins(src, chrom, 0, end, bin_size, missing, 0.5)
             if src is not bw:
                 src.close()
             full = -(-end // bin_size) * bin_size  # the last bin is read whole

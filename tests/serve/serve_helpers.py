@@ -78,9 +78,9 @@ def independent_window(genome, chrom: str, x_start: int, y_start: int):
     import cooler
     import pyBigWig
 
-    from mixhic.pipelines import normalize, readers
+    from mixhic.pipelines import hic_reader, normalize
 
-    info = readers.inspect_hic(str(genome.mcool), RES, "weight")
+    info = hic_reader.inspect_hic(str(genome.mcool), RES, "weight")
     clr = cooler.Cooler(info.uri)
     span = W * RES
     band = clr.matrix(balance=True).fetch((chrom, x_start, x_start + span),

@@ -411,7 +411,7 @@ def test_region_restriction_covers_only_the_regions(regional):
 def test_planted_loop_is_called(regional):
     """The tiny loops model starts from its o/e + donut prior, so the simulator's strong
     loop in the region is called, at (within one bin of) its true pixel."""
-    from mixhic.pipelines.readers import read_bedpe
+    from mixhic.pipelines.bed_reader import read_bedpe
 
     cfg, res, genome, _ = regional
     truth = read_bedpe(str(genome.loops))

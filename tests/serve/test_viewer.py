@@ -200,7 +200,7 @@ def test_region_is_read_and_predicted_as_the_window_routes_do(tiny):
                                atol=1e-6)
     assert view.cage is not None and view.cage.shape == (60,)
     # known loops: exactly the truth bedpe's loops inside the region
-    from mixhic.pipelines.readers import read_bedpe
+    from mixhic.pipelines.bed_reader import read_bedpe
 
     bp = read_bedpe(str(genome.loops))
     inside = ((bp["chrom1"] == "chr1") & (bp["start1"] >= 100_000) & (bp["end2"] <= 400_000))
