@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from mixhic.core.config import load_config
 from mixhic.core.errors import MixHicError
-from mixhic.pipelines import normalize, readers
+from mixhic.pipelines import bed_reader, bigwig_reader, hic_reader, normalize
 from mixhic.pipelines.extract import open_handles, process_chunk, write_chunk
 from mixhic.pipelines.manifest import read_manifest
 from mixhic.pipelines.prepare import PrepareConfig, build_tasks, plan_job, prepare
@@ -85,8 +85,8 @@ def test_windows_equal_naive_per_window_reads(prepared, sim_genome):
     _, manifest, _, tables = prepared
     import pyBigWig
 
-    info = readers.HicInfo(**manifest.hic)
-    clr = readers.open_cooler(info.uri)
+    info = hic_reader.HicInfo(**manifest.hic)
+    clr = hic_reader.open_cooler(info.uri)
     bws = [pyBigWig.open(str(sim_genome.atac)), pyBigWig.open(str(sim_genome.dnase))]
     cage_bw = pyBigWig.open(str(sim_genome.cage))
     for d in ("hic", "loops", "cage"):
@@ -119,7 +119,7 @@ def test_planted_loops_land_in_positive_windows(prepared, sim_genome):
     keys = _keys(t)
     centres = {(c, x + (W // 2) * RES, y + (W // 2) * RES): int(lab)
                for (c, x, y), lab in zip(keys, label)}
-    bp = readers.read_bedpe(str(sim_genome.loops))
+    bp = bed_reader.read_bedpe(str(sim_genome.loops))
     sizes = manifest.hic["chromsizes"]
     expected = set()
     for c1, s1, e1, c2, s2, e2 in zip(*(bp[k] for k in ("chrom1", "start1", "end1", "chrom2", "start2", "end2"))):
@@ -241,7 +241,7 @@ def test_region_past_chromosome_end(sim_genome, tmp_path):
 
 
 def test_track_without_data_on_a_chromosome(sim_genome, tmp_path, make):
-    sizes = readers.track_chroms(str(sim_genome.atac))
+    sizes = bigwig_reader.track_chroms(str(sim_genome.atac))
     path = make.bigwig(tmp_path / "partial.bw", sizes, {"chr1": [(0, 1000, 1.0)]})
     over = [f"inputs.tracks=[{{name: atac, uri: {path}}}, {{name: dnase, uri: dnase.bw}}]"]
     with pytest.raises(MixHicError, match=r"partial.bw \(track 'atac'\): track has no data on chr2"):
@@ -283,7 +283,7 @@ def test_cli_prints_one_line(sim_genome, tmp_path, caplog):
 def test_optional_datasets_without_inputs_are_skipped(sim_genome, tmp_path, caplog):
     over = ["inputs.loops=absent.bedpe", "inputs.cage=null", "datasets.loops.optional=true",
             "datasets.cage.optional=true"]
-    with caplog.at_level(logging.INFO, logger="mixhic.pipelines.prepare"):
+    with caplog.at_level(logging.INFO, logger="mixhic.pipelines.prepare_plan"):
         settings, tasks, meta = build_tasks(demo_config(sim_genome, tmp_path / "o", *over))
     assert meta["datasets"] == ["pretrain", "hic"]
     assert set(settings["datasets"]) == {"pretrain", "hic"}

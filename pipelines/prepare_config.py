@@ -1,0 +1,223 @@
+"""The typed config of ``mixhic prepare`` (:class:`PrepareConfig`): inputs, datasets and
+their window plans, splits, normalisation, QC and how the run is scheduled.
+
+    >>> cfg = load_config("prepare-demo", PrepareConfig, ["root=/tmp/genome", "out=/tmp/data"])
+
+Relative input paths and ``out`` resolve against ``root`` (see
+:mod:`mixhic.pipelines.prepare`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mixhic.pipelines.schema import DATASETS
+from mixhic.pipelines.windows import NEGATIVE_KINDS
+
+__all__ = [
+    "HicInput",
+    "TrackInput",
+    "Inputs",
+    "GridPlan",
+    "LoopPlan",
+    "CagePlan",
+    "Datasets",
+    "Splits",
+    "Normalization",
+    "QcConfig",
+    "RunConfig",
+    "PrepareConfig",
+]
+
+
+@dataclass(frozen=True)
+class HicInput:
+    """The Hi-C file: ``x.cool``, ``x.mcool::resolutions/N``, ``x.mcool::/N`` or ``x.mcool``."""
+
+    uri: str
+    resolution: int | None = None  # bp; required for a multi-resolution file without ::group
+    weight: str | None = "weight"  # bins column with balancing weights; null = raw counts
+    divisive: bool | None = None  # null = from the column's attributes / hic2cool convention
+    multiplier: float | None = None  # null = auto (undo unit-marginal balancing)
+
+
+@dataclass(frozen=True)
+class TrackInput:
+    name: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class Inputs:
+    hic: HicInput
+    tracks: tuple[TrackInput, ...]
+    loops: str | None = None  # bedpe of true loops (loops dataset)
+    cage: str | None = None  # CAGE bigWig (cage dataset)
+    tss: str | None = None  # TSS BED (cage dataset)
+    blacklist: str | None = None  # BED of regions whose windows are dropped
+
+    def __post_init__(self):
+        if not self.tracks:
+            raise ValueError("tracks: at least one track is needed")
+        names = [t.name for t in self.tracks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tracks: duplicate track names {names}")
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """Grid windows (pretrain, hic): starts every ``step_bp``; y - x in ``offsets_bp``."""
+
+    enabled: bool = True
+    optional: bool = False  # inputs absent: skip with a log note instead of an error
+    step_bp: int = 62_500
+    offsets_bp: tuple[int, ...] = (0,)
+
+    def __post_init__(self):
+        if self.step_bp <= 0:
+            raise ValueError(f"step_bp must be positive, got {self.step_bp}")
+        if not self.offsets_bp or any(o < 0 for o in self.offsets_bp):
+            raise ValueError(f"offsets_bp must be non-negative, got {self.offsets_bp}")
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """Loop windows: positives from the bedpe plus ``negative_ratio`` negatives each.
+
+    ``negatives``: fractions of the negatives per kind (``windows.NEGATIVE_KINDS``):
+    ``distance`` (distance-matched, non-zero contact: the paper's protocol),
+    ``high_contact`` (distance-matched, contact in the top ``high_contact_top`` fraction
+    at that distance), ``near_loop`` (``near_loop_bins`` bins, Chebyshev, from a loop,
+    beyond ``exclude_bins``), ``anchor_signal`` (both anchors in the top ``anchor_top``
+    fraction of summed track signal). Kinds that cannot be filled fall back to distance.
+    """
+
+    enabled: bool = True
+    optional: bool = False  # inputs absent: skip with a log note instead of an error
+    min_distance_bp: int = 20_000
+    max_distance_bp: int = 2_000_000
+    negative_ratio: float = 1.0  # negatives per positive
+    jitter_bins: int = 2  # distance kernel half-width for negatives
+    exclude_bins: int = 2  # negatives stay farther than this from every positive
+    negatives: dict[str, float] = field(default_factory=lambda: {"distance": 1.0})
+    high_contact_top: float = 0.2
+    anchor_top: float = 0.1
+    near_loop_bins: tuple[int, int] = (2, 5)
+
+    def __post_init__(self):
+        if not 0 < self.min_distance_bp < self.max_distance_bp:
+            raise ValueError("min_distance_bp/max_distance_bp: need 0 < min < max")
+        if self.negative_ratio < 0:
+            raise ValueError(f"negative_ratio must be >= 0, got {self.negative_ratio}")
+        unknown = sorted(set(self.negatives) - set(NEGATIVE_KINDS))
+        if unknown:
+            raise ValueError(f"negatives: unknown kind {unknown[0]!r} "
+                             f"(known: {', '.join(NEGATIVE_KINDS)})")
+        if any(v < 0 for v in self.negatives.values()) or \
+                abs(sum(self.negatives.values()) - 1.0) > 1e-6:
+            raise ValueError(f"negatives: fractions must be >= 0 and sum to 1, got "
+                             f"{dict(self.negatives)}")
+        for key in ("high_contact_top", "anchor_top"):
+            if not 0 < getattr(self, key) <= 1:
+                raise ValueError(f"{key} must be in (0, 1], got {getattr(self, key)}")
+        lo, hi = self.near_loop_bins
+        if not 1 <= lo <= hi or hi <= self.exclude_bins:
+            raise ValueError(f"near_loop_bins: need 1 <= min <= max and max > exclude_bins "
+                             f"({self.exclude_bins}), got {list(self.near_loop_bins)}")
+
+
+@dataclass(frozen=True)
+class CagePlan:
+    enabled: bool = True
+    optional: bool = False  # inputs absent: skip with a log note instead of an error
+
+
+@dataclass(frozen=True)
+class Datasets:
+    pretrain: GridPlan = field(default_factory=GridPlan)
+    hic: GridPlan = field(default_factory=GridPlan)
+    loops: LoopPlan = field(default_factory=LoopPlan)
+    cage: CagePlan = field(default_factory=CagePlan)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Regions of the validation and test splits; everything else is train.
+
+    Each entry is a chromosome (``chr10``), a region ``chr1:1,000,000-2,500,000`` (bp,
+    half-open; quote it in YAML when it holds commas) or a BED file (a path ending in
+    ``.bed``/``.bed.gz`` or holding a ``/``; relative paths resolve against ``root``).
+    Names match the Hi-C file's spelling-independently (``10`` = ``chr10``); a name the
+    file lacks is an error, except a whole chromosome outside an explicit
+    ``chromosomes`` list, which that run ignores (a warning). A window
+    belongs to a split when its extent (x-anchor start to y-anchor end) lies inside one
+    of the split's regions; windows crossing a boundary are dropped and counted. Empty
+    lists: no such split. The paper's choice (val chr10, chr11; test chr3, chr13, chr17)
+    is in ``prepare-paper.yaml``.
+    """
+
+    val: tuple[str, ...] = ()
+    test: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Normalization:
+    hic: Literal["log1p_fixed", "log1p_window_max", "log1p", "none"] = "log1p_fixed"
+    hic_cap: float = 255.0  # log1p_fixed: contacts clipped here, then scaled to [0, 1]
+    epi: Literal["log2p1", "none"] = "log2p1"
+    epi_missing: Literal["fill", "ignore"] = "fill"  # see bigwig_reader.read_track_bins
+    epi_fill: float = 0.0
+    require_track_data: bool = True  # a track without data on a chromosome is an error
+
+
+@dataclass(frozen=True)
+class QcConfig:
+    min_nonzero_frac: float = 0.1
+    max_masked_bins: int = 0  # 0 = the paper's "all finite"
+
+    def __post_init__(self):
+        if not 0 <= self.min_nonzero_frac <= 1:
+            raise ValueError(f"min_nonzero_frac must be in [0, 1], got {self.min_nonzero_frac}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    chunk_bins: int = 1000  # window starts per task (5 Mb at 5 kb)
+    workers: int | None = None  # concurrent tasks; null = the cluster's CPUs
+    num_cpus: int | None = None  # local Ray only
+    seed: int = 0
+    force: bool = False
+    compression: Literal["snappy", "zstd", "lz4", "none"] = "snappy"
+    checksum: Literal["fast", "sha256"] = "fast"
+
+    def __post_init__(self):
+        if self.chunk_bins <= 0:
+            raise ValueError(f"chunk_bins must be positive, got {self.chunk_bins}")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    inputs: Inputs
+    out: str = "prepared"
+    root: str = "."
+    sample: str = "sample"
+    window_bins: int = 50
+    epi_bin: int = 100
+    chromosomes: tuple[str, ...] = ()  # empty = every Hi-C chromosome long enough
+    aliases: dict[str, str] = field(default_factory=dict)  # Hi-C name -> name in other files
+    datasets: Datasets = field(default_factory=Datasets)
+    splits: Splits = field(default_factory=Splits)
+    normalize: Normalization = field(default_factory=Normalization)
+    qc: QcConfig = field(default_factory=QcConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        if self.window_bins < 2:
+            raise ValueError(f"window_bins must be >= 2, got {self.window_bins}")
+        if self.epi_bin <= 0:
+            raise ValueError(f"epi_bin must be positive, got {self.epi_bin}")
+
+    @property
+    def enabled(self) -> list[str]:
+        return [d for d in DATASETS if getattr(self.datasets, d).enabled]
