@@ -38,6 +38,24 @@ PEAKS = "gm12878.ctcf_peaks.chr1_160M_180M.bed"
 LOOPS = "gm12878.loops_10kb.chr1_160M_180M.bedgraph"
 # val and test each hold >= 15 loop windows (measured: see the test); the rest is train
 SPLITS = {"val": ["chr1:172,000,000-175,500,000"], "test": ["chr1:175,500,000-180,000,000"]}
+#: The region holding data (the bins below 160 Mb are empty).
+SPAN = ("chr1", 160_000_000, 180_000_000)
+
+
+def fold_splits(k: int, folds: int) -> dict[str, list[str]]:
+    """Region splits of fold ``k`` of ``folds``-fold cross-validation over :data:`SPAN`:
+    the span cut into ``folds`` equal blocks; test = block k, val = block k + 1 (cyclic),
+    train = the rest. Over all folds every window is tested exactly once (less those
+    dropped for crossing a split boundary)."""
+    if not 0 <= k < folds or folds < 3:
+        raise ValueError(f"fold {k} of {folds}: need 0 <= k < folds and folds >= 3")
+    chrom, lo, hi = SPAN
+    edges = np.linspace(lo, hi, folds + 1).astype(np.int64)
+
+    def block(i: int) -> str:
+        return f"{chrom}:{edges[i]}-{edges[i + 1]}"
+
+    return {"test": [block(k)], "val": [block((k + 1) % folds)]}
 NEGATIVES = {"distance": 0.5, "high_contact": 0.2, "near_loop": 0.15, "anchor_signal": 0.15}
 
 
