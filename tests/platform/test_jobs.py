@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from mixhic.core.config import shipped_configs
 from mixhic.core.errors import MixHicError
-from mixhic.platform import jobs
+from mixhic.platform import job_client, job_env, job_package, jobs
 from netutil import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,34 +46,34 @@ VENV_BIN = Path(sys.executable).parent
 def test_resolve_address_precedence(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
-    assert jobs.resolve_address() == "http://127.0.0.1:8265"
+    assert job_client.resolve_address() == "http://127.0.0.1:8265"
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:8265")
-    assert jobs.resolve_address() == "http://10.0.0.1:8265"
+    assert job_client.resolve_address() == "http://10.0.0.1:8265"
     monkeypatch.setenv("RAY_API_SERVER_ADDRESS", "https://head.example:443/")
-    assert jobs.resolve_address() == "https://head.example:443"
-    assert jobs.resolve_address("http://h:1") == "http://h:1"
+    assert job_client.resolve_address() == "https://head.example:443"
+    assert job_client.resolve_address("http://h:1") == "http://h:1"
     with pytest.raises(MixHicError, match="Ray Client address"):
-        jobs.resolve_address("ray://h:10001")
+        job_client.resolve_address("ray://h:10001")
 
 
 def test_resolve_auth_token_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
-    assert jobs.resolve_auth_token() is None
+    assert job_client.resolve_auth_token() is None
     (tmp_path / ".ray").mkdir()
     (tmp_path / ".ray" / "auth_token").write_text("from-home\n")
-    assert jobs.resolve_auth_token() == "from-home"
+    assert job_client.resolve_auth_token() == "from-home"
     (tmp_path / "tok").write_text("from-path")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "tok"))
-    assert jobs.resolve_auth_token() == "from-path"
+    assert job_client.resolve_auth_token() == "from-path"
     monkeypatch.setenv("RAY_AUTH_TOKEN", "from-env")
-    assert jobs.resolve_auth_token() == "from-env"
-    assert jobs.resolve_auth_token("explicit") == "explicit"
+    assert job_client.resolve_auth_token() == "from-env"
+    assert job_client.resolve_auth_token("explicit") == "explicit"
     monkeypatch.delenv("RAY_AUTH_TOKEN")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "missing"))
     with pytest.raises(MixHicError, match="RAY_AUTH_TOKEN_PATH"):
-        jobs.resolve_auth_token()
+        job_client.resolve_auth_token()
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,8 @@ def test_runtime_env_ships_the_package_not_the_checkout(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////srv/mlflow.db")
     monkeypatch.setenv("MIXHIC_STORAGE", "s3://bucket/runs")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-forward")
-    env = jobs.build_runtime_env(env={"EXTRA": "1"}, extra={"env_vars": {"B": 2}, "pip": ["optuna"]})
+    env = job_package.build_runtime_env(env={"EXTRA": "1"},
+                                        extra={"env_vars": {"B": 2}, "pip": ["optuna"]})
     assert env["env_vars"]["MLFLOW_TRACKING_URI"] == "sqlite:////srv/mlflow.db"
     assert env["env_vars"]["MIXHIC_STORAGE"] == "s3://bucket/runs"
     assert env["env_vars"]["EXTRA"] == "1" and env["env_vars"]["B"] == "2"
@@ -111,14 +112,15 @@ def test_runtime_env_ships_the_package_not_the_checkout(tmp_path, monkeypatch):
     assert not (REPO / "build").exists() or (REPO / "build").stat().st_mtime < time.time() - 60
     # the wheel's package equals the source tree file for file
     assert (pkg / "platform" / "jobs.py").read_text() == (REPO / "platform" / "jobs.py").read_text()
-    assert jobs.build_runtime_env()["py_modules"] == env["py_modules"]  # cached while unchanged
-    installed = jobs.build_runtime_env(ship="installed")
+    # cached while unchanged
+    assert job_package.build_runtime_env()["py_modules"] == env["py_modules"]
+    installed = job_package.build_runtime_env(ship="installed")
     assert "py_modules" not in installed
 
 
 def _clear_forwarded(monkeypatch):
     for key in list(os.environ):
-        if key in jobs.FORWARDED_ENV or key.startswith(("MIXHIC_", "MLFLOW_")):
+        if key in job_env.FORWARDED_ENV or key.startswith(("MIXHIC_", "MLFLOW_")):
             monkeypatch.delenv(key)
 
 
@@ -131,11 +133,11 @@ def test_only_allow_listed_settings_are_forwarded(monkeypatch):
     monkeypatch.setenv("MIXHIC_SOMETHING_ELSE", "1")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw-value")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-value")
-    env = jobs.build_runtime_env(ship="installed")["env_vars"]
+    env = job_package.build_runtime_env(ship="installed")["env_vars"]
     assert env == {"MLFLOW_TRACKING_URI": "https://mlflow.example/",
                    "MIXHIC_STORAGE": "s3://bucket/runs"}
-    assert set(jobs.FORWARDED_ENV) >= set(env)
-    assert not any(jobs.looks_secret(k) for k in jobs.FORWARDED_ENV)
+    assert set(job_env.FORWARDED_ENV) >= set(env)
+    assert not any(job_env.looks_secret(k) for k in job_env.FORWARDED_ENV)
 
 
 @pytest.mark.parametrize("name, secret", [
@@ -145,7 +147,7 @@ def test_only_allow_listed_settings_are_forwarded(monkeypatch):
     ("OMP_NUM_THREADS", False),
 ])
 def test_looks_secret(name, secret):
-    assert jobs.looks_secret(name) is secret
+    assert job_env.looks_secret(name) is secret
 
 
 @pytest.mark.parametrize("where", ["shell", "env", "extra"])
@@ -161,7 +163,7 @@ def test_uri_userinfo_is_refused_without_echoing_it(monkeypatch, where, uri):
     else:
         kwargs["extra"] = {"env_vars": {"MLFLOW_TRACKING_URI": uri}}
     with pytest.raises(MixHicError, match="credentials in its user part") as info:
-        jobs.build_runtime_env(ship="installed", **kwargs)
+        job_package.build_runtime_env(ship="installed", **kwargs)
     message = str(info.value)
     assert "pa55w0rd" not in message and "tok3n" not in message
     assert ":p@" not in message and "Kubernetes secret" in message
@@ -173,7 +175,7 @@ def test_secret_named_variables_are_refused(monkeypatch, name):
     _clear_forwarded(monkeypatch)
     for kwargs in ({"env": {name: "v4lue"}}, {"extra": {"env_vars": {name: "v4lue"}}}):
         with pytest.raises(MixHicError, match=f"{name}.*looks like a credential") as info:
-            jobs.build_runtime_env(ship="installed", **kwargs)
+            job_package.build_runtime_env(ship="installed", **kwargs)
         assert "v4lue" not in str(info.value) and "instance role" in str(info.value)
 
 
@@ -196,7 +198,7 @@ def test_submit_refuses_secrets_before_contacting_the_server(monkeypatch):
 
 def test_runtime_env_refuses_repo_root_as_working_dir(tmp_path):
     with pytest.raises(MixHicError, match="working_dir"):
-        jobs.build_runtime_env(tmp_path, ship="installed", extra={"working_dir": str(REPO)})
+        job_package.build_runtime_env(tmp_path, ship="installed", extra={"working_dir": str(REPO)})
 
 
 def test_cli_errors_are_one_line(capsys):
@@ -353,7 +355,7 @@ def ray_cluster():
     # The token a client finds (RAY_AUTH_TOKEN, ~/.ray/auth_token under the tests' temp
     # HOME): `mixhic submit` then authenticates the way a user's shell does. A local
     # ray.init() reuses an existing ~/.ray/auth_token, so the session's Ray agrees.
-    token = jobs.resolve_auth_token()
+    token = job_client.resolve_auth_token()
     if token is None:
         token = uuid.uuid4().hex + uuid.uuid4().hex
         token_file = Path.home() / ".ray" / "auth_token"
@@ -409,7 +411,8 @@ def _probe_job(cluster: Cluster) -> str:
     client = JobSubmissionClient(
         cluster.address, headers={"Authorization": f"Bearer {cluster.token}"}
     )
-    sid = client.submit_job(entrypoint=f'python -c "{_PROBE}"', runtime_env=jobs.build_runtime_env())
+    sid = client.submit_job(entrypoint=f'python -c "{_PROBE}"',
+                            runtime_env=job_package.build_runtime_env())
     deadline = time.monotonic() + 400
     while not client.get_job_status(sid).is_terminal() and time.monotonic() < deadline:
         time.sleep(0.5)
