@@ -1,4 +1,4 @@
-"""``mixhic prepare CONFIG [key=value ...]``: genome files -> windowed Parquet with Ray Data.
+"""Genome files -> windowed Parquet with Ray Data (``mixhic prepare`` / ``mixhic.prepare``).
 
     >>> cfg = load_config("prepare-demo", PrepareConfig, ["root=/tmp/genome", "out=/tmp/data"])
     >>> manifest = prepare(cfg)
@@ -36,14 +36,13 @@ This module runs the job (staging, Ray Data, commit, manifest); the config is in
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import logging
 from dataclasses import dataclass
 
 import numpy as np
-from mixhic.core.config import load_config, to_dict
+from mixhic.core.config import to_dict
 from mixhic.core.errors import MixHicError
 from mixhic.pipelines.manifest import (
     Manifest,
@@ -64,7 +63,6 @@ __all__ = [
     "plan_job",
     "build_tasks",
     "prepare",
-    "cli_main",
 ]
 
 log = logging.getLogger(__name__)
@@ -324,22 +322,3 @@ def _input_files(meta: dict) -> dict[str, str]:
         if key in meta["inputs"]:
             files[key] = meta["inputs"][key]
     return files
-
-
-# ============================================================================ CLI
-
-
-def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mixhic prepare",
-        description="Window .cool/.mcool + bigWig (+ bedpe, TSS BED) into Parquet datasets "
-        "with Ray Data. Relative paths resolve against `root`.",
-    )
-    parser.add_argument("config", help="YAML file or shipped config name (prepare-demo, prepare-paper)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. root=demo out=data")
-    ns = parser.parse_args(argv)
-    cfg = load_config(ns.config, PrepareConfig, ns.overrides)
-    manifest = prepare(cfg)
-    for d in manifest.datasets:
-        log.info("%-8s %s", d, manifest.rows[d])
-    return 0

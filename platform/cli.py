@@ -1,8 +1,12 @@
 """The ``mixhic`` command: one subcommand per step, each a thin wrapper over a library call.
 
 Subcommands are imported lazily so that ``mixhic --help`` and ``mixhic simulate`` do not
-pay for importing Ray, torch or MLflow. Each entry names ``module:function``; the
-function takes the remaining argv and returns an exit status.
+pay for importing Ray, torch or MLflow. Each entry names the module whose ``cli_main``
+takes the remaining argv and returns an exit status. ``prepare`` and ``predict`` live in
+the top-level package (``mixhic._prepare``, ``mixhic._predict``): they parse and call
+the notebook API (:func:`mixhic.prepare`, :func:`mixhic.predict_region`), the one
+implementation of both. Modules are named here as strings, so this layer imports none
+of them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ __all__ = ["main", "COMMANDS"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("mixhic.pipelines.simulate", "simulate a small realistic genome as .mcool/bigWig/bedpe/BED"),
-    "prepare": ("mixhic.pipelines.prepare", "window genome files into Parquet datasets with Ray Data"),
+    "prepare": ("mixhic._prepare", "window genome files into Parquet datasets with Ray Data"),
     "pretrain": ("mixhic.platform.pretrain", "pre-train MIX-HIC with Ray Train"),
     "finetune": ("mixhic.platform.finetune", "fine-tune on hic | loops | cage"),
     "evaluate": ("mixhic.platform.evaluate", "evaluate a checkpoint on a dataset split"),
@@ -24,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": ("mixhic.platform.ablate", "modality ablation table and few-shot curve"),
     "tune": ("mixhic.platform.tuning", "Ray Tune search over the pretraining loss weights"),
     "serve": ("mixhic.serve.app", "serve a model over HTTP with Ray Serve"),
-    "predict": ("mixhic.serve.predict", "genome-wide prediction to .cool / bedpe / bigWig"),
+    "predict": ("mixhic._predict", "genome-wide prediction to .cool / bedpe / bigWig"),
     "submit": ("mixhic.platform.jobs", "submit a mixhic command to a Ray cluster as a job"),
 }
 

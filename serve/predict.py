@@ -62,8 +62,7 @@ from mixhic.serve.config import PredictConfig
 from mixhic.serve.engine import ModelCard, card_from_meta, resolve_source
 from mixhic.serve.plan import WindowPlan, plan_for, resolve_regions
 
-__all__ = ["PredictOutputs", "WindowPredictor", "predict_genome", "config_from_args",
-           "cli_main"]
+__all__ = ["PredictOutputs", "WindowPredictor", "predict_genome", "config_from_args"]
 
 log = logging.getLogger(__name__)
 
@@ -599,13 +598,3 @@ def config_from_args(argv: list[str]) -> PredictConfig:
             raise MixHicError(f"--track {item!r}: expected NAME=BIGWIG")
         overrides[f"genome.tracks.{name}"] = path
     return load_config(ns.config, PredictConfig, overrides)
-
-
-def cli_main(argv: list[str]) -> int:
-    cfg = config_from_args(argv)
-    predict_genome(cfg)
-    if "--report" in argv:
-        from mixhic.serve.viewer import report_from_prediction
-
-        report_from_prediction(cfg)
-    return 0

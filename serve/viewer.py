@@ -25,7 +25,8 @@ external URL), so the page works on an offline machine and as a saved file. DOM 
 Library: :func:`collect_region` (files + models -> :class:`RegionView`),
 :func:`render_region_html` (pure), :func:`region_figure` (one matplotlib figure, for
 PNG), :func:`write_region_report`, :func:`log_region_report` (MLflow artifact when a run
-is active, else a file), :func:`report_from_prediction` (``mixhic predict --report``).
+is active, else a file), :func:`report_regions` (the regions ``mixhic predict --report``
+shows; the report itself is :func:`mixhic.predict_region` with ``report=``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ __all__ = [
     "region_figure",
     "write_region_report",
     "log_region_report",
-    "report_from_prediction",
+    "report_regions",
+    "MAX_REPORTS",
 ]
 
 log = logging.getLogger(__name__)
@@ -817,7 +819,7 @@ def log_region_report(view: RegionView, out_dir: str | Path | None = None,
 MAX_REPORTS = 5
 
 
-def _report_regions(cfg, chromsizes: Mapping[str, int], resolution: int) -> list[str]:
+def report_regions(cfg, chromsizes: Mapping[str, int], resolution: int) -> list[str]:
     """The regions of a predict run to report: its ``regions`` (else the first of
     ``regions_bed``, else the first 2 Mb of its first chromosome), each cut to its first
     :data:`MAX_VIEW_BINS` bins, at most :data:`MAX_REPORTS`."""
@@ -840,37 +842,3 @@ def _report_regions(cfg, chromsizes: Mapping[str, int], resolution: int) -> list
             log.info("report: %s cut to its first %d bp", reg, span)
         out.append(f"{reg.chrom}:{reg.start}-{end}")
     return out
-
-
-def report_from_prediction(cfg, out_dir: str | Path | None = None) -> list[dict[str, str]]:
-    """``mixhic predict --report``: the viewer page (HTML + PNG) of the run's regions (see
-    :func:`_report_regions`) for the models and genome files of ``cfg`` (a
-    :class:`~mixhic.serve.config.PredictConfig`), written under ``out_dir`` (default
-    ``<cfg.out_dir>/report``) and logged to the active MLflow run, if any. The models
-    run here, in this process, on the same windows the ``/view`` route reads."""
-    from mixhic.serve.engine import load_task_model
-    from mixhic.serve.regions import GenomeWindows
-
-    if not cfg.models:
-        raise MixHicError("models: no model given (--model URI or --checkpoint DIR)")
-    models = {}
-    for src in cfg.models:
-        m = load_task_model(src, cfg.device)
-        models[m.card.task] = m
-    windows = {t: GenomeWindows(cfg.genome, m.card) for t, m in models.items()}
-    try:
-        cards = {t: m.card for t, m in models.items()}
-        main = "hic" if "hic" in cards else next(iter(cards))
-        regions = _report_regions(cfg, windows[main].chromsizes, cards[main].resolution)
-        out_dir = Path(out_dir) if out_dir else Path(cfg.out_dir) / "report"
-        written = []
-        for region in regions:
-            view = collect_region(region, cards, windows,
-                                  lambda t, e, h, o: models[t].predict(e, h, o),
-                                  known_loops=cfg.genome.loops, scan=cfg.loops,
-                                  batch_size=cfg.batch_size)
-            written.append(log_region_report(view, out_dir))
-        return written
-    finally:
-        for gw in windows.values():
-            gw.close()

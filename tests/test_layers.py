@@ -1,9 +1,13 @@
-"""The import order of the layers: core <- models, pipelines <- platform <- serve.
+"""The import order of the layers: core <- models, pipelines <- platform <- serve <- api.
 
 ``mixhic.core`` (``platform/core/``: errors, configs, runtime) imports no other mixhic
 package; ``models`` (pure torch) and ``pipelines`` (data) import only core; ``platform``
-(training, tracking) imports those; ``serve`` may import everything. Every import counts,
-at module top or inside a function: a lazy import still ties the layers together."""
+(training, tracking) imports those; ``serve`` imports those; the top-level package
+``mixhic`` (``platform/api/``: the notebook API ``mixhic.prepare``, ``load_model``,
+``predict_region``, a facade over the others) may import everything, and nothing imports
+it (``from mixhic import prepare`` and ``mixhic._predict`` are the api layer). Every
+import counts, at module top or inside a function: a lazy import still ties the layers
+together."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ LAYERS = {
     "pipelines": ("pipelines", {"core"}),
     "platform": ("platform", {"core", "models", "pipelines"}),
     "serve": ("serve", {"core", "models", "pipelines", "platform"}),
+    "api": ("platform/api", {"core", "models", "pipelines", "platform", "serve"}),
 }
 
 
@@ -26,13 +31,25 @@ def _package_of(path: Path) -> str:
     rel = path.relative_to(ROOT).as_posix()
     if rel.startswith("platform/core/"):
         return "core"
+    if rel.startswith("platform/api/"):
+        return "api"
     return rel.split("/")[0]
+
+
+def _layer_of(name: str) -> str | None:
+    """The layer a dotted ``mixhic.X...`` name belongs to (None: not mixhic, or bare)."""
+    parts = name.split(".")
+    if parts[0] != "mixhic" or len(parts) < 2:
+        return None
+    return parts[1] if parts[1] in LAYERS and parts[1] != "api" else "api"
 
 
 def _imports(path: Path):
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            names = [f"{node.module}.{a.name}" for a in node.names]
+            if node.module != "mixhic":  # from mixhic import X: X names the layer
+                names.insert(0, node.module)
             yield node.lineno, names
         elif isinstance(node, ast.Import):
             yield node.lineno, [a.name for a in node.names]
@@ -46,12 +63,10 @@ def _violations() -> list[str]:
                 continue
             for line, names in _imports(path):
                 for name in names:
-                    parts = name.split(".")
-                    if parts[0] != "mixhic" or len(parts) < 2:
-                        continue
-                    target = parts[1]
-                    if target in LAYERS and target != package and target not in allowed:
-                        bad.append(f"{path.relative_to(ROOT)}:{line} imports mixhic.{target}")
+                    target = _layer_of(name)
+                    if target is not None and target != package and target not in allowed:
+                        shown = "mixhic (api)" if target == "api" else f"mixhic.{target}"
+                        bad.append(f"{path.relative_to(ROOT)}:{line} imports {shown}")
     return sorted(set(bad))
 
 
@@ -66,3 +81,17 @@ def test_the_check_sees_a_violation(tmp_path, monkeypatch):
     (fake / "bad.py").write_text("def f():\n    from mixhic.platform import data\n")
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
     assert _violations() == ["models/bad.py:2 imports mixhic.platform"]
+
+
+def test_the_check_sees_an_import_of_the_api(tmp_path, monkeypatch):
+    """The top-level package is the top layer: serve (or anything below) importing it, by
+    ``from mixhic import ...`` or its modules, is reported; it may import serve."""
+    for folder, text in (("serve", "from mixhic import predict_region\n"),
+                         ("platform", "import mixhic._predict\n"),
+                         ("platform/api", "from mixhic.serve import viewer\nimport mixhic\n"),
+                         ("pipelines", "from mixhic import core\n")):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "m.py").write_text(text)
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    assert _violations() == ["platform/m.py:1 imports mixhic (api)",
+                             "serve/m.py:1 imports mixhic (api)"]

@@ -289,29 +289,17 @@ def test_view_route_answers_html_and_names_the_region_in_errors():
     assert r.status_code == 404 and "no region viewer" in r.text
 
 
-def test_predict_report_writes_the_page_of_the_run_regions(tiny, tmp_path):
-    from mixhic.core.config import load_config
+def test_predict_report_regions():
+    """``mixhic predict --report`` shows the run's regions (the pages themselves:
+    ``tests/test_api.py``, through ``mixhic.predict_region``)."""
     from mixhic.serve.config import PredictConfig
-
-    _, files, _, _ = tiny
-    cfg = load_config("predict-demo", PredictConfig, {
-        "models": [str(cached_models()["hic"])], "out_dir": str(tmp_path),
-        "regions": ["chr2:100000-300000"], "device": "cpu",
-        "genome": {"mcool": files.mcool, "loops": files.loops, "tracks": files.tracks},
-    })
-    (out,) = viewer.report_from_prediction(cfg)
-    page = Path(out["html"])
-    assert page == tmp_path / "report" / "chr2_100000_300000.html"
-    text = page.read_text()
-    for hook in ('id="contact-map"', 'id="tracks"', 'id="identity"', "tiny-hic",
-                 'class="loop-mark known"'):
-        assert hook in text
-    assert Path(out["png"]).stat().st_size > 10_000
-    # the CLI flag: parsed beside the config (cli_main calls report_from_prediction)
     from mixhic.serve.predict import config_from_args
 
-    assert config_from_args(["--report", "--out", str(tmp_path)]).out_dir == str(tmp_path)
+    assert config_from_args(["--report", "--out", "x"]).out_dir == "x"  # parsed beside it
+    sizes = {"chr1": 10_000_000, "chr2": 620_003}
+    assert viewer.report_regions(PredictConfig(regions=("chr2:100000-300000",)), sizes,
+                                 RES) == ["chr2:100000-300000"]
+    assert viewer.report_regions(PredictConfig(), sizes, RES) == ["chr1:0-2000000"]
     # a run's region larger than a page: its first 2 Mb / MAX_VIEW_BINS bins
-    big = viewer._report_regions(cfg.__class__(regions=("chr1:5000-1100000",)),
-                                 {"chr1": 10_000_000}, 1000)
+    big = viewer.report_regions(PredictConfig(regions=("chr1:5000-1100000",)), sizes, 1000)
     assert big == [f"chr1:5000-{5000 + viewer.MAX_VIEW_BINS * 1000}"]
