@@ -153,8 +153,10 @@ class Splits:
     ``chromosomes`` list, which that run ignores (a warning). A window
     belongs to a split when its extent (x-anchor start to y-anchor end) lies inside one
     of the split's regions; windows crossing a boundary are dropped and counted. Empty
-    lists: no such split. The paper's choice (val chr10, chr11; test chr3, chr13, chr17)
-    is in ``prepare-paper.yaml``.
+    lists (the default: splits are a choice of the run, made in its YAML): no such split,
+    and training on that data stops with a ConfigError naming ``splits.val``. The paper's
+    choice (val chr10, chr11; test chr3, chr13, chr17) is in ``prepare-paper.yaml``, the
+    demo's in ``prepare-demo.yaml``.
     """
 
     val: tuple[str, ...] = ()

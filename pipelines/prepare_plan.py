@@ -190,6 +190,9 @@ def _split_regions(cfg: PrepareConfig, info, chroms: list[str], n_bins: dict[str
 
 def _check_planned_splits(cfg: PrepareConfig, planned: dict, summary: dict) -> None:
     """Fail before any work when a configured val/test split would get no window."""
+    if not cfg.splits.val and not cfg.splits.test:
+        log.warning("splits: no val or test regions given, every window is train; training "
+                    "needs splits.val (the paper's splits are in prepare-paper.yaml)")
     for split in ("val", "test"):
         if not getattr(cfg.splits, split):
             continue

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixhic.core.config import to_dict
+from mixhic.core.config import ConfigError, to_dict
 from mixhic.core.errors import MixHicError
 from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform import data as data_mod
@@ -225,7 +225,11 @@ def fit(
             f"{world} workers (sample={d.sample}, train_fraction={d.train_fraction}): too few"
         )
     if n_val == 0:
-        raise MixHicError(f"{data_mod.dataset_uri(d.data_dir, dataset)}: the val split is empty")
+        raise ConfigError(
+            f"splits.val: {data_mod.dataset_uri(d.data_dir, dataset)} has no val rows; "
+            "training needs a validation split: prepare the data with one (splits.val=[...] "
+            "in the prepare config: the paper's are in prepare-paper.yaml, the demo's in "
+            "prepare-demo.yaml)")
     steps = math.ceil(per_worker / d.batch_size)
     if cfg.train.max_steps_per_epoch:
         steps = min(steps, cfg.train.max_steps_per_epoch)

@@ -61,3 +61,69 @@ def test_demo_configs_use_the_tiny_preset():
 
     assert load_config("demo-pretrain", PretrainConfig).model.preset == "tiny"
     assert load_config("demo-finetune", FinetuneConfig).model.preset == "tiny"
+
+
+def _config_classes() -> list[type]:
+    """Every config dataclass reachable from the shipped configs' root classes."""
+    import dataclasses
+    import typing
+
+    roots = {_class_for(name) for name in shipped_configs()}
+    from mixhic.platform.train_config import EvaluateConfig
+
+    todo, seen = [*roots, EvaluateConfig], []
+    while todo:
+        cls = todo.pop()
+        if cls in seen or not dataclasses.is_dataclass(cls):
+            continue
+        seen.append(cls)
+        for tp in typing.get_type_hints(cls).values():
+            stack = [tp]
+            while stack:
+                t = stack.pop()
+                if dataclasses.is_dataclass(t):
+                    todo.append(t)
+                stack.extend(typing.get_args(t))
+    return seen
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def test_config_defaults_hold_no_chromosome_names():
+    """Splits, chromosome lists and the like are choices of a run: they live in the shipped
+    YAML (prepare-paper, prepare-demo), never in a dataclass default."""
+    import dataclasses
+    import re
+
+    chrom = re.compile(r"^(chr)?([0-9]{1,2}|[XYM]|MT)(:.*)?$", re.IGNORECASE)
+    classes = _config_classes()
+    assert len(classes) > 20  # the walk reaches the nested sections
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                value = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                value = f.default_factory()
+            else:
+                continue
+            for s in _strings(value):
+                assert not chrom.match(s) and "chr" not in s.lower(), (
+                    f"{cls.__name__}.{f.name}: default {value!r} names a chromosome")
+
+
+def test_splits_are_in_the_shipped_prepare_configs():
+    from mixhic.pipelines.prepare_config import PrepareConfig, Splits
+
+    assert Splits() == Splits(val=(), test=())
+    paper = load_config("prepare-paper", PrepareConfig)
+    assert paper.splits == Splits(val=("chr10", "chr11"), test=("chr3", "chr13", "chr17"))
+    demo = load_config("prepare-demo", PrepareConfig)
+    assert demo.splits == Splits(val=("chr2",), test=("chr3",))
