@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixhic.core.config import load_config, parse_overrides
+from mixhic.core.config import load_config
 from mixhic.platform.train_config import AblateConfig, FinetuneConfig, PretrainConfig
 
 __all__ = ["AblationResult", "ablate", "MODE_LABELS", "cli_main"]
@@ -101,7 +101,7 @@ def ablate(cfg: AblateConfig) -> AblationResult:
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     over = {"run.experiment": cfg.experiment, "run.runs_dir": cfg.runs_dir,
-            **parse_overrides(list(cfg.finetune_overrides))}
+            **cfg.finetune_overrides}
     if cfg.task is not None:
         over["task"] = cfg.task
     base = load_config(cfg.finetune_config, FinetuneConfig, over)
@@ -117,7 +117,7 @@ def ablate(cfg: AblateConfig) -> AblationResult:
             pcfg = load_config(cfg.pretrain_config, PretrainConfig, {
                 "data.data_dir": base.data.data_dir, "run.experiment": cfg.experiment,
                 "run.runs_dir": cfg.runs_dir, "run.run_name": f"ablate-pretrain-{stamp}",
-                **parse_overrides(list(cfg.pretrain_overrides))})
+                **cfg.pretrain_overrides})
             pretrained = pretrain(pcfg, parent_run_id=run_id).model_dir
         result.pretrained = pretrained
 

@@ -111,7 +111,7 @@ def demo(cfg: DemoConfig) -> DemoResult:
         t = time.perf_counter()
         pcfg = load_config(cfg.pretrain_config, PretrainConfig,
                            {**common, "run.run_name": f"demo-pretrain-{stamp}",
-                            **_kv(cfg.pretrain_overrides)})
+                            **cfg.pretrain_overrides})
         pre = pretrain(pcfg, parent_run_id=run_id)
         seconds["pretrain"] = time.perf_counter() - t
         for task in cfg.tasks:
@@ -121,7 +121,7 @@ def demo(cfg: DemoConfig) -> DemoResult:
                                {**common, "task": task, "mode": mode,
                                 "pretrained": pre.model_dir,
                                 "run.run_name": f"demo-{task}-{mode}-{stamp}",
-                                **_kv(cfg.finetune_overrides)})
+                                **cfg.finetune_overrides})
             res = finetune(fcfg, parent_run_id=run_id)
             # evaluate the exported model dir again, as a user would (same numbers)
             metrics = evaluate(EvaluateConfig(
@@ -143,12 +143,6 @@ def demo(cfg: DemoConfig) -> DemoResult:
     log.info("demo finished in %.0f s", seconds["total"])
     return DemoResult(table=table, tracking_uri=uri, ui_command=ui_command(uri), run_id=run_id,
                       rows=rows, seconds=seconds)
-
-
-def _kv(items) -> dict[str, Any]:
-    from mixhic.core.config import parse_overrides
-
-    return parse_overrides(list(items))
 
 
 def cli_main(argv: list[str]) -> int:

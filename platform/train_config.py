@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mixhic.core.config import Overrides, as_overrides
 from mixhic.models.tasks import MODES, PRETRAINED_MODES, TASKS
 
 __all__ = [
@@ -50,6 +51,12 @@ Split = Literal["train", "val", "test"]
 def _check(cond: bool, name: str, msg: str) -> None:
     if not cond:
         raise ValueError(f"{name}: {msg}")
+
+
+def _flatten_overrides(cfg: Any, *names: str) -> None:
+    """Store ``Overrides`` fields flat (also when the dataclass is built in Python)."""
+    for name in names:
+        object.__setattr__(cfg, name, as_overrides(getattr(cfg, name), name))
 
 
 @dataclass(frozen=True)
@@ -328,7 +335,8 @@ class DemoConfig:
     """The end-to-end demo: simulate -> prepare -> pretrain -> fine-tune -> evaluate.
 
     The step configs are shipped config names (or YAML paths); the demo points their data
-    and run sections at ``work_dir`` and applies the ``*_overrides`` (``key=value`` lists).
+    and run sections at ``work_dir`` and applies the ``*_overrides``: mappings of the step
+    config's keys, e.g. ``pretrain_overrides: {train.epochs: 1}``.
     Every step's MLflow run is a child of one ``demo`` run in ``experiment``."""
 
     work_dir: str = "runs/demo"
@@ -343,12 +351,13 @@ class DemoConfig:
     finetune_modes: dict[str, str] = field(
         default_factory=lambda: {"loops": "bimodal", "hic": "infer", "cage": "bimodal"}
     )
-    pretrain_overrides: tuple[str, ...] = ()
-    finetune_overrides: tuple[str, ...] = ()
+    pretrain_overrides: Overrides = field(default_factory=dict)
+    finetune_overrides: Overrides = field(default_factory=dict)
     experiment: str = "mixhic-demo"
     runs_dir: str = "runs"
 
     def __post_init__(self) -> None:
+        _flatten_overrides(self, "pretrain_overrides", "finetune_overrides")
         _check(len(self.tasks) >= 1, "tasks", "must list at least one task")
         for task, mode in self.finetune_modes.items():
             _check(task in TASKS, f"finetune_modes.{task}", f"unknown task (known: {TASKS})")
@@ -361,7 +370,9 @@ class AblateConfig:
 
     ``pretrained``: a pretraining model dir to reuse; ``null`` = pretrain first with
     ``pretrain_config``. Each cell fine-tunes ``finetune_config`` (its task) with the mode
-    and ``train_fraction`` of that cell; the few-shot curve uses ``few_shot_mode``."""
+    and ``train_fraction`` of that cell; the few-shot curve uses ``few_shot_mode``.
+    ``finetune_overrides`` / ``pretrain_overrides``: mappings of the step config's keys,
+    e.g. ``finetune_overrides: {data.data_dir: runs/demo/data}``."""
 
     finetune_config: str
     pretrain_config: str | None = None
@@ -370,13 +381,14 @@ class AblateConfig:
     modes: tuple[Mode, ...] = ("epi", "infer", "nonpre", "bimodal")
     fractions: tuple[float, ...] = (0.1, 0.5, 1.0)
     few_shot_mode: Mode = "bimodal"
-    finetune_overrides: tuple[str, ...] = ()
-    pretrain_overrides: tuple[str, ...] = ()
+    finetune_overrides: Overrides = field(default_factory=dict)
+    pretrain_overrides: Overrides = field(default_factory=dict)
     out_dir: str = "runs/ablate"
     experiment: str = "mixhic-ablate"
     runs_dir: str = "runs"
 
     def __post_init__(self) -> None:
+        _flatten_overrides(self, "finetune_overrides", "pretrain_overrides")
         _check(
             self.pretrained is not None or self.pretrain_config is not None,
             "pretrained",

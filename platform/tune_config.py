@@ -5,7 +5,8 @@ that checkpoint, and reports the task's validation metric after every fine-tunin
 (ASHA stops poor trials early). The base recipes are ordinary pretrain / finetune configs
 (shipped names or YAML paths); ``pretrain_overrides`` apply to the trials AND to the
 best-weights config written at the end, ``trial_pretrain_overrides`` /
-``finetune_overrides`` only to the trials (make them short).
+``finetune_overrides`` only to the trials (make them short). Each is a mapping of the
+recipe config's keys: ``trial_pretrain_overrides: {train.epochs: 1, scaling.num_workers: 1}``.
 
     >>> cfg = load_config("tune-demo", TuneConfig, ["data_dir=runs/demo/data"])
 
@@ -20,6 +21,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
+from mixhic.core.config import Overrides, as_overrides
 from mixhic.platform.train_config import TASKS, Mode, Task
 
 __all__ = [
@@ -219,9 +221,9 @@ class TuneConfig:
     data_dir: str | None = None
     metric: str | None = None
     metric_mode: Literal["max", "min"] = "max"
-    pretrain_overrides: tuple[str, ...] = ()
-    trial_pretrain_overrides: tuple[str, ...] = ()
-    finetune_overrides: tuple[str, ...] = ()
+    pretrain_overrides: Overrides = field(default_factory=dict)
+    trial_pretrain_overrides: Overrides = field(default_factory=dict)
+    finetune_overrides: Overrides = field(default_factory=dict)
     search: SearchConfig = field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     resources: TrialResources = field(default_factory=TrialResources)
@@ -229,6 +231,8 @@ class TuneConfig:
     best_config: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("pretrain_overrides", "trial_pretrain_overrides", "finetune_overrides"):
+            object.__setattr__(self, name, as_overrides(getattr(self, name), name))
         _check(self.task in TASKS, "task", f"unknown task {self.task!r} (known: {TASKS})")
         _check(self.mode != "nonpre", "mode",
                "nonpre ignores the pretrained model, so it cannot score loss weights "

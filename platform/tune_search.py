@@ -79,17 +79,17 @@ def plan_sweep(cfg: TuneConfig) -> SweepPlan:
     if algo in ("optuna", "hyperopt") and importlib.util.find_spec(algo) is None:
         raise MixHicError(f"search.algorithm: {algo} is not installed (pip install {algo}), "
                           "or use random / grid")
-    common = [f"data.data_dir={cfg.data_dir}"] if cfg.data_dir else []
-    base = load_config(cfg.pretrain_config, PretrainConfig, [*common, *cfg.pretrain_overrides])
+    common = {"data.data_dir": cfg.data_dir} if cfg.data_dir else {}
+    base = load_config(cfg.pretrain_config, PretrainConfig, {**common, **cfg.pretrain_overrides})
     # a trial's pretrain/finetune runs nest under its MLflow run: same experiment and store
-    same_run = [f"run.experiment={cfg.run.experiment}", f"run.runs_dir={cfg.run.runs_dir}"]
+    same_run = {"run.experiment": cfg.run.experiment, "run.runs_dir": cfg.run.runs_dir}
     trial_pre = load_config(cfg.pretrain_config, PretrainConfig,
-                            [*common, *cfg.pretrain_overrides, *cfg.trial_pretrain_overrides,
-                             *same_run])
-    ft_over = [*common, f"task={cfg.task}", "run.register=false", *cfg.finetune_overrides,
-               *same_run]
+                            {**common, **cfg.pretrain_overrides, **cfg.trial_pretrain_overrides,
+                             **same_run})
+    ft_over = {**common, "task": cfg.task, "run.register": False, **cfg.finetune_overrides,
+               **same_run}
     if cfg.mode is not None:
-        ft_over.append(f"mode={cfg.mode}")
+        ft_over["mode"] = cfg.mode
     ft = load_config(cfg.finetune_config, FinetuneConfig, ft_over)
     if ft.mode == "nonpre" or (ft.task == "hic" and ft.mode not in HIC_TASK_MODES):
         raise MixHicError(f"mode: {ft.mode!r} (from {cfg.finetune_config}) cannot score "

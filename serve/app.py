@@ -230,12 +230,13 @@ def app_builder(args: dict[str, Any]):
     """Entry point for ``serve deploy`` / ``serve run`` (``import_path`` in serve-config.yaml).
 
     ``args``: ``config`` (shipped name or YAML path, default serve-demo), ``models``
-    (list of sources), ``overrides`` (list of ``key=value``).
+    (list of sources), ``overrides`` (a mapping of serve config keys, dotted or nested:
+    ``{batching.max_batch_size: 32}``).
     """
-    from mixhic.core.config import load_config, parse_overrides
+    from mixhic.core.config import as_overrides, load_config
 
     args = dict(args or {})
-    overrides = parse_overrides(list(args.pop("overrides", []) or []))
+    overrides = as_overrides(args.pop("overrides", None) or {}, "overrides", cli=False)
     models = args.pop("models", None)
     cfg_name = args.pop("config", DEFAULT_CONFIG)
     if args:

@@ -17,7 +17,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
 
@@ -28,11 +28,21 @@ __all__ = [
     "to_dict",
     "parse_overrides",
     "apply_overrides",
+    "Overrides",
+    "as_overrides",
     "shipped_configs",
     "resolve_config_path",
 ]
 
 T = TypeVar("T")
+
+#: Marks a config field that holds overrides of another config (see :data:`Overrides`).
+_OVERRIDES = "mixhic.config.overrides"
+#: The type of a config field holding overrides of another config: a mapping of its keys,
+#: dotted (``{"train.epochs": 1}``), nested (``{"train": {"epochs": 1}}``) or both, stored
+#: flat (dotted key -> value) and applied with :func:`apply_overrides`. A list of
+#: ``key=value`` strings is refused with a message that shows the mapping to write.
+Overrides = Annotated[dict[str, Any], _OVERRIDES]
 
 
 class ConfigError(ValueError):
@@ -97,6 +107,41 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
     return raw
 
 
+def as_overrides(value: Any, key: str, cli: bool = True) -> dict[str, Any]:
+    """``value`` (the config field ``key``) as flat overrides ``{dotted key: value}``.
+
+    A nested mapping is flattened (``{"train": {"epochs": 1}}`` -> ``{"train.epochs": 1}``;
+    an empty mapping stays a value); a list of ``key=value`` strings is a ConfigError that
+    says what to write instead.
+    """
+    if isinstance(value, (list, tuple)):
+        try:
+            shown = yaml.safe_dump(parse_overrides([str(v) for v in value]),
+                                   default_flow_style=True, sort_keys=False).strip()
+        except ConfigError:
+            shown = "{train.epochs: 1, data.data_dir: data}"
+        tail = f" (on the command line, one key each: {key}.train.epochs=1)" if cli else ""
+        raise ConfigError(
+            f"{key}: a list of key=value strings is not read any more; write a mapping of "
+            f"the keys to set: {key}: {shown}{tail}")
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: expected a mapping of config keys to values, got {value!r}")
+    flat: dict[str, Any] = {}
+
+    def walk(node: Mapping, path: str) -> None:
+        for k, v in node.items():
+            if not isinstance(k, str) or not k:
+                raise ConfigError(f"{key}: keys must be config keys (text), got {k!r}")
+            dotted = f"{path}.{k}" if path else k
+            if isinstance(v, Mapping) and v:
+                walk(v, dotted)
+            else:
+                flat[dotted] = _deep_copy(v)
+
+    walk(value, "")
+    return flat
+
+
 def _deep_copy(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _deep_copy(v) for k, v in obj.items()}
@@ -133,7 +178,7 @@ def build(cls: type[T], raw: Any, prefix: str = "") -> T:
         return raw
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{prefix or '<root>'}: expected a mapping for {cls.__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
@@ -162,6 +207,10 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     args = typing.get_args(tp)
     if tp is Any:
         return value
+    if origin is Annotated:
+        if _OVERRIDES in tp.__metadata__:
+            return as_overrides(value, key)
+        return _coerce(args[0], value, key)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

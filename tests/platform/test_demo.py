@@ -15,8 +15,8 @@ def test_reduced_demo_ends_with_table_and_ui_command(ray_local, tiny_data, tmp_p
     from mixhic.platform.demo import cli_main
 
     exp = f"test-demo-{uuid.uuid4().hex[:8]}"
-    short = "[train.epochs=1, train.max_steps_per_epoch=2, data.batch_size=8, " \
-            "scaling.num_workers=1]"
+    short = "{train.epochs: 1, train.max_steps_per_epoch: 2, data.batch_size: 8, " \
+            "scaling.num_workers: 1}"
     rc = cli_main([
         "demo", f"work_dir={tmp_path / 'demo'}", f"data_dir={tiny_data}", "tasks=[loops]",
         f"runs_dir={tmp_path / 'runs'}", f"experiment={exp}",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mixhic.core.config import load_config, shipped_configs
+from mixhic.core.config import as_overrides, load_config, shipped_configs
 from mixhic.platform.cli import COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,7 +169,8 @@ def test_rayservice_matches_the_serve_app():
         assert callable(builder)
         args = app.get("args", {})
         assert args.get("config", "serve-demo") in shipped_configs()
-        overrides = list(args.get("overrides", [])) + [f"models={args.get('models', [])}"]
+        overrides = {**as_overrides(args.get("overrides") or {}, "overrides"),
+                     "models": list(args.get("models", []))}
         load_config(args.get("config", "serve-demo"), ServeConfig, overrides)
     shipped = REPO / "serve" / "serve-config.yaml"
     if shipped.exists():  # `serve deploy` config of the Serve app: same import path

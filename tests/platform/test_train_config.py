@@ -135,3 +135,57 @@ def test_finetune_cli_takes_options_between_config_and_overrides():
 
     with pytest.raises(ConfigError, match="no_such_key"):
         cli_main(["demo-finetune", "--task", "hic", "--mode", "infer", "no_such_key=1"])
+
+
+# --------------------------------------------------------------------------- overrides inside configs
+def test_overrides_inside_configs_are_mappings():
+    """Configs that set keys of another config hold a mapping (dotted or nested keys),
+    stored flat and applied with apply_overrides; the old key=value lists are refused with
+    the mapping to write."""
+    from mixhic.core.config import ConfigError, build, load_config
+    from mixhic.platform.train_config import AblateConfig, DemoConfig
+    from mixhic.platform.tune_config import TuneConfig
+
+    demo = load_config("demo", DemoConfig, {"pretrain_overrides.train.epochs": 1,
+                                            "finetune_overrides": {"train": {"epochs": 2},
+                                                                   "data.batch_size": 8}})
+    assert demo.pretrain_overrides == {"train.epochs": 1}
+    assert demo.finetune_overrides == {"train.epochs": 2, "data.batch_size": 8}
+    abl = load_config("ablate-demo", AblateConfig)
+    assert abl.finetune_overrides == {"data.data_dir": "runs/demo/data",
+                                      "run.storage_path": "runs/ablate/ray"}
+    tune = load_config("tune-demo", TuneConfig)
+    assert tune.finetune_overrides["early_stopping.patience"] is None
+    assert tune.trial_pretrain_overrides["train.epochs"] == 1
+
+    with pytest.raises(ConfigError, match=r"pretrain_overrides: a list of key=value strings.*"
+                                          r"pretrain_overrides: \{train.epochs: 1\}"):
+        load_config("demo", DemoConfig, ["pretrain_overrides=[train.epochs=1]"])
+    with pytest.raises(ConfigError, match=r"finetune_overrides: .*\{data.data_dir: d\}"):
+        build(AblateConfig, {"finetune_config": "demo-finetune", "pretrained": "m",
+                             "finetune_overrides": ["data.data_dir=d"]})
+    with pytest.raises(ConfigError, match="trial_pretrain_overrides: a list"):
+        load_config("tune-demo", TuneConfig, ["trial_pretrain_overrides=[train.epochs=1]"])
+    with pytest.raises(ConfigError, match="pretrain_overrides: a list"):
+        DemoConfig(pretrain_overrides=("train.epochs=1",))  # built in Python: same rule
+
+
+def test_shipped_configs_hold_no_key_value_strings():
+    """No shipped config carries `key=value` strings (overrides are mappings)."""
+    import yaml
+    from mixhic.core.config import resolve_config_path, shipped_configs
+
+    def strings(v):
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, dict):
+            for x in v.values():
+                yield from strings(x)
+        elif isinstance(v, list):
+            for x in v:
+                yield from strings(x)
+
+    for name in shipped_configs():
+        raw = yaml.safe_load(resolve_config_path(name).read_text())
+        bad = [s for s in strings(raw) if "=" in s]
+        assert not bad, f"{name}: key=value strings {bad}"

@@ -33,17 +33,17 @@ def _tune_yaml(tmp: Path, data_dir: str, **over) -> Path:
         "task": "cage",
         "mode": "bimodal",
         "data_dir": data_dir,
-        "trial_pretrain_overrides": [
-            "train.epochs=1", "train.max_steps_per_epoch=2", "loss.contrastive_warmup_epochs=0",
-            "optim.warmup_epochs=0", "scaling.num_workers=1", "scaling.cpus_per_worker=0.25",
-            "scaling.max_failures=0", "data.shuffle_buffer=0", "data.eval_batch_size=64",
-            "data.cache=never",  # 1 epoch: streaming is ~4 s faster than materialising
-        ],
-        "finetune_overrides": [
-            "train.epochs=2", "train.max_steps_per_epoch=2", "early_stopping.patience=null",
-            "optim.warmup_epochs=0", "scaling.cpus_per_worker=0.25", "scaling.max_failures=0",
-            "data.shuffle_buffer=0", "data.eval_batch_size=64",  # data.cache=auto: val read once
-        ],
+        "trial_pretrain_overrides": {
+            "train.epochs": 1, "train.max_steps_per_epoch": 2, "loss.contrastive_warmup_epochs": 0,
+            "optim.warmup_epochs": 0, "scaling.num_workers": 1, "scaling.cpus_per_worker": 0.25,
+            "scaling.max_failures": 0, "data.shuffle_buffer": 0, "data.eval_batch_size": 64,
+            "data.cache": "never",  # 1 epoch: streaming is ~4 s faster than materialising
+        },
+        "finetune_overrides": {
+            "train.epochs": 2, "train.max_steps_per_epoch": 2, "early_stopping.patience": None,
+            "optim.warmup_epochs": 0, "scaling.cpus_per_worker": 0.25, "scaling.max_failures": 0,
+            "data.shuffle_buffer": 0, "data.eval_batch_size": 64,  # data.cache=auto: val read once
+        },
         "search_space": {"con": {"type": "choice", "values": [0.5, 1.0]},
                          "lr": {"type": "choice", "values": [0.001, 5.0]}},
         "search": {"num_samples": 3, "max_concurrent_trials": 2, "points_to_evaluate": [
@@ -149,7 +149,7 @@ def test_plan_errors_before_any_trial(tmp_path, tiny_data):
         plan_sweep(cfg)
     # an override of the base recipe that does not exist
     cfg = load_config(_tune_yaml(tmp_path, str(tiny_data),
-                                 trial_pretrain_overrides=["loss.bogus=1"]), TuneConfig)
+                                 trial_pretrain_overrides={"loss.bogus": 1}), TuneConfig)
     with pytest.raises(ConfigError, match="bogus"):
         plan_sweep(cfg)
     # max_t beyond the fine-tuning epochs

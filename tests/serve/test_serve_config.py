@@ -244,3 +244,11 @@ def test_cli_arguments_build_the_configs():
     assert (cfg.port, cfg.batching.max_batch_size, cfg.max_body_mb) == (9001, 4, 2)
     cfg = predict_args(["predict-demo", "--checkpoint", "/m", "batch_size=4", "--out", "/o"])
     assert cfg.models == ("/m",) and cfg.batch_size == 4 and cfg.out_dir == "/o"
+
+
+def test_app_builder_overrides_are_a_mapping():
+    from mixhic.core.config import ConfigError
+    from mixhic.serve.app import app_builder
+
+    with pytest.raises(ConfigError, match=r"overrides: .*\{batching.max_batch_size: 32\}"):
+        app_builder({"overrides": ["batching.max_batch_size=32"]})
