@@ -9,7 +9,7 @@ and cuts model inputs from them:
 
 Normalisation parameters come from the model's ``mixhic.json`` ``data`` section (what the
 training dataset was prepared with); absent keys take ``mixhic prepare``'s defaults
-(:data:`PREPARE_DEFAULTS`). Chromosome names are matched across files (``1`` = ``chr1``);
+(:data:`PREPARE_DEFAULTS`, read from the prepare config's dataclasses: one definition). Chromosome names are matched across files (``1`` = ``chr1``);
 the Hi-C file's spelling is canonical. A window is ``W`` bins from ``x_start`` (rows) and
 ``y_start`` (columns), ``y_start >= x_start``, both multiples of the resolution, inside
 the chromosome.
@@ -18,30 +18,42 @@ the chromosome.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 
 import numpy as np
 from mixhic.core.errors import MixHicError
 from mixhic.pipelines import normalize, readers
 from mixhic.pipelines.names import ChromosomeNameError, match_names, resolve_name
+from mixhic.pipelines.prepare_config import HicInput, Normalization
 from mixhic.serve.api import RequestError
 from mixhic.serve.config import GenomeFiles
 from mixhic.serve.engine import ModelCard
 from mixhic.serve.schemas import WindowEcho
 
-__all__ = ["PREPARE_DEFAULTS", "Normalisation", "GenomeWindows"]
+__all__ = ["PREPARE_FIELDS", "PREPARE_DEFAULTS", "Normalisation", "GenomeWindows"]
 
-#: ``mixhic prepare``'s defaults for keys a model's ``data`` section may leave out.
-PREPARE_DEFAULTS = {
-    "weight": "weight",
-    "hic_transform": "log1p_fixed",
-    "hic_cap": 255.0,
-    "epi_transform": "log2p1",
-    "epi_missing": "fill",
-    "epi_fill": 0.0,
-    "divisive": None,  # None: from the weight column's attributes (readers.inspect_hic)
-    "multiplier": None,  # None: automatic
+#: key of a model's ``data`` section -> the prepare config field it records
+#: (``mixhic.platform.data`` writes them from the dataset's manifest).
+PREPARE_FIELDS = {
+    "weight": (HicInput, "weight"),
+    "divisive": (HicInput, "divisive"),  # None: from the weight column's attributes
+    "multiplier": (HicInput, "multiplier"),  # None: automatic
+    "hic_transform": (Normalization, "hic"),
+    "hic_cap": (Normalization, "hic_cap"),
+    "epi_transform": (Normalization, "epi"),
+    "epi_missing": (Normalization, "epi_missing"),
+    "epi_fill": (Normalization, "epi_fill"),
 }
+
+
+def _field_default(cls: type, name: str):
+    (f,) = [f for f in fields(cls) if f.name == name]
+    return f.default if f.default is not MISSING else f.default_factory()
+
+
+#: ``mixhic prepare``'s defaults for keys a model's ``data`` section may leave out, read
+#: from the prepare config's dataclasses (not copied).
+PREPARE_DEFAULTS = {key: _field_default(cls, name) for key, (cls, name) in PREPARE_FIELDS.items()}
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ W, L, C, RES, EPI_BIN = 20, 400, 2, 5000, 250
 _CACHE: dict[str, object] = {}  # shared by the test modules of one session
 
 
-def make_model_dir(path: Path, task: str, mode: str, seed: int = 0) -> Path:
-    """A randomly initialised tiny fine-tuned model written as a model directory."""
+def make_model_dir(path: Path, task: str, mode: str, seed: int = 0,
+                   data: dict | None = None) -> Path:
+    """A randomly initialised tiny fine-tuned model written as a model directory
+    (``data``: its ``mixhic.json`` data block, default :data:`DATA`)."""
     import torch
 
     from mixhic.models import FinetuneModel, get_preset
@@ -31,7 +33,7 @@ def make_model_dir(path: Path, task: str, mode: str, seed: int = 0) -> Path:
     model = FinetuneModel(cfg, task=task, mode=mode).eval()
     meta = {
         "kind": "finetune", "task": task, "mode": mode,
-        "model_config": dataclasses.asdict(cfg), "preset": "tiny", "data": dict(DATA),
+        "model_config": dataclasses.asdict(cfg), "preset": "tiny", "data": dict(DATA if data is None else data),
         "run_id": f"run-{task}", "epoch": 0, "metrics": {},
     }
     return Path(save_model_dir(path, model, meta))

@@ -252,3 +252,72 @@ def test_app_builder_overrides_are_a_mapping():
 
     with pytest.raises(ConfigError, match=r"overrides: .*\{batching.max_batch_size: 32\}"):
         app_builder({"overrides": ["batching.max_batch_size=32"]})
+
+
+def test_region_windows_follow_the_models_recorded_normalisation():
+    """A model trained on data prepared with a non-default normalisation is served with it:
+    prepare's settings -> the model's ``data`` block -> GenomeWindows == the prepared rows."""
+    from types import SimpleNamespace
+
+    from mixhic.core.config import to_dict
+    from mixhic.pipelines.extract import open_handles, process_chunk
+    from mixhic.pipelines.prepare import PrepareConfig, build_tasks
+    from mixhic.platform.data import _normalisation
+    from mixhic.serve.config import GenomeFiles
+    from mixhic.serve.engine import load_task_model
+    from mixhic.serve.regions import PREPARE_DEFAULTS, GenomeWindows
+    from serve_helpers import DATA, cached_genome, make_model_dir
+
+    genome = cached_genome()
+    cfg = load_config("prepare-demo", PrepareConfig, {
+        "root": str(genome.mcool.parent), "window_bins": DATA["window_bins"],
+        "epi_bin": DATA["epi_bin"], "chromosomes": ["chr2"],
+        "datasets.pretrain.enabled": False, "datasets.loops.enabled": False,
+        "datasets.cage.enabled": False, "datasets.hic.offsets_bp": [0, 50000],
+        "qc.min_nonzero_frac": 0.0, "qc.max_masked_bins": 100,
+        "normalize.hic_cap": 3.0,  # not the default 255: most contacts are clipped
+    })
+    assert cfg.normalize.hic_cap != PREPARE_DEFAULTS["hic_cap"]
+    settings, tasks, _ = build_tasks(cfg)
+    tables, _ = process_chunk(settings, tasks[0], open_handles(settings))
+    table = tables["hic"]
+    data = {**DATA, **_normalisation(SimpleNamespace(params=to_dict(cfg)))}
+    assert data["hic_cap"] == 3.0
+    model = make_model_dir(Path(genome.mcool.parent) / "m-cap3", "loops", "bimodal", data=data)
+    card = load_task_model(str(model), "cpu").card
+    gw = GenomeWindows(GenomeFiles(mcool=str(genome.mcool),
+                                   tracks={"atac": str(genome.atac), "dnase": str(genome.dnase)}),
+                       card)
+    assert gw.norm.hic_cap == 3.0
+    hic = table.column("hic").combine_chunks().to_numpy_ndarray()
+    xs, ys = table.column("x_start").to_pylist(), table.column("y_start").to_pylist()
+    for k in range(0, table.num_rows, max(1, table.num_rows // 8)):
+        _, h, _ = gw.request_window("chr2", xs[k], ys[k])
+        np.testing.assert_allclose(h, hic[k], atol=1e-6)
+    # with prepare's defaults the same window differs: the setting was used, not a copy
+    files = GenomeFiles(mcool=str(genome.mcool),
+                        tracks={"atac": str(genome.atac), "dnase": str(genome.dnase)})
+    default_model = make_model_dir(Path(genome.mcool.parent) / "m-def", "loops", "bimodal")
+    default = GenomeWindows(files, load_task_model(str(default_model), "cpu").card)
+    _, h_default, _ = default.request_window("chr2", xs[0], ys[0])
+    assert not np.allclose(h_default, hic[0], atol=1e-3)
+
+
+def test_region_defaults_are_prepares_defaults():
+    """serve keeps no copy of prepare's normalisation defaults: each equals the field
+    default of the prepare config that a model's ``data`` key comes from."""
+    import dataclasses
+
+    from mixhic.pipelines.prepare_config import HicInput, Normalization
+    from mixhic.serve.regions import PREPARE_DEFAULTS, PREPARE_FIELDS, Normalisation
+
+    def default(cls, name):
+        f = {f.name: f for f in dataclasses.fields(cls)}[name]
+        return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+    assert set(PREPARE_DEFAULTS) == set(PREPARE_FIELDS) == {
+        f.name for f in dataclasses.fields(Normalisation)}
+    for key, (cls, name) in PREPARE_FIELDS.items():
+        assert cls in (HicInput, Normalization)
+        assert PREPARE_DEFAULTS[key] == default(cls, name), key
+    assert Normalisation.from_data({}) == Normalisation(**PREPARE_DEFAULTS)
