@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mixhic.core.config import check
 from mixhic.pipelines.schema import DATASETS
 from mixhic.pipelines.windows import NEGATIVE_KINDS
 
@@ -58,11 +59,9 @@ class Inputs:
     blacklist: str | None = None  # BED of regions whose windows are dropped
 
     def __post_init__(self):
-        if not self.tracks:
-            raise ValueError("tracks: at least one track is needed")
+        check(self.tracks, "tracks", "at least one track is needed")
         names = [t.name for t in self.tracks]
-        if len(set(names)) != len(names):
-            raise ValueError(f"tracks: duplicate track names {names}")
+        check(len(set(names)) == len(names), "tracks", f"duplicate track names {names}")
 
 
 @dataclass(frozen=True)
@@ -75,10 +74,9 @@ class GridPlan:
     offsets_bp: tuple[int, ...] = (0,)
 
     def __post_init__(self):
-        if self.step_bp <= 0:
-            raise ValueError(f"step_bp must be positive, got {self.step_bp}")
-        if not self.offsets_bp or any(o < 0 for o in self.offsets_bp):
-            raise ValueError(f"offsets_bp must be non-negative, got {self.offsets_bp}")
+        check(self.step_bp > 0, "step_bp", f"must be positive, got {self.step_bp}")
+        check(self.offsets_bp and all(o >= 0 for o in self.offsets_bp), "offsets_bp",
+              f"must be non-negative, got {self.offsets_bp}")
 
 
 @dataclass(frozen=True)
@@ -106,25 +104,22 @@ class LoopPlan:
     near_loop_bins: tuple[int, int] = (2, 5)
 
     def __post_init__(self):
-        if not 0 < self.min_distance_bp < self.max_distance_bp:
-            raise ValueError("min_distance_bp/max_distance_bp: need 0 < min < max")
-        if self.negative_ratio < 0:
-            raise ValueError(f"negative_ratio must be >= 0, got {self.negative_ratio}")
+        check(0 < self.min_distance_bp < self.max_distance_bp, "min_distance_bp",
+              "need 0 < min_distance_bp < max_distance_bp")
+        check(self.negative_ratio >= 0, "negative_ratio",
+              f"must be >= 0, got {self.negative_ratio}")
         unknown = sorted(set(self.negatives) - set(NEGATIVE_KINDS))
-        if unknown:
-            raise ValueError(f"negatives: unknown kind {unknown[0]!r} "
-                             f"(known: {', '.join(NEGATIVE_KINDS)})")
-        if any(v < 0 for v in self.negatives.values()) or \
-                abs(sum(self.negatives.values()) - 1.0) > 1e-6:
-            raise ValueError(f"negatives: fractions must be >= 0 and sum to 1, got "
-                             f"{dict(self.negatives)}")
+        check(not unknown, "negatives", f"unknown kind {unknown[0] if unknown else ''!r} "
+                                        f"(known: {', '.join(NEGATIVE_KINDS)})")
+        check(all(v >= 0 for v in self.negatives.values())
+              and abs(sum(self.negatives.values()) - 1.0) <= 1e-6, "negatives",
+              f"fractions must be >= 0 and sum to 1, got {dict(self.negatives)}")
         for key in ("high_contact_top", "anchor_top"):
-            if not 0 < getattr(self, key) <= 1:
-                raise ValueError(f"{key} must be in (0, 1], got {getattr(self, key)}")
+            check(0 < getattr(self, key) <= 1, key, f"must be in (0, 1], got {getattr(self, key)}")
         lo, hi = self.near_loop_bins
-        if not 1 <= lo <= hi or hi <= self.exclude_bins:
-            raise ValueError(f"near_loop_bins: need 1 <= min <= max and max > exclude_bins "
-                             f"({self.exclude_bins}), got {list(self.near_loop_bins)}")
+        check(1 <= lo <= hi and hi > self.exclude_bins, "near_loop_bins",
+              f"need 1 <= min <= max and max > exclude_bins ({self.exclude_bins}), got "
+              f"{list(self.near_loop_bins)}")
 
 
 @dataclass(frozen=True)
@@ -179,8 +174,8 @@ class QcConfig:
     max_masked_bins: int = 0  # 0 = the paper's "all finite"
 
     def __post_init__(self):
-        if not 0 <= self.min_nonzero_frac <= 1:
-            raise ValueError(f"min_nonzero_frac must be in [0, 1], got {self.min_nonzero_frac}")
+        check(0 <= self.min_nonzero_frac <= 1, "min_nonzero_frac",
+              f"must be in [0, 1], got {self.min_nonzero_frac}")
 
 
 @dataclass(frozen=True)
@@ -194,8 +189,7 @@ class RunConfig:
     checksum: Literal["fast", "sha256"] = "fast"
 
     def __post_init__(self):
-        if self.chunk_bins <= 0:
-            raise ValueError(f"chunk_bins must be positive, got {self.chunk_bins}")
+        check(self.chunk_bins > 0, "chunk_bins", f"must be positive, got {self.chunk_bins}")
 
 
 @dataclass(frozen=True)
@@ -215,10 +209,8 @@ class PrepareConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self):
-        if self.window_bins < 2:
-            raise ValueError(f"window_bins must be >= 2, got {self.window_bins}")
-        if self.epi_bin <= 0:
-            raise ValueError(f"epi_bin must be positive, got {self.epi_bin}")
+        check(self.window_bins >= 2, "window_bins", f"must be >= 2, got {self.window_bins}")
+        check(self.epi_bin > 0, "epi_bin", f"must be positive, got {self.epi_bin}")
 
     @property
     def enabled(self) -> list[str]:

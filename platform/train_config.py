@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mixhic.core.config import Overrides, as_overrides
+from mixhic.core.config import check as _check
 from mixhic.models.tasks import MODES, PRETRAINED_MODES, TASKS
 
 __all__ = [
@@ -46,11 +47,6 @@ __all__ = [
 Task = Literal[TASKS]  # Literal of a tuple = Literal of its items
 Mode = Literal[MODES]
 Split = Literal["train", "val", "test"]
-
-
-def _check(cond: bool, name: str, msg: str) -> None:
-    if not cond:
-        raise ValueError(f"{name}: {msg}")
 
 
 def _flatten_overrides(cfg: Any, *names: str) -> None:

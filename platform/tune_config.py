@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from mixhic.core.config import Overrides, as_overrides
+from mixhic.core.config import check as _check
 from mixhic.platform.train_config import TASKS, Mode, Task
 
 __all__ = [
@@ -48,11 +49,6 @@ PARAM_PATHS: dict[str, str] = {
 WEIGHTS = ("con", "orth", "map")
 ALGORITHMS = ("random", "grid", "optuna", "hyperopt")
 Algorithm = Literal["random", "grid", "optuna", "hyperopt"]
-
-
-def _check(cond: bool, name: str, msg: str) -> None:
-    if not cond:
-        raise ValueError(f"{name}: {msg}")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import yaml
 
 __all__ = [
     "ConfigError",
+    "check",
     "load_config",
     "build",
     "to_dict",
@@ -46,7 +47,24 @@ Overrides = Annotated[dict[str, Any], _OVERRIDES]
 
 
 class ConfigError(ValueError):
-    """A run config is invalid; the message names the file and the key."""
+    """A run config is invalid; the message names the file and the key (``key``: the
+    dotted key, when known)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def check(cond: Any, key: str, msg: str) -> None:
+    """The one validation step of the config dataclasses (in ``__post_init__``):
+    ``ConfigError("key: msg")`` unless ``cond``.
+
+    ``key`` is dotted from the config's root when the section has one place
+    (``data.batch_size``), else relative to the section (``step_bp`` of a grid plan):
+    :func:`build` then prefixes the section's path (``datasets.hic.step_bp``).
+    """
+    if not cond:
+        raise ConfigError(f"{key}: {msg}", key=key)
 
 
 def shipped_configs() -> list[str]:
@@ -196,7 +214,10 @@ def build(cls: type[T], raw: Any, prefix: str = "") -> T:
         kwargs[name] = _coerce(hints[name], raw[name], key)
     try:
         return cls(**kwargs)
-    except ConfigError:
+    except ConfigError as exc:
+        key = exc.key
+        if prefix and key is not None and key != prefix and not key.startswith(prefix + "."):
+            raise ConfigError(f"{prefix}.{exc}", key=f"{prefix}.{key}") from None
         raise
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{prefix or cls.__name__}: {exc}") from None

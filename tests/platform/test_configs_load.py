@@ -127,3 +127,21 @@ def test_splits_are_in_the_shipped_prepare_configs():
     assert paper.splits == Splits(val=("chr10", "chr11"), test=("chr3", "chr13", "chr17"))
     demo = load_config("prepare-demo", PrepareConfig)
     assert demo.splits == Splits(val=("chr2",), test=("chr3",))
+
+
+def test_one_validation_style_names_the_dotted_key():
+    """Config dataclasses validate with core.config.check: a ConfigError naming the key,
+    with the section's path added when the section sits in several places."""
+    from mixhic.core.config import ConfigError
+    from mixhic.pipelines.prepare_config import GridPlan, PrepareConfig
+    from mixhic.platform.train_config import PretrainConfig
+
+    with pytest.raises(ConfigError, match=r"datasets\.hic\.step_bp: must be positive"):
+        load_config("prepare-demo", PrepareConfig, {"datasets.hic.step_bp": 0})
+    with pytest.raises(ConfigError, match=r"datasets\.loops\.negatives: unknown kind"):
+        load_config("prepare-demo", PrepareConfig, {"datasets.loops.negatives": {"x": 1.0}})
+    with pytest.raises(ConfigError, match=r"^demo-pretrain.yaml: data\.batch_size: must be >= 1"):
+        load_config("demo-pretrain", PretrainConfig, {"data.batch_size": 0})
+    with pytest.raises(ConfigError) as err:  # built in Python: the key relative to the section
+        GridPlan(step_bp=0)
+    assert err.value.key == "step_bp"
