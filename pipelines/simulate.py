@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mixhic.core.config import ConfigError, build, parse_overrides, to_dict
+from mixhic.core.cliargs import Alias, ConfigArgs, ConfigCommand
+from mixhic.core.config import ConfigError, build, to_dict
 from mixhic.core.errors import MixHicError
 from mixhic.pipelines._simulate_balance import ice_cis, store_weight
 from mixhic.pipelines._simulate_model import ChromParams, ChromSim, simulate_chromosome
@@ -49,6 +50,8 @@ __all__ = [
     "PRESETS",
     "simulation_params",
     "simulate_genome",
+    "SimulateRun",
+    "config_from_args",
     "cli_main",
 ]
 
@@ -493,51 +496,91 @@ def _progress(items: list, desc: str):
     return tqdm(items, desc=f"simulate {desc}", unit="chrom", leave=False)
 
 
+@dataclass(frozen=True)
+class SimulateRun:
+    """What ``mixhic simulate`` runs: :func:`simulate_genome` ``(out_dir, preset, seed,
+    overwrite, **params)``; ``params`` are :class:`SimulationParams` overrides."""
+
+    out_dir: str
+    preset: str = "tiny"
+    seed: int = 0
+    overwrite: bool = False
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+_RUN_KEYS = ("out_dir", "preset", "seed", "overwrite")
+
+CLI = ConfigCommand(
+    "mixhic simulate",
+    "Simulate a seeded genome: .mcool, ATAC/DNase/CAGE bigWigs, loops, TSSs; or, with "
+    "--report, measure how real-looking a Hi-C map is.",
+    default_config="tiny",
+    config_help=f"simulation preset ({', '.join(sorted(PRESETS))})",
+    keys_help="keys: out_dir (required), seed, overwrite, preset, and the simulation "
+              "parameters: " + ", ".join(f.name for f in dataclasses.fields(SimulationParams))
+              + "\ne.g. mixhic simulate small out_dir=runs/genome seed=3 n_chroms=2",
+    aliases=[
+        Alias("--out", "out_dir", "directory to create (must be new or empty)", metavar="DIR",
+              example="runs/genome"),
+        Alias("--preset", "preset", choices=tuple(sorted(PRESETS)), example="small"),
+        Alias("--seed", "seed", metavar="N", example="3"),
+        Alias("--overwrite", "overwrite", "replace an earlier simulation in out_dir",
+              kind="true"),
+    ],
+    epilog="realism report instead: mixhic simulate --report COOL [--loops BEDPE] "
+           "[--resolution N] [--weight COLUMN]",
+)
+CLI.parser.add_argument("--report", metavar="COOL",
+                        help="realism report of a .cool / .mcool::resolutions/N (or of a "
+                        "simulated genome's directory: its map and loops) instead")
+CLI.parser.add_argument("--loops", metavar="BEDPE", help="loop calls for the report's APA")
+CLI.parser.add_argument("--resolution", type=int, help="bin size the report reads from an "
+                        ".mcool")
+CLI.parser.add_argument("--weight", default="weight",
+                        help="balancing weight column of the report (raw counts if absent)")
+
+
+def _run_of(args: ConfigArgs) -> SimulateRun:
+    raw = {"preset": args.config, **args.overrides}
+    run = {k: raw.pop(k) for k in _RUN_KEYS if k in raw}
+    preset = run["preset"]
+    if preset not in PRESETS:
+        hint = ("; the output directory is out_dir=DIR (or --out DIR)"
+                if args.config == preset else "")
+        raise MixHicError(f"simulate: {preset!r} is not a preset (known: "
+                          f"{', '.join(sorted(PRESETS))}){hint}")
+    simulation_params(preset, **raw)  # errors name the bad key
+    if run.get("out_dir") in (None, ""):
+        raise MixHicError("simulate: give the output directory, out_dir=DIR (or --out DIR), "
+                          "or --report COOL to measure a map")
+    if not isinstance(run.get("overwrite", False), bool):
+        raise MixHicError(f"simulate: overwrite: expected true/false, got {run['overwrite']!r}")
+    return SimulateRun(out_dir=str(run["out_dir"]), preset=preset, seed=run.get("seed", 0),
+                       overwrite=run.get("overwrite", False), params=raw)
+
+
+def config_from_args(argv: Sequence[str]) -> SimulateRun:
+    """The :class:`SimulateRun` ``mixhic simulate ARGS`` runs (not ``--report``)."""
+    return _run_of(CLI.parse(argv))
+
+
 def cli_main(argv: Sequence[str]) -> int:
-    """``mixhic simulate OUT_DIR [--preset tiny|small|realistic] [--seed N] [--overwrite]
-    [key=value ...]``, or ``mixhic simulate --report COOL [--loops BEDPE] [--resolution N]``.
+    """``mixhic simulate [PRESET] out_dir=DIR [seed=N] [overwrite=true] [key=value ...]``,
+    or ``mixhic simulate --report COOL [--loops BEDPE] [--resolution N]``.
 
     ``--report`` measures how real-looking any cooler is
     (:func:`mixhic.pipelines.realism.realism_report`): the figures are logged and printed
     on stdout as one ``key=value`` line.
     """
-    fields = ", ".join(f.name for f in dataclasses.fields(SimulationParams))
-    parser = argparse.ArgumentParser(
-        prog="mixhic simulate",
-        description="Simulate a seeded genome: .mcool, ATAC/DNase/CAGE bigWigs, loops, TSSs; "
-                    "or, with --report, measure how real-looking a Hi-C map is.",
-        epilog=f"overridable keys: {fields}",
-    )
-    parser.add_argument("out_dir", nargs="?", help="directory to create (must be new or empty)")
-    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier simulation in OUT_DIR")
-    parser.add_argument("--report", metavar="COOL",
-                        help="realism report of a .cool / .mcool::resolutions/N (or of a "
-                        "simulated genome's directory: its map and loops) instead")
-    parser.add_argument("--loops", metavar="BEDPE", help="loop calls for the report's APA")
-    parser.add_argument("--resolution", type=int, help="bin size to read from an .mcool")
-    parser.add_argument("--weight", default="weight",
-                        help="balancing weight column of the report (raw counts if absent)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    ns = parser.parse_intermixed_args(list(argv))
+    args = CLI.parse(argv)
+    ns = args.ns
     if ns.report is not None:
         return _report_cli(ns)
     if ns.loops is not None or ns.resolution is not None:
         raise MixHicError("simulate: --loops and --resolution go with --report COOL")
-    if ns.out_dir is None:
-        raise MixHicError("simulate: give OUT_DIR to simulate, or --report COOL to measure")
-    try:
-        overrides = parse_overrides(ns.overrides)
-    except ConfigError as exc:
-        raise MixHicError(f"simulate: {exc}") from None
-    for key in ("preset", "seed", "overwrite", "out_dir"):
-        if key in overrides:
-            raise MixHicError(f"simulate: {key} is an option, not a key=value override "
-                              f"(use --{key.replace('_', '-')} or the positional OUT_DIR)")
-    g = simulate_genome(ns.out_dir, preset=ns.preset, seed=ns.seed, overwrite=ns.overwrite,
-                        **overrides)
+    run = _run_of(args)
+    g = simulate_genome(run.out_dir, preset=run.preset, seed=run.seed, overwrite=run.overwrite,
+                        **run.params)
     log.info("simulate: wrote %s", g.meta.parent)
     return 0
 
@@ -545,7 +588,8 @@ def cli_main(argv: Sequence[str]) -> int:
 def _report_cli(ns: argparse.Namespace) -> int:
     from mixhic.pipelines.realism import format_report, realism_report
 
-    extra = ([ns.out_dir] if ns.out_dir else []) + list(ns.overrides)
+    extra = ([ns.config] if ns.config else []) + list(ns.overrides) + [
+        a.flag for a in CLI.aliases if getattr(ns, a.dest) not in (None, False, [])]
     if extra:
         raise MixHicError(f"simulate --report: unexpected argument {extra[0]!r} "
                           "(the report takes COOL, --loops, --resolution and --weight)")

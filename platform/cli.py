@@ -7,6 +7,11 @@ the top-level package (``mixhic._prepare``, ``mixhic._predict``): they parse and
 the notebook API (:func:`mixhic.prepare`, :func:`mixhic.predict_region`), the one
 implementation of both. Modules are named here as strings, so this layer imports none
 of them.
+
+Every command with a config has the form ``mixhic COMMAND [CONFIG] [key=value ...]
+[flags]``, parsed by :class:`mixhic.core.cliargs.ConfigCommand`. The global flags
+``-v``/``-q`` are taken here, before or after the command (:func:`main`), never by a
+command.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import importlib
 import logging
 import sys
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "log_level"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("mixhic.pipelines.simulate", "simulate a small realistic genome as .mcool/bigWig/bedpe/BED"),
@@ -36,23 +41,47 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    return "commands:\n" + "\n".join(lines)
+    return (
+        "commands:\n" + "\n".join(lines) + "\n\n"
+        "form: mixhic COMMAND [CONFIG] [key=value ...] [flags] (CONFIG: a shipped config name\n"
+        "or a YAML path; every setting is a dotted key=value; `mixhic COMMAND --help` lists\n"
+        "the command's flag aliases). submit: mixhic submit [flags] -- COMMAND ...\n\n"
+        "global flags, before or after the command: -v/--verbose (-v tracebacks, -vv debug\n"
+        "logging), -q/--quiet (-q warnings only, -qq errors only)."
+    )
+
+
+def log_level(verbose: int, quiet: int) -> int:
+    """The logging level of ``-v``/``-q`` counts: INFO by default, ``-vv`` DEBUG, ``-q``
+    WARNING, ``-qq`` ERROR (``-v`` alone keeps INFO and shows tracebacks)."""
+    net = verbose - quiet
+    if net >= 2:
+        return logging.DEBUG
+    if net >= 0:
+        return logging.INFO
+    return logging.WARNING if net == -1 else logging.ERROR
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mixhic.core.cliargs import split_global_flags
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose, quiet, argv = split_global_flags(argv)  # anywhere before a `--`
     parser = argparse.ArgumentParser(
         prog="mixhic",
         description="MIX-HIC: multimodal 3D-genome pre-training on Ray.",
         epilog=_usage(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (repeatable; before or after the command)")
+    parser.add_argument("-q", "--quiet", action="count", default=0,
+                        help="less logging (repeatable; before or after the command)")
     parser.add_argument("command", choices=sorted(COMMANDS), metavar="command")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if ns.verbose > 1 else logging.INFO,
+        level=log_level(verbose, quiet),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
@@ -71,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # user-facing errors end in one clear line
         from mixhic.core.errors import is_user_error
 
-        if is_user_error(exc) and ns.verbose == 0:
+        if is_user_error(exc) and verbose == 0:
             logging.getLogger("mixhic").error("%s", exc)
             return 2
         raise

@@ -16,13 +16,12 @@ its baseline shows a negative gain.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import warnings
 from typing import Any
 
 import numpy as np
-from mixhic.core.config import apply_overrides, build, load_config, parse_overrides
+from mixhic.core.cliargs import Alias, ConfigCommand
 from mixhic.core.errors import MixHicError
 from mixhic.platform import data as data_mod
 from mixhic.platform.checkpoints import GEOMETRY_HINT, data_mismatches
@@ -261,37 +260,35 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, float]:
     return metrics
 
 
+CLI = ConfigCommand(
+    "mixhic evaluate",
+    "Metrics of a fine-tuned model dir (path, URI, runs:/..., models:/...) on a split of a "
+    "prepared dataset.",
+    default_config=None,
+    config_help="EvaluateConfig YAML path",
+    keys_help="model and data_dir are required: e.g. mixhic evaluate model=runs/x/model "
+              "data_dir=runs/data split=val (or --model DIR --data-dir DIR)",
+    aliases=[
+        Alias("--model", "model", "model dir or URI", metavar="DIR", example="runs/x/model"),
+        Alias("--data-dir", "data_dir", "prepared data dir", metavar="DIR", example="runs/data"),
+        Alias("--split", "split", choices=("train", "val", "test"), example="val"),
+        Alias("--sample", "sample", "only rows of this sample", example="gm12878"),
+        Alias("--batch-size", "batch_size", metavar="N", example="5"),
+        Alias("--no-mlflow", "log_to_mlflow", "do not log to MLflow", kind="false"),
+        Alias("--runs-dir", "runs_dir", "MLflow runs dir (default runs)", metavar="DIR",
+              example="runs2"),
+        Alias("--experiment", "experiment", metavar="NAME", example="eval"),
+    ],
+)
+
+
+def config_from_args(argv: list[str]) -> EvaluateConfig:
+    """The :class:`EvaluateConfig` ``mixhic evaluate ARGS`` runs."""
+    return CLI.parse(argv).load(EvaluateConfig)
+
+
 def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mixhic evaluate",
-        description="Metrics of a fine-tuned model dir (path, URI, runs:/..., models:/...) on "
-        "a split of a prepared dataset; --config FILE instead takes an EvaluateConfig YAML.",
-    )
-    parser.add_argument("args", nargs="*", metavar="MODEL DATA_DIR [key=value ...]",
-                        help="model dir or URI, prepared data dir, then key=value overrides")
-    parser.add_argument("--config", help="EvaluateConfig YAML (then MODEL/DATA_DIR optional)")
-    parser.add_argument("--split", default=None, choices=["train", "val", "test"])
-    parser.add_argument("--sample", default=None, help="only rows of this sample")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    parser.add_argument("--runs-dir", default=None, help="MLflow runs dir (default runs)")
-    parser.add_argument("--experiment", default=None)
-    ns = parser.parse_intermixed_args(argv)
-    overrides = [a for a in ns.args if "=" in a and not a.startswith(("runs:/", "models:/"))]
-    positional = [a for a in ns.args if a not in overrides]
-    if len(positional) > 2:
-        parser.error(f"unexpected arguments {positional[2:]}")
-    positional += [None] * (2 - len(positional))
-    flags = {"model": positional[0], "data_dir": positional[1], "split": ns.split,
-             "sample": ns.sample, "batch_size": ns.batch_size, "runs_dir": ns.runs_dir,
-             "experiment": ns.experiment, "log_to_mlflow": False if ns.no_mlflow else None}
-    flags = {k: v for k, v in flags.items() if v is not None}
-    if ns.config:
-        cfg = load_config(ns.config, EvaluateConfig, {**flags, **parse_overrides(overrides)})
-    else:
-        if "model" not in flags or "data_dir" not in flags:
-            parser.error("MODEL and DATA_DIR are required without --config")
-        cfg = build(EvaluateConfig, apply_overrides(flags, parse_overrides(overrides)))
+    cfg = config_from_args(argv)
     metrics = evaluate(cfg)
     for k, v in summary(metrics).items():
         log.info("%-28s %.4f", k, v)

@@ -16,14 +16,13 @@ cross-sample evaluation), exported as a model dir, logged and registered in MLfl
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from mixhic.core.config import load_config
+from mixhic.core.cliargs import Alias, ConfigCommand
 from mixhic.core.errors import MixHicError
 from mixhic.models.tasks import HIC_INPUT_MODES, check_task_mode
 from mixhic.platform import checkpoints as ckpt_io
@@ -275,28 +274,31 @@ def _pretrained_checked(cfg: FinetuneConfig, geometry):
     return meta, state, report
 
 
+CLI = ConfigCommand(
+    "mixhic finetune",
+    "Fine-tune MIX-HIC on hic | loops | cage with Ray Train.",
+    default_config="demo-finetune",
+    config_help="shipped config name (demo-finetune, paper-finetune-loops, ...) or YAML path",
+    keys_help="e.g. mixhic finetune demo-finetune task=loops pretrained=DIR train.epochs=3",
+    aliases=[
+        Alias("--task", "task", "the task", choices=TASKS, example="cage"),
+        Alias("--mode", "mode", "the input mode", choices=MODES, example="epi"),
+        Alias("--pretrained", "pretrained", "pretraining model dir / URI", metavar="DIR",
+              example="runs/pretrain/model"),
+        Alias("--allow-mismatch", "allow_mismatch", "fine-tune a pretrained model on data of "
+              "another resolution, track set or normalisation (warned; an error by default)",
+              kind="true"),
+    ],
+)
+
+
+def config_from_args(argv: Sequence[str]) -> FinetuneConfig:
+    """The :class:`FinetuneConfig` ``mixhic finetune ARGS`` runs."""
+    return CLI.parse(argv).load(FinetuneConfig)
+
+
 def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mixhic finetune",
-        description="Fine-tune MIX-HIC on hic | loops | cage with Ray Train.",
-    )
-    parser.add_argument("config", help="YAML file or shipped config name (demo-finetune, "
-                        "paper-finetune-loops, ...)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")
-    parser.add_argument("--task", choices=TASKS, help="overrides the config's task")
-    parser.add_argument("--mode", choices=MODES, help="overrides the config's mode")
-    parser.add_argument("--pretrained", help="pretraining model dir / URI (overrides config)")
-    parser.add_argument("--allow-mismatch", action="store_true",
-                        help="fine-tune a pretrained model on data of another resolution, "
-                        "track set or normalisation (warned; an error by default)")
-    ns = parser.parse_intermixed_args(argv)  # options may sit between config and overrides
-    overrides = list(ns.overrides)
-    for key in ("task", "mode", "pretrained"):
-        if getattr(ns, key) is not None:
-            overrides.append(f"{key}={getattr(ns, key)}")
-    if ns.allow_mismatch:
-        overrides.append("allow_mismatch=true")
-    cfg = load_config(ns.config, FinetuneConfig, overrides)
+    cfg = config_from_args(argv)
     result = finetune(cfg)
     for k, v in sorted(result.metrics.items()):
         if k.startswith("test_"):

@@ -195,7 +195,7 @@ exit status: the job's (0 succeeded; the command's own code when it failed; 130 
 
 
 def cli_main(argv: list[str]) -> int:
-    import argparse
+    from mixhic.core.cliargs import command_parser
 
     argv = list(argv)
     if "--" in argv:
@@ -203,12 +203,13 @@ def cli_main(argv: list[str]) -> int:
         opts, command = argv[:split], argv[split + 1 :]
     else:
         opts, command = argv, []
-    parser = argparse.ArgumentParser(
-        prog="mixhic submit",
-        usage="mixhic submit [options] -- COMMAND [ARGS ...]",
-        description="Run a mixhic command as a job on a Ray cluster; exits with its status.",
+    parser = command_parser(
+        "mixhic submit",
+        "Run a mixhic command as a job on a Ray cluster; exits with its status. The command "
+        "after -- has its own form, COMMAND [CONFIG] [key=value ...] [flags]; global flags "
+        "before -- are this submission's, after it the job's.",
+        usage="mixhic submit [flags] -- COMMAND [CONFIG] [key=value ...] [flags]",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--address", help="Ray job server URL (the dashboard, http://HEAD:8265)")
     parser.add_argument(

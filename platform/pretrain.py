@@ -13,13 +13,12 @@ directory is ``<storage>/<run>/model`` and is logged to MLflow as the artifact `
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from mixhic.core.config import load_config
+from mixhic.core.cliargs import ConfigCommand
 from mixhic.core.errors import MixHicError
 from mixhic.platform import data as data_mod
 from mixhic.platform.train_config import ModelConfig, PretrainConfig
@@ -80,16 +79,22 @@ def pretrain(
     return result
 
 
+CLI = ConfigCommand(
+    "mixhic pretrain",
+    "Pre-train MIX-HIC with Ray Train (DDP) on a prepared dataset.",
+    default_config="demo-pretrain",
+    config_help="shipped config name (demo-pretrain, paper-pretrain) or YAML path",
+    keys_help="e.g. mixhic pretrain demo-pretrain data.data_dir=runs/data train.epochs=3",
+)
+
+
+def config_from_args(argv: Sequence[str]) -> PretrainConfig:
+    """The :class:`PretrainConfig` ``mixhic pretrain ARGS`` runs."""
+    return CLI.parse(argv).load(PretrainConfig)
+
+
 def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mixhic pretrain",
-        description="Pre-train MIX-HIC with Ray Train (DDP) on a prepared dataset.",
-    )
-    parser.add_argument("config", help="YAML file or shipped config name (demo-pretrain, "
-                        "paper-pretrain)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")
-    ns = parser.parse_args(argv)
-    cfg = load_config(ns.config, PretrainConfig, ns.overrides)
+    cfg = config_from_args(argv)
     result = pretrain(cfg)
     log.info("model dir: %s", result.model_dir)
     return 0

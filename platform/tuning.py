@@ -36,13 +36,13 @@ This module runs the sweep; its parts live in ``tune_search`` (plan, search spac
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import math
 import os
 
-from mixhic.core.config import load_config, to_dict
+from mixhic.core.cliargs import ConfigCommand
+from mixhic.core.config import to_dict
 from mixhic.core.errors import MixHicError
 from mixhic.platform.tune_config import PARAM_PATHS, TuneConfig
 from mixhic.platform.tune_results import (
@@ -207,17 +207,23 @@ def _finish(out: TuneResult, plan: SweepPlan, rows, figure_fn) -> None:
              best["metric"], out.best_params, out.best_config)
 
 
+CLI = ConfigCommand(
+    "mixhic tune",
+    "Ray Tune search over the pretraining loss weights (objective: a downstream validation "
+    "metric).",
+    default_config="tune-demo",
+    config_help="shipped config name (tune-demo, tune-paper) or YAML path",
+    keys_help="e.g. mixhic tune tune-demo search.num_samples=8 task=loops",
+)
+
+
+def config_from_args(argv: list[str]) -> TuneConfig:
+    """The :class:`TuneConfig` ``mixhic tune ARGS`` runs."""
+    return CLI.parse(argv).load(TuneConfig)
+
+
 def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mixhic tune",
-        description="Ray Tune search over the pretraining loss weights (objective: a "
-                    "downstream validation metric).",
-    )
-    parser.add_argument("config", help="YAML file or shipped config name (tune-demo, tune-paper)")
-    parser.add_argument("overrides", nargs="*",
-                        help="key=value overrides, e.g. search.num_samples=8 task=loops")
-    ns = parser.parse_args(argv)
-    cfg = load_config(ns.config, TuneConfig, ns.overrides)
+    cfg = config_from_args(argv)
     result = tune(cfg)
     log.info("trials:\n%s", format_table(result))
     if result.interrupted:

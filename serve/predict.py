@@ -44,7 +44,6 @@ and written to ``predict.json`` with the window counts.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -55,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from mixhic.core.cliargs import Alias, ConfigCommand
 from mixhic.core.config import to_dict
 from mixhic.core.errors import MixHicError
 from mixhic.serve import writers
@@ -544,57 +544,37 @@ def predict_genome(cfg: PredictConfig) -> PredictOutputs:
                           tuple(skipped), mcool, summary_path)
 
 
+CLI = ConfigCommand(
+    "mixhic predict",
+    "Genome-wide prediction with Ray Data: .cool/.mcool (hic), bedpe loop calls (loops), "
+    "bigWig (cage) for the chosen chromosomes or regions. Resumable per chromosome.",
+    default_config=DEFAULT_CONFIG,
+    config_help="predict config: shipped config name (predict-demo) or YAML path",
+    keys_help="e.g. mixhic predict predict-demo 'models=[runs/hic/model]' out_dir=runs/pred "
+              "'regions=[chr1:0-5000000]' genome.mcool=hic.mcool",
+    aliases=[
+        Alias("--model", "models", "MLflow model URI (repeatable; one per task)",
+              kind="append", metavar="URI", example="models:/mixhic-hic@1"),
+        Alias("--checkpoint", "models", "model directory (repeatable; one per task)",
+              kind="append", metavar="DIR", example="runs/hic/model"),
+        Alias("--out", "out_dir", "output directory", metavar="DIR", example="runs/pred"),
+        Alias("--chroms", "chroms", "chromosomes (default: all)", kind="list",
+              metavar="CHROM", example="chr2"),
+        Alias("--region", "regions", "predict only this region (bp, repeatable)",
+              kind="append", metavar="CHROM:START-END", example="chr1:0-1000000"),
+        Alias("--regions-bed", "regions_bed", "predict only the regions of a BED file",
+              metavar="BED", example="regions.bed"),
+        Alias("--mcool", "genome.mcool", "Hi-C file", metavar="MCOOL", example="hic.mcool"),
+        Alias("--track", "genome.tracks", "a track as trained, e.g. atac=atac.bw "
+              "(repeatable)", kind="mapping", metavar="NAME=BIGWIG", example="atac=atac.bw"),
+    ],
+)
+CLI.parser.add_argument(
+    "--report", action="store_true",
+    help="also write the region viewer page (HTML + PNG) of the first regions (default: the "
+         "first 2 Mb) under OUT/report (mixhic.serve.viewer)")
+
+
 def config_from_args(argv: list[str]) -> PredictConfig:
     """The :class:`PredictConfig` that ``mixhic predict ARGS`` runs with."""
-    p = argparse.ArgumentParser(
-        prog="mixhic predict",
-        description="Genome-wide prediction with Ray Data: .cool/.mcool (hic), bedpe loop "
-                    "calls (loops), bigWig (cage) for the chosen chromosomes or regions. "
-                    "Resumable per chromosome.",
-    )
-    p.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
-                   help=f"predict config: shipped name or YAML path (default {DEFAULT_CONFIG})")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.add_argument("--model", action="append", default=[], metavar="URI",
-                   help="MLflow model URI (repeatable; one per task)")
-    p.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
-                   help="model directory (repeatable; one per task)")
-    p.add_argument("--out", default=None, help="output directory (config out_dir)")
-    p.add_argument("--chroms", nargs="+", default=None, help="chromosomes (default: all)")
-    p.add_argument("--region", action="append", default=[], metavar="CHROM:START-END",
-                   help="predict only this region (bp, repeatable; config regions)")
-    p.add_argument("--regions-bed", default=None, metavar="BED",
-                   help="predict only the regions of a BED file (config regions_bed)")
-    p.add_argument("--mcool", default=None, help="Hi-C file (config genome.mcool)")
-    p.add_argument("--track", action="append", default=[], metavar="NAME=BIGWIG",
-                   help="a track as trained, e.g. atac=atac.bw (repeatable)")
-    p.add_argument("--report", action="store_true",
-                   help="also write the region viewer page (HTML + PNG) of the first regions "
-                        "(default: the first 2 Mb) under OUT/report (mixhic.serve.viewer)")
-    ns = p.parse_intermixed_args(argv)  # options may sit between config and overrides
-
-    from mixhic.core.config import load_config, parse_overrides
-
-    items = list(ns.overrides)
-    if "=" in ns.config:  # no config named: the first word is an override
-        items.insert(0, ns.config)
-        ns.config = DEFAULT_CONFIG
-    overrides = parse_overrides(items)
-    if ns.model or ns.checkpoint:
-        overrides["models"] = ns.model + ns.checkpoint
-    if ns.out:
-        overrides["out_dir"] = ns.out
-    if ns.chroms:
-        overrides["chroms"] = ns.chroms
-    if ns.region:
-        overrides["regions"] = ns.region
-    if ns.regions_bed:
-        overrides["regions_bed"] = ns.regions_bed
-    if ns.mcool:
-        overrides["genome.mcool"] = ns.mcool
-    for item in ns.track:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise MixHicError(f"--track {item!r}: expected NAME=BIGWIG")
-        overrides[f"genome.tracks.{name}"] = path
-    return load_config(ns.config, PredictConfig, overrides)
+    return CLI.parse(argv).load(PredictConfig)

@@ -327,6 +327,7 @@ def test_prepare_command_goes_through_the_api(ray_local, tmp_path, monkeypatch):
     again with the same settings as keywords finds the command's output up to date."""
     import mixhic
     import mixhic._prepare as api
+    from mixhic.core.config import parse_overrides
     from mixhic.pipelines.manifest import read_manifest
     from mixhic.platform.cli import main
 
@@ -348,7 +349,7 @@ def test_prepare_command_goes_through_the_api(ray_local, tmp_path, monkeypatch):
             "datasets.hic.enabled=false", "datasets.cage.enabled=false"]
     assert main(["prepare", "prepare-demo", *args]) == 0
     ((config, overrides, keys, manifest),) = calls
-    assert (config, overrides, keys) == ("prepare-demo", args, {})
+    assert (config, overrides, keys) == ("prepare-demo", list(parse_overrides(args)), {})
     assert read_manifest(str(out)).fingerprint == manifest.fingerprint
     assert manifest.datasets == ["pretrain", "loops"]
     assert manifest.shapes["hic"] == [20, 20] and manifest.shapes["epi"] == [2, 800]

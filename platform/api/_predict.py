@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from mixhic.core.errors import MixHicError
 
-__all__ = ["load_model", "predict_region", "report_from_prediction", "cli_main",
-           "MAX_REGION_BINS"]
+__all__ = ["load_model", "predict_region", "report_from_prediction", "config_from_args",
+           "cli_main", "MAX_REGION_BINS"]
 
 log = logging.getLogger(__name__)
 
@@ -339,14 +339,33 @@ def report_from_prediction(cfg, out_dir: str | Path | None = None) -> list[dict[
             for region in regions]
 
 
-def cli_main(argv: list[str]) -> int:
-    """``mixhic predict ARGS``: genome-wide prediction on Ray Data
-    (:func:`mixhic.serve.predict.predict_genome`), then with ``--report`` the region pages
-    by :func:`report_from_prediction`."""
-    from mixhic.serve.predict import config_from_args, predict_genome
+def __getattr__(name: str):
+    """``CLI``: the parser of ``mixhic predict`` (in :mod:`mixhic.serve.predict`), imported
+    on first use so that importing this module loads neither torch nor Ray."""
+    if name == "CLI":
+        from mixhic.serve.predict import CLI
 
-    cfg = config_from_args(argv)
+        return CLI
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def config_from_args(argv: list[str]):
+    """The :class:`~mixhic.serve.config.PredictConfig` ``mixhic predict ARGS`` runs with."""
+    from mixhic.serve.predict import config_from_args as parse
+
+    return parse(argv)
+
+
+def cli_main(argv: list[str]) -> int:
+    """``mixhic predict [CONFIG] [key=value ...] [flags]``: genome-wide prediction on Ray
+    Data (:func:`mixhic.serve.predict.predict_genome`), then with ``--report`` the region
+    pages by :func:`report_from_prediction`."""
+    from mixhic.serve.config import PredictConfig
+    from mixhic.serve.predict import CLI, predict_genome
+
+    args = CLI.parse(argv)
+    cfg = args.load(PredictConfig)
     predict_genome(cfg)
-    if "--report" in argv:
+    if args.ns.report:
         report_from_prediction(cfg)
     return 0

@@ -7,16 +7,16 @@ the command does (shipped YAML name or path, dotted ``key=value`` overrides).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mixhic.core.cliargs import ConfigCommand
 from mixhic.core.config import apply_overrides, build, load_config, parse_overrides, to_dict
 from mixhic.pipelines.manifest import Manifest
 
-__all__ = ["prepare", "prepare_config", "cli_main"]
+__all__ = ["prepare", "prepare_config", "config_from_args", "cli_main"]
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +79,26 @@ def prepare(config: Any = DEFAULT_CONFIG, overrides: Sequence[str] | Mapping[str
     return run_prepare(cfg)
 
 
+CLI = ConfigCommand(
+    "mixhic prepare",
+    "Window .cool/.mcool + bigWig (+ bedpe, TSS BED) into Parquet datasets with Ray Data. "
+    "Relative paths resolve against `root`. Python: mixhic.prepare().",
+    default_config=DEFAULT_CONFIG,
+    config_help="shipped config name (prepare-demo, prepare-paper) or YAML path",
+    keys_help="e.g. mixhic prepare prepare-demo root=runs/genome out=runs/data",
+)
+
+
+def config_from_args(argv: Sequence[str]):
+    """The :class:`~mixhic.pipelines.prepare.PrepareConfig` ``mixhic prepare ARGS`` runs."""
+    args = CLI.parse(argv)
+    return prepare_config(args.config, args.overrides)
+
+
 def cli_main(argv: list[str]) -> int:
-    """``mixhic prepare CONFIG [key=value ...]``: parse, then :func:`prepare`."""
-    parser = argparse.ArgumentParser(
-        prog="mixhic prepare",
-        description="Window .cool/.mcool + bigWig (+ bedpe, TSS BED) into Parquet datasets "
-        "with Ray Data. Relative paths resolve against `root`. Python: mixhic.prepare().",
-    )
-    parser.add_argument("config", help="YAML file or shipped config name (prepare-demo, "
-                                       "prepare-paper)")
-    parser.add_argument("overrides", nargs="*",
-                        help="key=value overrides, e.g. root=demo out=data")
-    ns = parser.parse_args(argv)
-    manifest = prepare(ns.config, ns.overrides)
+    """``mixhic prepare [CONFIG] [key=value ...]``: parse, then :func:`prepare`."""
+    args = CLI.parse(argv)
+    manifest = prepare(args.config, args.overrides)
     for d in manifest.datasets:
         log.info("%-8s %s", d, manifest.rows[d])
     return 0

@@ -349,11 +349,13 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
 
 def test_cli(tmp_path, caplog):
     out = tmp_path / "cli"
-    assert cli_main([str(out), "--seed", "3", "n_chroms=2", "chrom_length=6e5"]) == 0
+    assert cli_main(["tiny", f"out_dir={out}", "--seed", "3", "n_chroms=2",
+                     "chrom_length=6e5"]) == 0
     meta = json.loads((out / "simulation.json").read_text())
     assert meta["seed"] == 3 and meta["params"]["chrom_length"] == 600_000
     assert meta["params"]["n_chroms"] == 2
-    with pytest.raises(MixHicError, match="seed"):
+    # the old positional OUT_DIR is not a preset: the error says where the directory goes
+    with pytest.raises(MixHicError, match="not a preset.*out_dir=DIR"):
         cli_main([str(tmp_path / "x"), "seed=3"])
     with pytest.raises(MixHicError, match="max_distance"):
-        cli_main([str(tmp_path / "x"), "max_distance=-5"])
+        cli_main([f"out_dir={tmp_path / 'x'}", "max_distance=-5"])

@@ -70,4 +70,5 @@ def test_evaluate_logs_to_mlflow_and_selects_a_sample(ray_local, tiny_data, tmp_
 
         _, meta = load_model_dir(path)
         evaluate_model(None, {**meta, "kind": "pretrain"}, str(tiny_data))
-    assert cli_main([str(path), str(tiny_data), "--no-mlflow", "batch_size=5"]) == 0
+    assert cli_main([f"model={path}", "--data-dir", str(tiny_data), "--no-mlflow",
+                     "batch_size=5"]) == 0

@@ -209,9 +209,9 @@ def test_cli_errors_are_one_line(capsys):
     with pytest.raises(MixHicError, match="cannot itself be 'submit'"):
         jobs.submit(["submit", "--", "pretrain"])
     with pytest.raises(MixHicError, match="--env"):
-        jobs.cli_main(["--env", "NOVALUE", "--", "simulate", "/tmp/x"])
+        jobs.cli_main(["--env", "NOVALUE", "--", "simulate", "out_dir=/tmp/x"])
     with pytest.raises(MixHicError, match="runtime-env-extra"):
-        jobs.cli_main(["--runtime-env-extra", "nope.yaml", "--", "simulate", "/tmp/x"])
+        jobs.cli_main(["--runtime-env-extra", "nope.yaml", "--", "simulate", "out_dir=/tmp/x"])
 
 
 def test_unreachable_server_is_a_clear_error():
