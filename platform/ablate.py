@@ -17,17 +17,18 @@ logged (with one metric per cell) to a parent MLflow run whose children are the 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import datetime as _dt
 import io
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixhic.core.cliargs import ConfigCommand
 from mixhic.core.config import load_config
 from mixhic.platform.train_config import AblateConfig, FinetuneConfig, PretrainConfig
 
@@ -157,14 +158,20 @@ def ablate(cfg: AblateConfig) -> AblationResult:
     return result
 
 
+CLI = ConfigCommand(
+    "mixhic ablate",
+    "Modality ablation (epi / infer / nonpre / bimodal) and few-shot curve.",
+    default_config="ablate-demo",
+    config_help="shipped config name (ablate-demo) or YAML path",
+)
+
+
+def config_from_args(argv: Sequence[str]) -> AblateConfig:
+    """The :class:`AblateConfig` ``mixhic ablate ARGS`` runs."""
+    return CLI.parse(argv).load(AblateConfig)
+
+
 def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mixhic ablate",
-        description="Modality ablation (epi / infer / nonpre / bimodal) and few-shot curve.",
-    )
-    parser.add_argument("config", help="YAML file or shipped config name (ablate-demo)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides")
-    ns = parser.parse_args(argv)
-    result = ablate(load_config(ns.config, AblateConfig, ns.overrides))
+    result = ablate(config_from_args(argv))
     sys.stdout.write("\n" + result.markdown)
     return 0

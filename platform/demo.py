@@ -10,7 +10,6 @@ table and the command that opens the MLflow UI.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import logging
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixhic.core.cliargs import ConfigCommand
 from mixhic.core.config import load_config
 from mixhic.platform.train_config import DemoConfig, FinetuneConfig, PretrainConfig
 
@@ -145,20 +145,22 @@ def demo(cfg: DemoConfig) -> DemoResult:
                       rows=rows, seconds=seconds)
 
 
+CLI = ConfigCommand(
+    "mixhic demo",
+    "Simulate a genome, prepare it, pre-train, fine-tune loops/hic/cage, evaluate and "
+    "register, on a local Ray and a local MLflow.",
+    default_config="demo",
+    keys_help="e.g. mixhic demo work_dir=/tmp/d",
+)
+
+
+def config_from_args(argv: list[str]) -> DemoConfig:
+    """The :class:`DemoConfig` ``mixhic demo ARGS`` runs."""
+    return CLI.parse(argv).load(DemoConfig)
+
+
 def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mixhic demo",
-        description="Simulate a genome, prepare it, pre-train, fine-tune loops/hic/cage, "
-        "evaluate and register, on a local Ray and a local MLflow.",
-    )
-    parser.add_argument("config", nargs="?", default="demo",
-                        help="YAML file or shipped config name (default: demo)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. work_dir=/tmp/d")
-    ns = parser.parse_args(argv)
-    if ns.config and "=" in ns.config:
-        ns.overrides.insert(0, ns.config)
-        ns.config = "demo"
-    result = demo(load_config(ns.config, DemoConfig, ns.overrides))
+    result = demo(config_from_args(argv))
     sys.stdout.write(
         f"\n{result.table}\n\nfinished in {result.seconds['total']:.0f} s. Open the runs with:\n"
         f"  {result.ui_command}\n"

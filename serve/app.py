@@ -21,7 +21,6 @@ Library: :func:`build_app` (an ``Application`` for ``serve.run``), :func:`app_bu
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import logging
@@ -31,6 +30,7 @@ import time
 from typing import Any
 
 import numpy as np
+from mixhic.core.cliargs import Alias, ConfigCommand
 from mixhic.serve.api import MAX_ABS_INPUT, RequestError, build_api
 from mixhic.serve.batching import GreedyBatcher
 from mixhic.serve.config import HAPROXY_PUBLIC_PORTS, GenomeFiles, ServeConfig, haproxy_env
@@ -319,35 +319,27 @@ def run(cfg: ServeConfig, blocking: bool = False) -> str:
     return url
 
 
+CLI = ConfigCommand(
+    "mixhic serve",
+    "Serve fine-tuned MIX-HIC models over HTTP with Ray Serve (one model per task; repeat "
+    "--model/--checkpoint to serve several).",
+    default_config=DEFAULT_CONFIG,
+    config_help="serve config: shipped config name (serve-demo) or YAML path",
+    keys_help="e.g. mixhic serve serve-demo 'models=[models:/mixhic-hic@champion]' port=8001",
+    aliases=[
+        Alias("--model", "models", "MLflow model URI, e.g. models:/mixhic-hic@champion "
+              "(repeatable)", kind="append", metavar="URI", example="models:/mixhic-hic@1"),
+        Alias("--checkpoint", "models", "model directory (model.safetensors + mixhic.json) "
+              "(repeatable)", kind="append", metavar="DIR", example="runs/hic/model"),
+        Alias("--host", "host", "bind address (default 127.0.0.1)", example="0.0.0.0"),
+        Alias("--port", "port", "HTTP port (default from config)", example="8123"),
+    ],
+)
+
+
 def config_from_args(argv: list[str]) -> ServeConfig:
     """The :class:`ServeConfig` that ``mixhic serve ARGS`` runs with."""
-    p = argparse.ArgumentParser(
-        prog="mixhic serve",
-        description="Serve fine-tuned MIX-HIC models over HTTP with Ray Serve "
-                    "(one model per task; repeat --model/--checkpoint to serve several).",
-    )
-    p.add_argument("--model", action="append", default=[], metavar="URI",
-                   help="MLflow model URI, e.g. models:/mixhic-hic@champion (repeatable)")
-    p.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
-                   help="model directory (model.safetensors + mixhic.json) (repeatable)")
-    p.add_argument("--config", default=DEFAULT_CONFIG,
-                   help=f"serve config: shipped name or YAML path (default {DEFAULT_CONFIG})")
-    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="HTTP port (default from config)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    ns = p.parse_intermixed_args(argv)  # options may follow key=value overrides
-
-    from mixhic.core.config import load_config, parse_overrides
-
-    overrides = parse_overrides(ns.overrides)
-    sources = ns.model + ns.checkpoint
-    if sources:
-        overrides["models"] = sources
-    if ns.host:
-        overrides["host"] = ns.host
-    if ns.port:
-        overrides["port"] = ns.port
-    return load_config(ns.config, ServeConfig, overrides)
+    return CLI.parse(argv).load(ServeConfig)
 
 
 def cli_main(argv: list[str]) -> int:

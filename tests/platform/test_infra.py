@@ -19,8 +19,10 @@ YAML_FILES = sorted(p for p in INFRA.rglob("*.y*ml"))
 DOCKERFILES = sorted(p for p in INFRA.rglob("Dockerfile"))
 TEXT_FILES = YAML_FILES + DOCKERFILES + [REPO / "README.md"]  # "Run on a cluster" lives there
 
-# Commands whose first positional argument is a config (shipped name or YAML path).
-CONFIG_COMMANDS = {"prepare", "pretrain", "finetune", "evaluate", "tune", "predict", "ablate"}
+# Commands whose CONFIG (shipped name or YAML path) the files write first, before any flag.
+# (every command but submit: `mixhic COMMAND [CONFIG] [key=value ...] [flags]`)
+CONFIG_COMMANDS = {"prepare", "pretrain", "finetune", "evaluate", "tune", "predict", "ablate",
+                   "serve", "demo"}
 # Config classes for validating `key=value` overrides found in infra files.
 CONFIG_CLASSES = {
     "prepare": "mixhic.pipelines.prepare:PrepareConfig",
@@ -133,18 +135,22 @@ def test_every_referenced_command_and_config_exists():
     assert len(found) >= 5, "infra files should show the mixhic commands they run"
     configs = set(shipped_configs())
     for path, argv in found:
-        if not argv or argv[0].startswith("-"):
+        if not argv or argv[0].startswith("-") or argv[0].isupper():  # COMMAND: the form
             continue
         cmd, rest = argv[0], argv[1:]
         assert cmd in COMMANDS, f"{path}: `mixhic {cmd}` is not a command ({sorted(COMMANDS)})"
-        positional = [a for a in rest if not a.startswith("-") and "=" not in a]
+        # CONFIG is optional: a first bare word (a flag's value is not one)
+        positional = rest[:1] if rest and not rest[0].startswith("-") and "=" not in rest[0] \
+            else []
         if positional and positional[0].isupper():  # a placeholder in prose: CONFIG
             continue
         if cmd in CONFIG_COMMANDS and positional:
             assert positional[0] in configs, f"{path}: config {positional[0]!r} is not shipped"
-        if cmd == "serve" and "--config" in rest:
-            assert rest[rest.index("--config") + 1] in configs
-        if cmd in CONFIG_CLASSES and cmd != "serve" and positional:
+        if cmd == "simulate" and positional:  # its CONFIG is a preset
+            from mixhic.pipelines.simulate import PRESETS
+
+            assert positional[0] in PRESETS, f"{path}: {positional[0]!r} is not a preset"
+        if cmd in CONFIG_CLASSES and positional:
             overrides = [a for a in rest if "=" in a and not a.startswith("-")]
             load_config(positional[0], _load(CONFIG_CLASSES[cmd]), overrides)
 
