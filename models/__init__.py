@@ -13,8 +13,7 @@ imported by configs and the CLI) does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mixhic.core.lazy import lazy_exports
 
 _EXPORTS = {
     "MixHicConfig": ".config",
@@ -37,15 +36,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -257,7 +257,20 @@ class LoopHead(nn.Module):
         return self.out(z).squeeze(-1) + skip
 
 
-class MapHead(nn.Module):
+class _DecodedHead(nn.Module):
+    """A head over the decoder's tokens: ``tokens(fused, skips)`` -> (B, 2W, E), the
+    x-anchor's W tokens then the y-anchor's."""
+
+    def __init__(self, cfg: MixHicConfig) -> None:
+        super().__init__()
+        self.decoder = TokenDecoder(cfg)
+        self.W = cfg.window_bins
+
+    def tokens(self, fused: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        return self.decoder(fused, skips)
+
+
+class MapHead(_DecodedHead):
     """Decoder, then pixel (i, j) = MLP((a_i + b_j)/2 + a_i * b_j + D(d_ij)) + e(d_ij).
 
     a = tokens of the x-anchor (first W), b = tokens of the y-anchor (last W);
@@ -267,19 +280,17 @@ class MapHead(nn.Module):
     """
 
     def __init__(self, cfg: MixHicConfig) -> None:
-        super().__init__()
+        super().__init__(cfg)
         E = cfg.embed_dim
-        self.decoder = TokenDecoder(cfg)
         self.distance = DistanceEmbedding(E)
         self.expected = DistanceEmbedding(1)
         self.pixel = nn.Sequential(nn.Linear(E, E), nn.GELU(), nn.Dropout(cfg.dropout),
                                    nn.Linear(E, 1))
-        self.W = cfg.window_bins
 
     def forward(self, fused: torch.Tensor, skips: list[torch.Tensor],
                 hic: torch.Tensor | None = None,
                 offset: torch.Tensor | None = None) -> torch.Tensor:
-        t = self.decoder(fused, skips)  # (B, 2W, E)
+        t = self.tokens(fused, skips)  # (B, 2W, E)
         d = pixel_distances(offset, t.shape[0], self.W, t.device)  # (B, W, W)
         a, b = t[:, : self.W, None, :], t[:, None, self.W :, :]  # (B, W, 1, E), (B, 1, W, E)
         pair = 0.5 * (a + b) + a * b + self.distance(d).to(t.dtype)  # (B, W, W, E)
@@ -301,21 +312,19 @@ class MapHead(nn.Module):
         self.expected.table[:, 0] = v0 + w * (v1 - v0)
 
 
-class CageHead(nn.Module):
+class CageHead(_DecodedHead):
     """Decoder, then per bin i an MLP of [a_i, b_i] (x- and y-anchor tokens): (B, W)."""
 
     def __init__(self, cfg: MixHicConfig) -> None:
-        super().__init__()
+        super().__init__(cfg)
         E = cfg.embed_dim
-        self.decoder = TokenDecoder(cfg)
         self.bin = nn.Sequential(nn.Linear(2 * E, E), nn.GELU(), nn.Dropout(cfg.dropout),
                                  nn.Linear(E, 1))
-        self.W = cfg.window_bins
 
     def forward(self, fused: torch.Tensor, skips: list[torch.Tensor],
                 hic: torch.Tensor | None = None,
                 offset: torch.Tensor | None = None) -> torch.Tensor:
-        t = self.decoder(fused, skips)  # (B, 2W, E)
+        t = self.tokens(fused, skips)  # (B, 2W, E)
         return self.bin(torch.cat([t[:, : self.W], t[:, self.W :]], dim=-1)).squeeze(-1)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from mixhic.core.errors import MixHicError
 from mixhic.models.tasks import HIC_INPUT_MODES, TASKS
+from mixhic.pipelines.schema import WindowShape
 
 __all__ = [
     "ModelCard",
@@ -43,9 +44,11 @@ MODES_WITH_HIC = HIC_INPUT_MODES  # modes whose forward needs the Hi-C window
 _MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
-@dataclass(frozen=True)
-class ModelCard:
-    """What a served model is: identity, task and the geometry of its windows."""
+@dataclass(frozen=True, kw_only=True)
+class ModelCard(WindowShape):
+    """What a served model is: identity, task and the geometry of its windows
+    (``window_bins`` W, ``n_tracks`` C, ``epi_bins`` L per anchor, and the shapes
+    ``hic_shape`` / ``epi_shape``, from :class:`~mixhic.pipelines.schema.WindowShape`)."""
 
     source: str
     name: str
@@ -54,9 +57,6 @@ class ModelCard:
     mode: str
     preset: str | None
     run_id: str | None
-    window_bins: int  # W
-    epi_bins: int  # L, per anchor
-    n_tracks: int  # C
     resolution: int  # bp per Hi-C bin
     epi_bin: int  # bp per epi bin
     tracks: tuple[str, ...]
@@ -65,14 +65,6 @@ class ModelCard:
     @property
     def needs_hic(self) -> bool:
         return self.mode in MODES_WITH_HIC
-
-    @property
-    def hic_shape(self) -> tuple[int, int]:
-        return (self.window_bins, self.window_bins)
-
-    @property
-    def epi_shape(self) -> tuple[int, int]:
-        return (self.n_tracks, 2 * self.epi_bins)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -23,9 +23,9 @@ package is the top layer (above ``mixhic.serve``); names load on first use (PEP 
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Any
+
+from mixhic.core.lazy import lazy_exports
 
 # An editable install (pip install -e) finds the namespace subpackage mixhic.platform
 # (platform/ has no __init__.py) only through setuptools' path-hook entry on its parent's
@@ -41,15 +41,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

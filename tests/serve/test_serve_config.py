@@ -189,32 +189,44 @@ def test_api_binary_numpy_bodies(tmp_path):
     assert {"application/json", "application/x-npy", "application/x-npz"} <= set(content)
 
 
-def test_region_windows_equal_prepared_rows():
-    """GenomeWindows (region requests, predict) == mixhic prepare's rows, window by window."""
+def _prepared_chr2(genome, **overrides):
+    """(prepare config, chr2's ``hic`` rows) of the cached demo genome, prepared in-process
+    (diagonal and 50 kb off-diagonal windows, no QC drops); ``overrides`` by dotted key."""
     from mixhic.pipelines.extract import open_handles, process_chunk
     from mixhic.pipelines.prepare import PrepareConfig, build_tasks
-    from mixhic.serve.config import GenomeFiles
-    from mixhic.serve.engine import load_task_model
-    from mixhic.serve.regions import GenomeWindows
-    from serve_helpers import DATA, cached_genome, make_model_dir
+    from serve_helpers import DATA
 
-    genome = cached_genome()
     cfg = load_config("prepare-demo", PrepareConfig, {
         "root": str(genome.mcool.parent), "window_bins": DATA["window_bins"],
         "epi_bin": DATA["epi_bin"], "chromosomes": ["chr2"],
         "datasets.pretrain.enabled": False, "datasets.loops.enabled": False,
         "datasets.cage.enabled": False, "datasets.hic.offsets_bp": [0, 50000],
-        "qc.min_nonzero_frac": 0.0, "qc.max_masked_bins": 100,
+        "qc.min_nonzero_frac": 0.0, "qc.max_masked_bins": 100, **overrides,
     })
     settings, tasks, _ = build_tasks(cfg)
     tables, _ = process_chunk(settings, tasks[0], open_handles(settings))
-    table = tables["hic"]
+    return cfg, tables["hic"]
+
+
+def _genome_files(genome):
+    from mixhic.serve.config import GenomeFiles
+
+    return GenomeFiles(mcool=str(genome.mcool),
+                       tracks={"atac": str(genome.atac), "dnase": str(genome.dnase)})
+
+
+def test_region_windows_equal_prepared_rows():
+    """GenomeWindows (region requests, predict) == mixhic prepare's rows, window by window."""
+    from mixhic.serve.engine import load_task_model
+    from mixhic.serve.regions import GenomeWindows
+    from serve_helpers import cached_genome, make_model_dir
+
+    genome = cached_genome()
+    _, table = _prepared_chr2(genome)
     assert table.num_rows > 5
     card = load_task_model(str(make_model_dir(Path(genome.mcool.parent) / "m-bim", "loops",
                                               "bimodal")), "cpu").card
-    gw = GenomeWindows(GenomeFiles(mcool=str(genome.mcool),
-                                   tracks={"atac": str(genome.atac), "dnase": str(genome.dnase)}),
-                       card)
+    gw = GenomeWindows(_genome_files(genome), card)
     hic = table.column("hic").combine_chunks().to_numpy_ndarray()
     epi = table.column("epi").combine_chunks().to_numpy_ndarray()
     xs, ys = table.column("x_start").to_pylist(), table.column("y_start").to_pylist()
@@ -260,34 +272,20 @@ def test_region_windows_follow_the_models_recorded_normalisation():
     from types import SimpleNamespace
 
     from mixhic.core.config import to_dict
-    from mixhic.pipelines.extract import open_handles, process_chunk
-    from mixhic.pipelines.prepare import PrepareConfig, build_tasks
     from mixhic.platform.data import _normalisation
-    from mixhic.serve.config import GenomeFiles
     from mixhic.serve.engine import load_task_model
     from mixhic.serve.regions import PREPARE_DEFAULTS, GenomeWindows
     from serve_helpers import DATA, cached_genome, make_model_dir
 
     genome = cached_genome()
-    cfg = load_config("prepare-demo", PrepareConfig, {
-        "root": str(genome.mcool.parent), "window_bins": DATA["window_bins"],
-        "epi_bin": DATA["epi_bin"], "chromosomes": ["chr2"],
-        "datasets.pretrain.enabled": False, "datasets.loops.enabled": False,
-        "datasets.cage.enabled": False, "datasets.hic.offsets_bp": [0, 50000],
-        "qc.min_nonzero_frac": 0.0, "qc.max_masked_bins": 100,
-        "normalize.hic_cap": 3.0,  # not the default 255: most contacts are clipped
-    })
+    # not the default cap 255: most contacts are clipped
+    cfg, table = _prepared_chr2(genome, **{"normalize.hic_cap": 3.0})
     assert cfg.normalize.hic_cap != PREPARE_DEFAULTS["hic_cap"]
-    settings, tasks, _ = build_tasks(cfg)
-    tables, _ = process_chunk(settings, tasks[0], open_handles(settings))
-    table = tables["hic"]
     data = {**DATA, **_normalisation(SimpleNamespace(params=to_dict(cfg)))}
     assert data["hic_cap"] == 3.0
     model = make_model_dir(Path(genome.mcool.parent) / "m-cap3", "loops", "bimodal", data=data)
     card = load_task_model(str(model), "cpu").card
-    gw = GenomeWindows(GenomeFiles(mcool=str(genome.mcool),
-                                   tracks={"atac": str(genome.atac), "dnase": str(genome.dnase)}),
-                       card)
+    gw = GenomeWindows(_genome_files(genome), card)
     assert gw.norm.hic_cap == 3.0
     hic = table.column("hic").combine_chunks().to_numpy_ndarray()
     xs, ys = table.column("x_start").to_pylist(), table.column("y_start").to_pylist()
@@ -295,8 +293,7 @@ def test_region_windows_follow_the_models_recorded_normalisation():
         _, h, _ = gw.request_window("chr2", xs[k], ys[k])
         np.testing.assert_allclose(h, hic[k], atol=1e-6)
     # with prepare's defaults the same window differs: the setting was used, not a copy
-    files = GenomeFiles(mcool=str(genome.mcool),
-                        tracks={"atac": str(genome.atac), "dnase": str(genome.dnase)})
+    files = _genome_files(genome)
     default_model = make_model_dir(Path(genome.mcool.parent) / "m-def", "loops", "bimodal")
     default = GenomeWindows(files, load_task_model(str(default_model), "cpu").card)
     _, h_default, _ = default.request_window("chr2", xs[0], ys[0])
