@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mixhic.core.config import check
+
 __all__ = [
     "GenomeFiles",
     "Batching",
@@ -95,8 +97,7 @@ class GenomeFiles:
 
     def __post_init__(self) -> None:
         for name, path in self.tracks.items():
-            if not str(path).strip():
-                raise ValueError(f"tracks.{name}: empty path")
+            check(str(path).strip(), f"tracks.{name}", "empty path")
 
     @property
     def configured(self) -> bool:
@@ -116,12 +117,10 @@ class Batching:
     batch_wait_timeout_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size: must be >= 1, got {self.max_batch_size}")
-        if not 0 <= self.batch_wait_timeout_s <= 10:
-            raise ValueError(
-                f"batch_wait_timeout_s: must be in [0, 10] s, got {self.batch_wait_timeout_s}"
-            )
+        check(self.max_batch_size >= 1, "max_batch_size",
+              f"must be >= 1, got {self.max_batch_size}")
+        check(0 <= self.batch_wait_timeout_s <= 10, "batch_wait_timeout_s",
+              f"must be in [0, 10] s, got {self.batch_wait_timeout_s}")
 
 
 @dataclass(frozen=True)
@@ -133,14 +132,11 @@ class Autoscaling:
     target_ongoing_requests: float = 16.0
 
     def __post_init__(self) -> None:
-        if self.min_replicas < 0:
-            raise ValueError(f"min_replicas: must be >= 0, got {self.min_replicas}")
-        if self.max_replicas < max(1, self.min_replicas):
-            raise ValueError(
-                f"max_replicas: must be >= max(1, min_replicas), got {self.max_replicas}"
-            )
-        if self.target_ongoing_requests <= 0:
-            raise ValueError("target_ongoing_requests: must be > 0")
+        check(self.min_replicas >= 0, "min_replicas", f"must be >= 0, got {self.min_replicas}")
+        check(self.max_replicas >= max(1, self.min_replicas), "max_replicas",
+              f"must be >= max(1, min_replicas), got {self.max_replicas}")
+        check(self.target_ongoing_requests > 0, "target_ongoing_requests",
+              f"must be > 0, got {self.target_ongoing_requests}")
 
 
 @dataclass(frozen=True)
@@ -154,12 +150,11 @@ class DeploymentOptions:
     num_gpus: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.num_replicas < 1:
-            raise ValueError(f"num_replicas: must be >= 1, got {self.num_replicas}")
-        if self.max_ongoing_requests < 1:
-            raise ValueError("max_ongoing_requests: must be >= 1")
-        if self.num_cpus < 0 or self.num_gpus < 0:
-            raise ValueError("num_cpus / num_gpus: must be >= 0")
+        check(self.num_replicas >= 1, "num_replicas", f"must be >= 1, got {self.num_replicas}")
+        check(self.max_ongoing_requests >= 1, "max_ongoing_requests",
+              f"must be >= 1, got {self.max_ongoing_requests}")
+        check(self.num_cpus >= 0, "num_cpus", f"must be >= 0, got {self.num_cpus}")
+        check(self.num_gpus >= 0, "num_gpus", f"must be >= 0, got {self.num_gpus}")
 
     def serve_options(self) -> dict:
         """Keyword arguments for ``Deployment.options``."""
@@ -215,27 +210,21 @@ class ServeConfig:
     genome: GenomeFiles = field(default_factory=GenomeFiles)
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port: must be in 1..65535, got {self.port}")
-        if self.max_body_mb <= 0:
-            raise ValueError(f"max_body_mb: must be > 0, got {self.max_body_mb}")
-        if not 0 < self.request_timeout_s <= 3600:
-            raise ValueError(f"request_timeout_s: must be in (0, 3600], got "
-                             f"{self.request_timeout_s}")
-        if not 0 < self.keep_alive_timeout_s <= 600:
-            raise ValueError(f"keep_alive_timeout_s: must be in 1..600, got "
-                             f"{self.keep_alive_timeout_s}")
-        if not 0 < self.max_abs_input <= 1e12:
-            raise ValueError(f"max_abs_input: must be in (0, 1e12] (the float32 forward "
-                             f"overflows past ~1e19), got {self.max_abs_input}")
-        if self.model_deployment.max_ongoing_requests < self.batching.max_batch_size:
-            raise ValueError(
-                "model_deployment.max_ongoing_requests: must be >= batching.max_batch_size "
-                f"({self.model_deployment.max_ongoing_requests} < "
-                f"{self.batching.max_batch_size}), else batches never fill"
-            )
-        if not self.route_prefix.startswith("/"):
-            raise ValueError(f"route_prefix: must start with '/', got {self.route_prefix!r}")
+        check(0 < self.port < 65536, "port", f"must be in 1..65535, got {self.port}")
+        check(self.max_body_mb > 0, "max_body_mb", f"must be > 0, got {self.max_body_mb}")
+        check(0 < self.request_timeout_s <= 3600, "request_timeout_s",
+              f"must be in (0, 3600], got {self.request_timeout_s}")
+        check(0 < self.keep_alive_timeout_s <= 600, "keep_alive_timeout_s",
+              f"must be in 1..600, got {self.keep_alive_timeout_s}")
+        check(0 < self.max_abs_input <= 1e12, "max_abs_input",
+              "must be in (0, 1e12] (the float32 forward overflows past ~1e19), got "
+              f"{self.max_abs_input}")
+        check(self.model_deployment.max_ongoing_requests >= self.batching.max_batch_size,
+              "model_deployment.max_ongoing_requests",
+              f"must be >= batching.max_batch_size ({self.model_deployment.max_ongoing_requests}"
+              f" < {self.batching.max_batch_size}), else batches never fill")
+        check(self.route_prefix.startswith("/"), "route_prefix",
+              f"must start with '/', got {self.route_prefix!r}")
 
     @property
     def max_body_bytes(self) -> int:
@@ -263,12 +252,11 @@ class LoopCalling:
     top_n: int = 0
 
     def __post_init__(self) -> None:
-        if self.cluster_radius_bins < 0:
-            raise ValueError(f"cluster_radius_bins: must be >= 0, got {self.cluster_radius_bins}")
-        if self.min_separation_bp < 0:
-            raise ValueError(f"min_separation_bp: must be >= 0, got {self.min_separation_bp}")
-        if self.top_n < 0:
-            raise ValueError(f"top_n: must be >= 0 (0 = all), got {self.top_n}")
+        check(self.cluster_radius_bins >= 0, "cluster_radius_bins",
+              f"must be >= 0, got {self.cluster_radius_bins}")
+        check(self.min_separation_bp >= 0, "min_separation_bp",
+              f"must be >= 0, got {self.min_separation_bp}")
+        check(self.top_n >= 0, "top_n", f"must be >= 0 (0 = all), got {self.top_n}")
 
 
 @dataclass(frozen=True)
@@ -300,15 +288,15 @@ class LoopScan:
     call: LoopCalling = field(default_factory=LoopCalling)
 
     def __post_init__(self) -> None:
-        if self.min_distance < 0 or self.max_distance < self.min_distance:
-            raise ValueError(
-                "min_distance/max_distance: need 0 <= min_distance <= max_distance, got "
-                f"{self.min_distance}, {self.max_distance}"
-            )
-        if self.stride_bins < 1:
-            raise ValueError(f"stride_bins: must be >= 1, got {self.stride_bins}")
-        if not 0 <= self.min_probability <= 1:
-            raise ValueError(f"min_probability: must be in [0, 1], got {self.min_probability}")
+        check(self.min_distance >= 0, "min_distance",
+              f"need 0 <= min_distance <= max_distance, got {self.min_distance}, "
+              f"{self.max_distance}")
+        check(self.max_distance >= self.min_distance, "max_distance",
+              f"need 0 <= min_distance <= max_distance, got {self.min_distance}, "
+              f"{self.max_distance}")
+        check(self.stride_bins >= 1, "stride_bins", f"must be >= 1, got {self.stride_bins}")
+        check(0 <= self.min_probability <= 1, "min_probability",
+              f"must be in [0, 1], got {self.min_probability}")
 
     def cluster_radius(self) -> int:
         """Clustering radius of candidate pixels (bins): ``call.cluster_radius_bins``, at
@@ -351,17 +339,14 @@ class PredictConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.step_bins < 0:
-            raise ValueError(f"step_bins: must be >= 0, got {self.step_bins}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
-        if self.chunk_windows < 1:
-            raise ValueError(f"chunk_windows: must be >= 1, got {self.chunk_windows}")
-        if self.concurrency < 1:
-            raise ValueError(f"concurrency: must be >= 1, got {self.concurrency}")
-        if self.num_cpus < 0 or self.num_gpus < 0:
-            raise ValueError("num_cpus / num_gpus: must be >= 0")
-        if any(r <= 0 for r in self.mcool_resolutions):
-            raise ValueError(f"mcool_resolutions: must be > 0, got {list(self.mcool_resolutions)}")
-        if self.chroms and (self.regions or self.regions_bed):
-            raise ValueError("chroms: give either chroms or regions/regions_bed, not both")
+        check(self.step_bins >= 0, "step_bins", f"must be >= 0, got {self.step_bins}")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check(self.chunk_windows >= 1, "chunk_windows",
+              f"must be >= 1, got {self.chunk_windows}")
+        check(self.concurrency >= 1, "concurrency", f"must be >= 1, got {self.concurrency}")
+        check(self.num_cpus >= 0, "num_cpus", f"must be >= 0, got {self.num_cpus}")
+        check(self.num_gpus >= 0, "num_gpus", f"must be >= 0, got {self.num_gpus}")
+        check(all(r > 0 for r in self.mcool_resolutions), "mcool_resolutions",
+              f"must be > 0, got {list(self.mcool_resolutions)}")
+        check(not (self.chroms and (self.regions or self.regions_bed)), "chroms",
+              "give either chroms or regions/regions_bed, not both")

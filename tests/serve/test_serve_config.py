@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,27 +23,100 @@ def test_shipped_configs_load():
     assert load_config("predict-demo", PredictConfig).resume is True
 
 
-@pytest.mark.parametrize("override, key", [
-    ({"batching.max_batch_size": 0}, "max_batch_size"),
-    ({"batching.max_batch_size": 128}, "max_ongoing_requests"),
+def _names_the_key(key: str) -> str:
+    """The error names the full dotted key, right after the file (``serve-demo.yaml: KEY: ``),
+    as it is written on the command line."""
+    return rf"\.yaml: {re.escape(key)}: "
+
+
+#: (overrides, the dotted key the error names): every check of the serve config's sections.
+BAD_SERVE = [
+    ({"batching.max_batch_size": 0}, "batching.max_batch_size"),
+    ({"batching.batch_wait_timeout_s": 11}, "batching.batch_wait_timeout_s"),
+    ({"batching.max_batch_size": 128}, "model_deployment.max_ongoing_requests"),
+    ({"model_deployment.num_replicas": 0}, "model_deployment.num_replicas"),
+    ({"model_deployment.max_ongoing_requests": 0}, "model_deployment.max_ongoing_requests"),
+    ({"model_deployment.num_cpus": -1}, "model_deployment.num_cpus"),
+    ({"model_deployment.num_gpus": -1}, "model_deployment.num_gpus"),
+    ({"model_deployment.autoscaling.min_replicas": -1},
+     "model_deployment.autoscaling.min_replicas"),
+    ({"model_deployment.autoscaling": {"min_replicas": 3, "max_replicas": 2}},
+     "model_deployment.autoscaling.max_replicas"),
+    ({"model_deployment.autoscaling.target_ongoing_requests": 0},
+     "model_deployment.autoscaling.target_ongoing_requests"),
     ({"port": 70000}, "port"),
-    ({"model_deployment.autoscaling": {"min_replicas": 3, "max_replicas": 2}}, "max_replicas"),
+    ({"max_body_mb": 0}, "max_body_mb"),
+    ({"request_timeout_s": 0}, "request_timeout_s"),
+    ({"keep_alive_timeout_s": 601}, "keep_alive_timeout_s"),
+    ({"max_abs_input": 1e13}, "max_abs_input"),
+    ({"route_prefix": "api"}, "route_prefix"),
+    ({"genome.tracks": {"atac": " "}}, "genome.tracks.atac"),
+]
+
+#: The same for the predict config.
+BAD_PREDICT = [
+    ({"step_bins": -1}, "step_bins"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"chunk_windows": 0}, "chunk_windows"),
+    ({"concurrency": 0}, "concurrency"),
+    ({"num_cpus": -1}, "num_cpus"),
+    ({"num_gpus": -1}, "num_gpus"),
+    ({"mcool_resolutions": [5000, 0]}, "mcool_resolutions"),
+    ({"chroms": ["chr1"], "regions": ["chr1:0-100"]}, "chroms"),
+    ({"genome.tracks": {"atac": ""}}, "genome.tracks.atac"),
+    ({"loops.min_distance": -1}, "loops.min_distance"),
+    ({"loops.min_distance": 10, "loops.max_distance": 5}, "loops.max_distance"),
+    ({"loops.stride_bins": 0}, "loops.stride_bins"),
+    ({"loops.min_probability": 2}, "loops.min_probability"),
+    ({"loops.call.cluster_radius_bins": -1}, "loops.call.cluster_radius_bins"),
+    ({"loops.call.min_separation_bp": -1}, "loops.call.min_separation_bp"),
+    ({"loops.call.top_n": -1}, "loops.call.top_n"),
+]
+
+
+@pytest.mark.parametrize("override, key", BAD_SERVE + [
     ({"device": "tpu"}, "device"),
-    ({"genome.mcool": 3.5, "genome.bogus": 1}, "bogus"),
-])
+], ids=lambda v: v if isinstance(v, str) else None)
 def test_bad_serve_config_names_the_key(override, key):
-    with pytest.raises(ConfigError, match=key):
+    with pytest.raises(ConfigError, match=_names_the_key(key)):
+        load_config("serve-demo", ServeConfig, override)
+    with pytest.raises(ValueError):  # ConfigError is a ValueError: old callers keep working
         load_config("serve-demo", ServeConfig, override)
 
 
-@pytest.mark.parametrize("override, key", [
-    ({"loops.min_distance": 10, "loops.max_distance": 5}, "max_distance"),
-    ({"loops.min_probability": 2}, "min_probability"),
-    ({"batch_size": 0}, "batch_size"),
-])
+def test_unknown_serve_key_is_named():
+    with pytest.raises(ConfigError, match="unknown key genome.bogus"):
+        load_config("serve-demo", ServeConfig, {"genome.mcool": 3.5, "genome.bogus": 1})
+
+
+@pytest.mark.parametrize("override, key", BAD_PREDICT,
+                         ids=lambda v: v if isinstance(v, str) else None)
 def test_bad_predict_config_names_the_key(override, key):
-    with pytest.raises(ConfigError, match=key):
+    with pytest.raises(ConfigError, match=_names_the_key(key)):
         load_config("predict-demo", PredictConfig, override)
+
+
+def _cli_args(override: dict) -> list[str]:
+    return [f"{k}={json.dumps(v)}" for k, v in override.items()]
+
+
+@pytest.mark.parametrize("override, key", [BAD_SERVE[0], BAD_SERVE[7], BAD_SERVE[-1]],
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_bad_serve_command_line_names_the_key(override, key):
+    """``mixhic serve serve-demo batching.max_batch_size=0`` fails naming that key."""
+    from mixhic.serve.app import config_from_args
+
+    with pytest.raises(ConfigError, match=_names_the_key(key)):
+        config_from_args(["serve-demo", *_cli_args(override)])
+
+
+@pytest.mark.parametrize("override, key", [BAD_PREDICT[0], BAD_PREDICT[10], BAD_PREDICT[-1]],
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_bad_predict_command_line_names_the_key(override, key):
+    from mixhic.serve.predict import config_from_args
+
+    with pytest.raises(ConfigError, match=_names_the_key(key)):
+        config_from_args(["predict-demo", *_cli_args(override)])
 
 
 def test_deployment_options_autoscaling_replaces_replicas():
