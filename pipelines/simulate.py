@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from mixhic.core.cliargs import Alias, ConfigArgs, ConfigCommand
-from mixhic.core.config import ConfigError, build, to_dict
+from mixhic.core.config import ConfigError, build, check, to_dict
 from mixhic.core.errors import MixHicError
 from mixhic.pipelines._simulate_balance import ice_cis, store_weight
 from mixhic.pipelines._simulate_model import ChromParams, ChromSim, simulate_chromosome
@@ -116,8 +116,7 @@ class SimulationParams:
         positive_int = ("n_chroms", "chrom_length", "resolution", "epi_bin", "max_distance",
                         "tad_size", "min_tad_size", "max_tad_size")
         for name in positive_int:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+            check(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
         non_negative = ("length_spread", "decay_exponent", "decay_exponent_long",
                         "decay_break", "gaps_per_chrom", "tad_size_sigma",
                         "compartment_strength", "loop_strength", "loop_strength_sigma",
@@ -125,49 +124,38 @@ class SimulationParams:
                         "enhancers_per_mb", "tss_per_mb", "noise_peaks_per_mb",
                         "track_noise", "cage_noise")
         for name in non_negative:
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+            check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         for name in ("compartment_switch", "corner_loop_prob", "nested_loop_prob",
                      "spanning_loop_prob", "low_coverage_frac"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
-        if self.n_chroms > 200:
-            raise ValueError(f"n_chroms: at most 200, got {self.n_chroms}")
-        if self.length_spread >= 1.5:
-            raise ValueError(f"length_spread: must be < 1.5, got {self.length_spread}")
-        if self.resolution % self.epi_bin:
-            raise ValueError(f"epi_bin: must divide resolution ({self.resolution}), "
-                             f"got {self.epi_bin}")
-        if not self.resolutions or self.resolutions[0] != self.resolution:
-            raise ValueError(f"resolutions: must start with resolution ({self.resolution}), "
-                             f"got {list(self.resolutions)}")
-        if list(self.resolutions) != sorted(set(self.resolutions)) or any(
-                r % self.resolution for r in self.resolutions):
-            raise ValueError("resolutions: must be increasing multiples of resolution, "
-                             f"got {list(self.resolutions)}")
-        if self.chrom_length < 20 * self.resolution:
-            raise ValueError(f"chrom_length: at least 20 bins ({20 * self.resolution} bp), "
-                             f"got {self.chrom_length}")
-        if self.max_distance < 10 * self.resolution:
-            raise ValueError(f"max_distance: at least 10 bins ({10 * self.resolution} bp), "
-                             f"got {self.max_distance}")
-        if self.decay_exponent == 0:
-            raise ValueError("decay_exponent: must be > 0")
-        if self.tad_enrichment < 1.0:
-            raise ValueError(f"tad_enrichment: must be >= 1, got {self.tad_enrichment}")
-        if self.contacts_per_bin <= 0:
-            raise ValueError(f"contacts_per_bin: must be > 0, got {self.contacts_per_bin}")
-        if not self.min_tad_size <= self.tad_size <= self.max_tad_size:
-            raise ValueError("tad_size: must lie in [min_tad_size, max_tad_size], got "
-                             f"{self.tad_size} not in [{self.min_tad_size}, {self.max_tad_size}]")
-        if self.min_tad_size < 2 * self.resolution:
-            raise ValueError(f"min_tad_size: at least 2 bins ({2 * self.resolution} bp), "
-                             f"got {self.min_tad_size}")
-        if self.gap_size < self.resolution:
-            raise ValueError(f"gap_size: at least one bin ({self.resolution} bp), "
-                             f"got {self.gap_size}")
-        if self.loop_width <= 0:
-            raise ValueError(f"loop_width: must be > 0, got {self.loop_width}")
+            check(0.0 <= getattr(self, name) <= 1.0, name,
+                  f"must be in [0, 1], got {getattr(self, name)}")
+        check(self.n_chroms <= 200, "n_chroms", f"at most 200, got {self.n_chroms}")
+        check(self.length_spread < 1.5, "length_spread",
+              f"must be < 1.5, got {self.length_spread}")
+        check(self.resolution % self.epi_bin == 0, "epi_bin",
+              f"must divide resolution ({self.resolution}), got {self.epi_bin}")
+        check(self.resolutions and self.resolutions[0] == self.resolution, "resolutions",
+              f"must start with resolution ({self.resolution}), got {list(self.resolutions)}")
+        check(list(self.resolutions) == sorted(set(self.resolutions))
+              and not any(r % self.resolution for r in self.resolutions), "resolutions",
+              f"must be increasing multiples of resolution, got {list(self.resolutions)}")
+        check(self.chrom_length >= 20 * self.resolution, "chrom_length",
+              f"at least 20 bins ({20 * self.resolution} bp), got {self.chrom_length}")
+        check(self.max_distance >= 10 * self.resolution, "max_distance",
+              f"at least 10 bins ({10 * self.resolution} bp), got {self.max_distance}")
+        check(self.decay_exponent != 0, "decay_exponent", "must be > 0")
+        check(self.tad_enrichment >= 1.0, "tad_enrichment",
+              f"must be >= 1, got {self.tad_enrichment}")
+        check(self.contacts_per_bin > 0, "contacts_per_bin",
+              f"must be > 0, got {self.contacts_per_bin}")
+        check(self.min_tad_size <= self.tad_size <= self.max_tad_size, "tad_size",
+              f"must lie in [min_tad_size, max_tad_size], got {self.tad_size} not in "
+              f"[{self.min_tad_size}, {self.max_tad_size}]")
+        check(self.min_tad_size >= 2 * self.resolution, "min_tad_size",
+              f"at least 2 bins ({2 * self.resolution} bp), got {self.min_tad_size}")
+        check(self.gap_size >= self.resolution, "gap_size",
+              f"at least one bin ({self.resolution} bp), got {self.gap_size}")
+        check(self.loop_width > 0, "loop_width", f"must be > 0, got {self.loop_width}")
 
     def chrom_lengths(self) -> dict[str, int]:
         """``{"chr1": bp, ...}``, decreasing, multiples of ``epi_bin`` (not of resolution)."""

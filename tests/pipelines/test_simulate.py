@@ -310,6 +310,52 @@ def test_bad_override_names_the_key(tmp_path, overrides, key):
     assert not (tmp_path / "g").exists()
 
 
+#: (key=value, the key the error names): every check of SimulationParams (tiny preset).
+BAD_PARAMS = [
+    ("n_chroms=0", "n_chroms"),
+    ("n_chroms=201", "n_chroms"),
+    ("chrom_length=-1", "chrom_length"),
+    ("chrom_length=50000", "chrom_length"),
+    ("resolution=0", "resolution"),
+    ("epi_bin=0", "epi_bin"),
+    ("epi_bin=300", "epi_bin"),
+    ("max_distance=-5", "max_distance"),
+    ("max_distance=10000", "max_distance"),
+    ("tad_size=0", "tad_size"),
+    ("tad_size=10", "tad_size"),
+    ("min_tad_size=5000", "min_tad_size"),
+    ("max_tad_size=0", "max_tad_size"),
+    ("length_spread=-0.1", "length_spread"),
+    ("length_spread=1.5", "length_spread"),
+    ("decay_exponent=0", "decay_exponent"),
+    ("decay_exponent_long=-1", "decay_exponent_long"),
+    ("decay_break=-1", "decay_break"),
+    ("gaps_per_chrom=-0.5", "gaps_per_chrom"),
+    ("cage_noise=-1", "cage_noise"),
+    ("compartment_switch=1.5", "compartment_switch"),
+    ("low_coverage_frac=-0.1", "low_coverage_frac"),
+    ("resolutions=[10000]", "resolutions"),
+    ("resolutions=[5000,7000]", "resolutions"),
+    ("resolutions=[5000,25000,10000]", "resolutions"),
+    ("tad_enrichment=0.5", "tad_enrichment"),
+    ("contacts_per_bin=0", "contacts_per_bin"),
+    ("gap_size=1000", "gap_size"),
+    ("loop_width=0", "loop_width"),
+]
+
+
+@pytest.mark.parametrize(("arg", "key"), BAD_PARAMS, ids=[a for a, _ in BAD_PARAMS])
+def test_bad_parameter_names_its_key(arg, key):
+    """``mixhic simulate tiny out_dir=DIR KEY=BAD`` fails naming KEY (ConfigError style:
+    ``simulate: KEY: ...``); nothing is simulated."""
+    import re
+
+    from mixhic.pipelines.simulate import config_from_args
+
+    with pytest.raises(MixHicError, match=rf"^simulate: {re.escape(key)}: "):
+        config_from_args(["tiny", "out_dir=unused", arg])
+
+
 def test_bad_preset_and_seed(tmp_path):
     with pytest.raises(MixHicError, match="preset"):
         simulate_genome(tmp_path / "g", preset="huge")
