@@ -25,16 +25,25 @@ steps each, alternating which model goes first) so that load from other processe
 shared machine hits both alike; the figures are the median over rounds, the speedup is
 the ratio of those medians (per wall second; the per-CPU-second ratio is printed too).
 
-Measured 2026-12-03 (2 shared cores, load 15-25, 1 thread, batch 8): ours 3.21 vs
-published 2.64 samples/s, 1.21x wall / 1.25x per CPU-second; with ``--published-attn
-sdpa`` 1.01x per CPU-second. Both do ~the same work (~138 GFLOP per fwd+bwd step,
-torch.utils.flop_counter; ours adds the o/e channel and token attention in the epi
-encoder, the published attends across the batch there, which is cheaper), so our edge
-is the fused attention kernel on the Hi-C encoder's 625 tokens. CPU time per step
-(ours / published): Hi-C encoder fwd+bwd 1.16 / 1.50 s, epi encoder 0.75 / 0.78 s,
-AdamW 0.23 / 0.20 s (``fused=True``: 0.045 s); ~25% of the step is the kernel
-page-faulting fresh allocations (``MALLOC_MMAP_THRESHOLD_`` /
-``MALLOC_TRIM_THRESHOLD_`` raised: +14% samples per CPU-second, both models alike).
+Measured 2026-12-03 (2 shared cores, 1 thread, batch 8, 5 rounds x 3 steps): ours 5.43
+vs published 3.46 samples/s, **1.57x** wall / 1.57x per CPU-second (a second run: 1.61x /
+1.57x); before the three changes below, 1.21-1.24x. Both do ~the same work (~138 GFLOP
+per fwd+bwd step, torch.utils.flop_counter; ours adds the o/e channel and token attention
+in the epi encoder, the published attends across the batch there, which is cheaper).
+Where ours is faster, per step (torch.profiler, one thread):
+
+- the last Hi-C downsampling (6x6 -> 3x3 grid, 512 -> 1024 channels) as unfold + one
+  matmul (``models.blocks.GridDown``): mkldnn's convolution took ~320 ms with its weight
+  reorders, the matmul ~70 ms;
+- the epigenomic stem as channels-last 2-D convolutions (``EpiEncoder._run_stem``):
+  ~360 -> ~270 ms forward + backward;
+- fused AdamW (``models.adamw``): ~0.22 -> ~0.05 s;
+- the fused attention kernel on the Hi-C encoder's 625 tokens (``--published-attn sdpa``
+  gives the published model the same kernel).
+
+~25% of either step is the kernel page-faulting fresh allocations
+(``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` raised: +14% samples per
+CPU-second, both models alike).
 
 Last line:
 ``tiny_samples_per_s=<x> paper128_samples_per_s=<y> paper128_params=<n>
