@@ -470,7 +470,7 @@ def test_submit_simulate_prepare_pretrain_on_uris(ray_cluster, background_jobs):
     root = ray_cluster.root
     genome, data, storage = root / "genome", f"file://{root}/data", f"file://{root}/ray-runs"
 
-    sim = _submit(ray_cluster, ["simulate", str(genome), "--preset", "tiny", "--seed", "0"])
+    sim = _submit(ray_cluster, ["simulate", "tiny", f"out_dir={genome}", "seed=0"])
     assert sim.exit_code == 0, sim.logs[-3000:]
     assert (genome / "genome.mcool").is_file() and (genome / "atac.bw").is_file()
 

@@ -100,17 +100,19 @@ def independent_window(genome, chrom: str, x_start: int, y_start: int):
 
 
 def direct_model(models: dict[str, Path]):
-    """task -> f(epi (B,C,2L), hic (B,W,W)) calling the model directly in torch."""
+    """task -> f(epi (B,C,2L), hic (B,W,W), offset (B,) bins) calling the model directly
+    in torch (offset None: diagonal windows)."""
     import torch
 
     from mixhic.platform.checkpoints import load_model_dir
 
     loaded = {t: load_model_dir(p)[0].eval() for t, p in models.items()}
 
-    def call(task, epi, hic=None):
+    def call(task, epi, hic=None, offset=None):
         with torch.inference_mode():
             out = loaded[task](torch.as_tensor(epi),
-                               hic=None if hic is None else torch.as_tensor(hic))
+                               hic=None if hic is None else torch.as_tensor(hic),
+                               offset=None if offset is None else torch.as_tensor(offset))
             return (torch.sigmoid(out) if task == "loops" else out).numpy()
 
     return call

@@ -296,7 +296,8 @@ def test_bedpe_scores_every_mappable_candidate_pair(predicted):
     k = 5
     x0, y0 = calls["start1"][k] - (W // 2) * RES, calls["start2"][k] - (W // 2) * RES
     epi, hic = independent_window(genome, calls["chrom1"][k], x0, y0)
-    want = direct_model(models)("loops", epi[None], hic[None])[0]
+    offset = np.array([(y0 - x0) // RES], dtype=np.float32)  # the pair's anchor offset
+    want = direct_model(models)("loops", epi[None], hic[None], offset)[0]
     assert abs(p[k] - want) < 1e-4
     assert summary["throughput"]["windows_per_s_per_core"] > 0
     assert summary["throughput"]["genome_hours_32_cores"] > 0
