@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import conv_down_len
+
 __all__ = ["Attention", "Mlp", "LeFF", "HicBlock", "EncoderLayer", "FusionLayer", "GridDown",
            "init_weights"]
 
@@ -109,7 +111,7 @@ class GridDown(nn.Conv2d):
     def forward(self, x: torch.Tensor, side: int) -> torch.Tensor:
         B = x.shape[0]
         grid = x.transpose(1, 2).reshape(B, -1, side, side)  # (B, D_in, S, S)
-        if (side + 2 - 4) // 2 + 1 > self.UNFOLD_MAX_SIDE:
+        if conv_down_len(side) > self.UNFOLD_MAX_SIDE:
             return super().forward(grid).flatten(2).transpose(1, 2)
         cols = F.unfold(grid, 4, padding=1, stride=2)  # (B, D_in*16, S'*S')
         return F.linear(cols.transpose(1, 2), self.weight.flatten(1), self.bias)

@@ -23,7 +23,6 @@ import datetime as _dt
 import io
 import logging
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,14 +160,12 @@ def ablate(cfg: AblateConfig) -> AblationResult:
 CLI = ConfigCommand(
     "mixhic ablate",
     "Modality ablation (epi / infer / nonpre / bimodal) and few-shot curve.",
-    default_config="ablate-demo",
+    config_class=AblateConfig, default_config="ablate-demo",
     config_help="shipped config name (ablate-demo) or YAML path",
 )
 
 
-def config_from_args(argv: Sequence[str]) -> AblateConfig:
-    """The :class:`AblateConfig` ``mixhic ablate ARGS`` runs."""
-    return CLI.parse(argv).load(AblateConfig)
+config_from_args = CLI.config_from_args  # the AblateConfig ``ARGS`` run with
 
 
 def cli_main(argv: list[str]) -> int:

@@ -149,14 +149,12 @@ CLI = ConfigCommand(
     "mixhic demo",
     "Simulate a genome, prepare it, pre-train, fine-tune loops/hic/cage, evaluate and "
     "register, on a local Ray and a local MLflow.",
-    default_config="demo",
+    config_class=DemoConfig, default_config="demo",
     keys_help="e.g. mixhic demo work_dir=/tmp/d",
 )
 
 
-def config_from_args(argv: list[str]) -> DemoConfig:
-    """The :class:`DemoConfig` ``mixhic demo ARGS`` runs."""
-    return CLI.parse(argv).load(DemoConfig)
+config_from_args = CLI.config_from_args  # the DemoConfig ``ARGS`` run with
 
 
 def cli_main(argv: list[str]) -> int:

@@ -264,7 +264,7 @@ CLI = ConfigCommand(
     "mixhic evaluate",
     "Metrics of a fine-tuned model dir (path, URI, runs:/..., models:/...) on a split of a "
     "prepared dataset.",
-    default_config=None,
+    config_class=EvaluateConfig, default_config=None,
     config_help="EvaluateConfig YAML path",
     keys_help="model and data_dir are required: e.g. mixhic evaluate model=runs/x/model "
               "data_dir=runs/data split=val (or --model DIR --data-dir DIR)",
@@ -282,9 +282,7 @@ CLI = ConfigCommand(
 )
 
 
-def config_from_args(argv: list[str]) -> EvaluateConfig:
-    """The :class:`EvaluateConfig` ``mixhic evaluate ARGS`` runs."""
-    return CLI.parse(argv).load(EvaluateConfig)
+config_from_args = CLI.config_from_args  # the EvaluateConfig ``ARGS`` run with
 
 
 def cli_main(argv: list[str]) -> int:

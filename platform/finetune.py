@@ -277,7 +277,7 @@ def _pretrained_checked(cfg: FinetuneConfig, geometry):
 CLI = ConfigCommand(
     "mixhic finetune",
     "Fine-tune MIX-HIC on hic | loops | cage with Ray Train.",
-    default_config="demo-finetune",
+    config_class=FinetuneConfig, default_config="demo-finetune",
     config_help="shipped config name (demo-finetune, paper-finetune-loops, ...) or YAML path",
     keys_help="e.g. mixhic finetune demo-finetune task=loops pretrained=DIR train.epochs=3",
     aliases=[
@@ -292,9 +292,7 @@ CLI = ConfigCommand(
 )
 
 
-def config_from_args(argv: Sequence[str]) -> FinetuneConfig:
-    """The :class:`FinetuneConfig` ``mixhic finetune ARGS`` runs."""
-    return CLI.parse(argv).load(FinetuneConfig)
+config_from_args = CLI.config_from_args  # the FinetuneConfig ``ARGS`` run with
 
 
 def cli_main(argv: list[str]) -> int:

@@ -82,15 +82,13 @@ def pretrain(
 CLI = ConfigCommand(
     "mixhic pretrain",
     "Pre-train MIX-HIC with Ray Train (DDP) on a prepared dataset.",
-    default_config="demo-pretrain",
+    config_class=PretrainConfig, default_config="demo-pretrain",
     config_help="shipped config name (demo-pretrain, paper-pretrain) or YAML path",
     keys_help="e.g. mixhic pretrain demo-pretrain data.data_dir=runs/data train.epochs=3",
 )
 
 
-def config_from_args(argv: Sequence[str]) -> PretrainConfig:
-    """The :class:`PretrainConfig` ``mixhic pretrain ARGS`` runs."""
-    return CLI.parse(argv).load(PretrainConfig)
+config_from_args = CLI.config_from_args  # the PretrainConfig ``ARGS`` run with
 
 
 def cli_main(argv: list[str]) -> int:

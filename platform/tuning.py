@@ -211,15 +211,13 @@ CLI = ConfigCommand(
     "mixhic tune",
     "Ray Tune search over the pretraining loss weights (objective: a downstream validation "
     "metric).",
-    default_config="tune-demo",
+    config_class=TuneConfig, default_config="tune-demo",
     config_help="shipped config name (tune-demo, tune-paper) or YAML path",
     keys_help="e.g. mixhic tune tune-demo search.num_samples=8 task=loops",
 )
 
 
-def config_from_args(argv: list[str]) -> TuneConfig:
-    """The :class:`TuneConfig` ``mixhic tune ARGS`` runs."""
-    return CLI.parse(argv).load(TuneConfig)
+config_from_args = CLI.config_from_args  # the TuneConfig ``ARGS`` run with
 
 
 def cli_main(argv: list[str]) -> int:

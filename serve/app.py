@@ -323,7 +323,7 @@ CLI = ConfigCommand(
     "mixhic serve",
     "Serve fine-tuned MIX-HIC models over HTTP with Ray Serve (one model per task; repeat "
     "--model/--checkpoint to serve several).",
-    default_config=DEFAULT_CONFIG,
+    config_class=ServeConfig, default_config=DEFAULT_CONFIG,
     config_help="serve config: shipped config name (serve-demo) or YAML path",
     keys_help="e.g. mixhic serve serve-demo 'models=[models:/mixhic-hic@champion]' port=8001",
     aliases=[
@@ -337,9 +337,7 @@ CLI = ConfigCommand(
 )
 
 
-def config_from_args(argv: list[str]) -> ServeConfig:
-    """The :class:`ServeConfig` that ``mixhic serve ARGS`` runs with."""
-    return CLI.parse(argv).load(ServeConfig)
+config_from_args = CLI.config_from_args  # the ServeConfig ``ARGS`` run with
 
 
 def cli_main(argv: list[str]) -> int:

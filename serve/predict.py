@@ -548,7 +548,7 @@ CLI = ConfigCommand(
     "mixhic predict",
     "Genome-wide prediction with Ray Data: .cool/.mcool (hic), bedpe loop calls (loops), "
     "bigWig (cage) for the chosen chromosomes or regions. Resumable per chromosome.",
-    default_config=DEFAULT_CONFIG,
+    config_class=PredictConfig, default_config=DEFAULT_CONFIG,
     config_help="predict config: shipped config name (predict-demo) or YAML path",
     keys_help="e.g. mixhic predict predict-demo 'models=[runs/hic/model]' out_dir=runs/pred "
               "'regions=[chr1:0-5000000]' genome.mcool=hic.mcool",
@@ -575,6 +575,4 @@ CLI.parser.add_argument(
          "first 2 Mb) under OUT/report (mixhic.serve.viewer)")
 
 
-def config_from_args(argv: list[str]) -> PredictConfig:
-    """The :class:`PredictConfig` that ``mixhic predict ARGS`` runs with."""
-    return CLI.parse(argv).load(PredictConfig)
+config_from_args = CLI.config_from_args  # the PredictConfig ``ARGS`` run with

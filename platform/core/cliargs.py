@@ -126,13 +126,16 @@ class ConfigCommand:
 
     ``default_config``: the shipped config used without CONFIG (None: the config class's
     defaults, so required keys come as ``key=value``). ``config_help`` says what CONFIG
-    names. More (non-config) flags can be added to :attr:`parser`.
+    names. ``config_class``: the dataclass :meth:`config_from_args` builds. More
+    (non-config) flags can be added to :attr:`parser`.
     """
 
     def __init__(self, prog: str, description: str, *, default_config: str | None,
+                 config_class: type | None = None,
                  config_help: str = "shipped config name or YAML path",
                  aliases: Sequence[Alias] = (), keys_help: str = "", epilog: str = ""):
         self.prog = prog
+        self.config_class = config_class
         self.default_config = default_config
         self.aliases = tuple(aliases)
         lines = [f"form: {prog} [CONFIG] [key=value ...] [flags]; every setting is a dotted "
@@ -177,6 +180,13 @@ class ConfigCommand:
         for key, value in self.alias_overrides(ns).items():
             overrides[key] = value
         return ConfigArgs(config, overrides, ns)
+
+    def config_from_args(self, argv: Sequence[str]) -> Any:
+        """The ``config_class`` config that ``prog ARGS`` runs with (nothing is run);
+        ConfigError names a bad key or value."""
+        if self.config_class is None:
+            raise TypeError(f"{self.prog}: ConfigCommand built without config_class")
+        return self.parse(argv).load(self.config_class)
 
     def alias_overrides(self, ns: argparse.Namespace) -> dict[str, Any]:
         """The ``key=value`` overrides the aliases given in ``ns`` stand for."""
