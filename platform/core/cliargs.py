@@ -26,7 +26,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from mixhic.core.config import ConfigError, _parse_scalar, build, load_config, parse_overrides
+from mixhic.core.config import (
+    ConfigError,
+    _parse_scalar,
+    apply_overrides,
+    build,
+    load_config,
+    parse_overrides,
+)
 
 __all__ = [
     "Alias",
@@ -94,8 +101,6 @@ class ConfigArgs:
         """``cls`` from ``config`` (none: ``cls``'s defaults) with the overrides applied;
         :class:`~mixhic.core.config.ConfigError` names a bad key or value."""
         if self.config is None:
-            from mixhic.core.config import apply_overrides
-
             return build(cls, apply_overrides({}, self.overrides))
         return load_config(self.config, cls, self.overrides)
 
