@@ -35,7 +35,7 @@ from .encoders import distance_contrast
 from .tasks import TASKS
 
 __all__ = ["TokenDecoder", "DistanceEmbedding", "LoopHead", "MapHead", "CageHead", "TASKS",
-           "build_head", "loop_contrast_features", "pixel_distances"]
+           "boundaries_crossed", "build_head", "loop_contrast_features", "pixel_distances"]
 
 
 
@@ -47,6 +47,36 @@ def pixel_distances(offset: torch.Tensor | None, batch: int, W: int,
     off = (torch.zeros(batch, device=device) if offset is None
            else offset.to(device=device, dtype=torch.float32).reshape(batch))
     return (off[:, None, None] + within[None]).abs()  # (B, W, W)
+
+
+def boundaries_crossed(s_x: torch.Tensor, s_y: torch.Tensor, offset: torch.Tensor | None,
+                       gap: torch.Tensor) -> torch.Tensor:
+    """Summed boundary strength between the two bins of every window pixel: (B, W, W).
+
+    ``s_x``, ``s_y`` (B, W) >= 0: strength of a boundary just after each bin of the x- and
+    y-anchor (bin i of the x-anchor sits at position i, bin j of the y-anchor at
+    ``offset + j``); where the anchors overlap the y-anchor's value is used, and a bin
+    covered by neither (the gap between anchors more than W apart) counts ``gap`` (a
+    scalar tensor). Pixel (i, j) gets the sum over the positions from the lower of its two
+    bins up to (not including) the higher: 0 on the diagonal, and the count of TAD
+    boundaries between the bins when each boundary scores 1.
+    """
+    B, W = s_x.shape
+    off = (torch.zeros(B, device=s_x.device, dtype=torch.long) if offset is None
+           else offset.to(device=s_x.device).round().long().reshape(B))
+    lo = off.clamp(max=0)  # first position of the window pair, per sample
+    span = int((off.abs().max().item() if B else 0) + W)  # positions covered, at most
+    pos = lo[:, None] + torch.arange(span, device=s_x.device)[None, :]  # (B, span)
+    in_y = (pos >= off[:, None]) & (pos < off[:, None] + W)
+    in_x = (pos >= 0) & (pos < W)
+    from_x = s_x.gather(1, pos.clamp(0, W - 1))
+    from_y = s_y.gather(1, (pos - off[:, None]).clamp(0, W - 1))
+    strength = torch.where(in_y, from_y, torch.where(in_x, from_x, gap.to(s_x.dtype)))
+    cum = F.pad(strength.cumsum(1), (1, 0))  # cum[:, k] = sum of the first k positions
+    ix = torch.arange(W, device=s_x.device)[None, :] - lo[:, None]  # x bins' indices
+    iy = ix + off[:, None]  # y bins' indices
+    cx, cy = cum.gather(1, ix), cum.gather(1, iy)  # (B, W)
+    return (cy[:, None, :] - cx[:, :, None]).abs()
 
 
 class DistanceEmbedding(nn.Module):
@@ -271,12 +301,17 @@ class _DecodedHead(nn.Module):
 
 
 class MapHead(_DecodedHead):
-    """Decoder, then pixel (i, j) = MLP((a_i + b_j)/2 + a_i * b_j + D(d_ij)) + e(d_ij).
+    """Decoder, then pixel (i, j) =
+    MLP((a_i + b_j)/2 + a_i * b_j + D(d_ij) + X(c_ij)) + e(d_ij).
 
     a = tokens of the x-anchor (first W), b = tokens of the y-anchor (last W);
     d_ij = |offset + j - i| bins (genomic distance); D = learned log-distance embedding,
     e = learned expected value per distance (a DistanceEmbedding of width 1), so the MLP
-    predicts the observed-over-expected residual on top of the decay. Output (B, W, W).
+    predicts the observed-over-expected residual on top of the decay.
+    c_ij = the boundary strength crossed between the two bins (:func:`boundaries_crossed`
+    over a per-token score ``softplus(w . t + b)``), X = a learned embedding of it: whether
+    two bins share a domain is a sum along the chromosome between them, which the pair
+    product of two tokens cannot express. Output (B, W, W).
     """
 
     def __init__(self, cfg: MixHicConfig) -> None:
@@ -284,6 +319,10 @@ class MapHead(_DecodedHead):
         E = cfg.embed_dim
         self.distance = DistanceEmbedding(E)
         self.expected = DistanceEmbedding(1)
+        self.boundary = nn.Linear(E, 1)
+        nn.init.constant_(self.boundary.bias, -2.0)  # softplus(-2) = 0.13: few boundaries
+        self.gap_boundary = nn.Parameter(torch.tensor(-2.0))  # per bin between anchors
+        self.crossing = DistanceEmbedding(E, n=32, per_octave=4.0)
         self.pixel = nn.Sequential(nn.Linear(E, E), nn.GELU(), nn.Dropout(cfg.dropout),
                                    nn.Linear(E, 1))
 
@@ -292,8 +331,12 @@ class MapHead(_DecodedHead):
                 offset: torch.Tensor | None = None) -> torch.Tensor:
         t = self.tokens(fused, skips)  # (B, 2W, E)
         d = pixel_distances(offset, t.shape[0], self.W, t.device)  # (B, W, W)
+        s = F.softplus(self.boundary(t).squeeze(-1).float())  # (B, 2W)
+        c = boundaries_crossed(s[:, : self.W], s[:, self.W :], offset,
+                               F.softplus(self.gap_boundary))  # (B, W, W)
         a, b = t[:, : self.W, None, :], t[:, None, self.W :, :]  # (B, W, 1, E), (B, 1, W, E)
-        pair = 0.5 * (a + b) + a * b + self.distance(d).to(t.dtype)  # (B, W, W, E)
+        pair = (0.5 * (a + b) + a * b + self.distance(d).to(t.dtype)
+                + self.crossing(c).to(t.dtype))  # (B, W, W, E)
         return self.pixel(pair).squeeze(-1) + self.expected(d).squeeze(-1).to(t.dtype)
 
     @torch.no_grad()

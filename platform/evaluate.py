@@ -11,13 +11,17 @@ Every task's trivial baselines (:mod:`mixhic.platform.baselines`: distance decay
 Hi-C, the loop pixel's o/e and local-background contrasts and the anchors' track signal
 for loops, a linear fit of the tracks for CAGE) are scored on the same rows
 (``baseline_*``) and the differences reported (``gain_*``): a model that does not beat
-its baseline shows a negative gain.
+its baseline shows a negative gain. Baselines that are fit (the Hi-C expected, the CAGE
+linear fit) are fit on the rows the model trained on: ``train`` (:class:`BaselineTrain`:
+data dir, sample, ``train_fraction`` subset); by default the evaluated data's whole train
+split of the same sample.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,6 +35,7 @@ __all__ = [
     "evaluate",
     "evaluate_model",
     "baseline_metrics",
+    "BaselineTrain",
     "log_eval_artifacts",
     "cli_main",
 ]
@@ -38,6 +43,22 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _SUMMARY_SKIP = ("pearson_d",)  # per-offset Pearson: kept in the dict, not in summaries
+
+
+@dataclass(frozen=True)
+class BaselineTrain:
+    """The train rows a fitted baseline learns from: those the model trained on
+    (``FinetuneConfig.data``: its data dir, sample and ``train_fraction`` subset)."""
+
+    data_dir: str
+    sample: str | None = None
+    train_fraction: float = 1.0
+    seed: int = 0
+
+    def open(self, dataset: str, columns: list[str]):
+        return data_mod.open_split(self.data_dir, dataset, "train", columns=columns,
+                                   sample=self.sample, train_fraction=self.train_fraction,
+                                   seed=self.seed)
 
 
 def _check_geometry(meta: dict[str, Any], data_dir: str, dataset: str) -> None:
@@ -65,12 +86,15 @@ def evaluate_model(
     sample: str | None = None,
     batch_size: int = 64,
     baseline: bool = True,
+    train: BaselineTrain | None = None,
 ):
     """Metrics of a fine-tuned ``model`` (eval mode) on one split; returns
     ``(metrics, predictions)`` with predictions sorted by key (see module docstring).
 
     With ``baseline`` the task's trivial baselines (:mod:`mixhic.platform.baselines`) are
-    scored on the same rows: ``baseline_*`` metrics and ``gain_*`` = model - baseline."""
+    scored on the same rows: ``baseline_*`` metrics and ``gain_*`` = model - baseline;
+    ``train``: the rows fitted baselines learn from (default: ``data_dir``'s train split
+    of ``sample``)."""
     from mixhic.core.runtime import ensure_ray
     from mixhic.platform.metrics import prediction_warnings, task_metrics
     from mixhic.platform.train_loop import batch_columns, predict_batches
@@ -95,7 +119,7 @@ def evaluate_model(
     metrics = task_metrics(task, preds.true, preds.pred)
     if baseline:
         metrics.update(baseline_metrics(task, mode, data_dir, split, sample, preds,
-                                        batch_size=batch_size))
+                                        batch_size=batch_size, train=train))
     metrics["n_rows"] = float(len(preds.true))
     return metrics, preds
 
@@ -110,9 +134,11 @@ def _aligned(store, preds, what: str):
 
 
 def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: str | None,
-                     preds, *, batch_size: int = 256) -> dict[str, float]:
+                     preds, *, batch_size: int = 256,
+                     train: BaselineTrain | None = None) -> dict[str, float]:
     """``baseline_*`` and ``gain_*`` metrics of ``task`` on exactly the rows of ``preds``
-    (the finalized predictions of :func:`evaluate_model`); see module docstring."""
+    (the finalized predictions of :func:`evaluate_model`), fitted baselines fit on
+    ``train`` (default: ``data_dir``'s train split of ``sample``); see module docstring."""
     from mixhic.platform import baselines as bl
     from mixhic.platform.metrics import (
         PredictionStore,
@@ -166,8 +192,8 @@ def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: st
                         y[rows], side.pred[rows, i])["auroc"]
         return out
 
-    train = data_mod.open_split(data_dir, dataset, "train", sample=sample, columns=(
-        [*keys, "resolution", "hic"] if task == "hic" else ["epi", "cage"]))
+    train = (train or BaselineTrain(data_dir, sample)).open(
+        dataset, [*keys, "resolution", "hic"] if task == "hic" else ["epi", "cage"])
     if task == "hic":
         exp = bl.DistanceExpected()
         res = None

@@ -99,7 +99,8 @@ def finetune(
     import mlflow
     import ray
     from mixhic.core.runtime import ensure_ray
-    from mixhic.platform.evaluate import evaluate_model, log_eval_artifacts, summary
+    from mixhic.platform.evaluate import (BaselineTrain, evaluate_model, log_eval_artifacts,
+                                          summary)
     from mixhic.platform.metrics import METRIC_MODE, PRIMARY_METRIC
     from mixhic.platform.train_loop import batch_columns
 
@@ -151,8 +152,11 @@ def finetune(
                             + "\n\nfresh:\n" + "\n".join(report.fresh), "load_report.txt")
             result.load_report = report.summary()
         model, model_meta = load_model_dir(model_dir)
+        train = BaselineTrain(cfg.data.data_dir, cfg.data.sample, cfg.data.train_fraction,
+                              cfg.data.fraction_seed)  # baselines fit on the model's rows
         metrics, preds = evaluate_model(model, model_meta, test_dir, split=cfg.test.split,
-                                        sample=test_sample, batch_size=cfg.data.eval_batch_size)
+                                        sample=test_sample, batch_size=cfg.data.eval_batch_size,
+                                        train=train)
         test = {f"test_{k}": v for k, v in summary(metrics).items()}
         tracking.log_metrics(test)
         result.metrics.update(test)

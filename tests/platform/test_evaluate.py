@@ -72,3 +72,37 @@ def test_evaluate_logs_to_mlflow_and_selects_a_sample(ray_local, tiny_data, tmp_
         evaluate_model(None, {**meta, "kind": "pretrain"}, str(tiny_data))
     assert cli_main([f"model={path}", "--data-dir", str(tiny_data), "--no-mlflow",
                      "batch_size=5"]) == 0
+
+
+def test_decay_baseline_is_fit_on_the_rows_the_model_trained_on(ray_local, tiny_data, tmp_path):
+    """With ``train_fraction`` < 1 the model saw a subset of the train split; the distance
+    baseline must learn from that subset, not the whole split (hand computation over the
+    rows ``fraction_mask`` keeps)."""
+    import pyarrow.dataset as pds
+    from mixhic.platform import baselines as bl
+    from mixhic.platform import data as data_mod
+    from mixhic.platform.checkpoints import load_model_dir
+    from mixhic.platform.evaluate import BaselineTrain, evaluate_model
+    from mixhic.platform.metrics import task_metrics
+
+    model, meta = load_model_dir(_model_dir(tiny_data, tmp_path, "hic", "infer"))
+    part = BaselineTrain(str(tiny_data), train_fraction=0.2, seed=3)
+    m_part, preds = evaluate_model(model, meta, str(tiny_data), train=part)
+    m_all, _ = evaluate_model(model, meta, str(tiny_data))
+
+    t = pds.dataset(data_mod.dataset_uri(str(tiny_data), "hic"), format="parquet").to_table(
+        filter=pds.field("split") == "train").to_pydict()
+    keys = {k: np.asarray(t[k]) for k in ("sample", "chrom", "x_start", "y_start")}
+    keep = data_mod.fraction_mask(keys, 0.2, seed=3)
+    assert 0 < keep.sum() < len(keep)
+    w = preds.true.shape[-1]
+    hic = np.stack([np.asarray(v, np.float32).reshape(w, w) for v in t["hic"]])[keep]
+    res = int(t["resolution"][0])
+    exp = bl.DistanceExpected()
+    exp.add(hic, data_mod.anchor_offsets(keys["x_start"][keep], keys["y_start"][keep], res),
+            keys["chrom"][keep])
+    offsets = data_mod.anchor_offsets(preds.keys["x_start"], preds.keys["y_start"], res)
+    hand = task_metrics("hic", preds.true, exp.predict(offsets, preds.keys["chrom"], w))
+    assert m_part["baseline_pearson"] == pytest.approx(hand["pearson"], rel=1e-6)
+    assert m_part["baseline_pearson"] != pytest.approx(m_all["baseline_pearson"], rel=1e-6)
+    assert m_part["gain_pearson"] == pytest.approx(m_part["pearson"] - hand["pearson"], rel=1e-6)
