@@ -162,12 +162,16 @@ def finetune(
         result.metrics.update(test)
         log_eval_artifacts(task, preds, "test")
         if cfg.run.register:
-            ds = data_mod.open_split(test_dir, dataset, cfg.test.split, columns=
-                                     ["epi", "hic"] if "hic" in cols else ["epi"],
-                                     sample=test_sample)
-            example = ds.take_batch(2, batch_format="numpy")
+            inputs = ["epi", "hic"] if "hic" in cols else ["epi"]
+            ds = data_mod.open_split(test_dir, dataset, cfg.test.split, columns=[
+                *inputs, "x_start", "y_start", "resolution"], sample=test_sample)
+            b = ds.take_batch(2, batch_format="numpy")
+            # the anchor offset is part of the signature: a loop or off-diagonal window
+            # predicted without it would be read as a diagonal one
+            example = {**{k: b[k] for k in inputs}, "offset": data_mod.anchor_offsets(
+                b["x_start"], b["y_start"], b["resolution"]).astype("float32")}
             mv = tracking.log_and_register_model(
-                model_dir, registered_name(task), dict(example),
+                model_dir, registered_name(task), example,
                 tags={"mode": mode, "run_name": result.run_name},
             )
             result.model_version = str(mv.version)

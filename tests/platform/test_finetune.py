@@ -66,6 +66,11 @@ def test_finetune_task_mode(ray_local, tiny_data, tiny_pretrained, tmp_path, tas
         assert res.load_report and res.load_report.startswith("loaded")
     if extra.get("run.register"):
         assert res.model_version is not None
+        import mlflow
+
+        mv = client.get_model_version(f"mixhic-{task}", res.model_version)
+        schema = mlflow.models.get_model_info(mv.source).signature.inputs
+        assert "offset" in schema.input_names()  # loop windows sit off the diagonal
     if "data.train_fraction" in extra:
         n = split_rows(str(tiny_data), task, "train", train_fraction=0.5)
         assert 0 < n < split_rows(str(tiny_data), task, "train")

@@ -294,3 +294,36 @@ def test_predict_arrays_passes_the_anchor_offset():
     assert np.abs(got[1] - diagonal[1]).max() > 0.1  # the distance made a difference
     with pytest.raises(ValueError, match="offset"):
         predict_arrays(model, meta, {"epi": epi, "offset": np.zeros(3, np.float32)})
+
+
+def test_registered_model_takes_the_anchor_offset(runs, tmp_path):
+    """The logged signature names ``offset`` (fine-tuning logs it in the example), and the
+    registered pyfunc hands it to the model: an off-diagonal window comes back as the model
+    predicts it at that distance, not as a diagonal one."""
+    import torch
+    from mixhic.models import FinetuneModel, get_preset
+    from mixhic.platform.checkpoints import save_model_dir
+
+    reg, exp_o = _uniq("mixhic-hic"), _uniq("exp-o")
+    cfg = get_preset("tiny", window_bins=20, epi_bins=40, n_tracks=2)
+    torch.manual_seed(0)
+    model = FinetuneModel(cfg, task="hic", mode="infer").eval()
+    model.head.init_expected([0, 5, 40], [1.0, 0.3, 0.0])
+    meta = {"kind": "finetune", "task": "hic", "mode": "infer",
+            "model_config": dataclasses.asdict(cfg), "preset": "tiny",
+            "data": {"window_bins": 20, "epi_bins": 40, "n_tracks": 2}, "run_id": None,
+            "epoch": 0, "metrics": {}}
+    model_dir = save_model_dir(tmp_path / "model", model, meta)
+    example = {"epi": np.random.default_rng(0).random((2, 2, 80), dtype=np.float32),
+               "offset": np.array([0.0, 30.0], np.float32)}
+    with tracking.start_run(exp_o):
+        mv = tracking.log_and_register_model(model_dir, reg, example)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{reg}/{mv.version}")
+    assert "offset" in pyfunc.metadata.get_input_schema().input_names()
+    got = pyfunc.predict(example)
+    with torch.no_grad():
+        want = model(torch.from_numpy(example["epi"]),
+                     offset=torch.from_numpy(example["offset"])).numpy()
+        diagonal = model(torch.from_numpy(example["epi"])).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.abs(got[1] - diagonal[1]).max() > 0.1
