@@ -20,6 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from mixhic.core.config import check
+
 __all__ = ["GreedyBatcher"]
 
 log = logging.getLogger(__name__)
@@ -35,10 +37,8 @@ class GreedyBatcher:
 
     def __init__(self, fn: Callable[[list], list], max_batch_size: int = 16,
                  wait_s: float = 0.0) -> None:
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size: must be >= 1, got {max_batch_size}")
-        if wait_s < 0:
-            raise ValueError(f"wait_s: must be >= 0, got {wait_s}")
+        check(max_batch_size >= 1, "max_batch_size", f"must be >= 1, got {max_batch_size}")
+        check(wait_s >= 0, "wait_s", f"must be >= 0, got {wait_s}")
         self.fn, self.max_batch_size, self.wait_s = fn, int(max_batch_size), float(wait_s)
         self.batches = 0  # batches run
         self.items = 0  # items served

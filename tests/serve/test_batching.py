@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from mixhic.core.config import ConfigError
 from mixhic.serve.batching import GreedyBatcher
 
 
@@ -106,5 +107,6 @@ def test_forward_runs_off_the_event_loop_thread():
 
 @pytest.mark.parametrize("kwargs", [{"max_batch_size": 0}, {"wait_s": -1}])
 def test_bad_settings_are_refused(kwargs):
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
+    with pytest.raises(ConfigError, match=next(iter(kwargs))) as err:
         GreedyBatcher(lambda items: items, **kwargs)
+    assert err.value.key == next(iter(kwargs))
