@@ -21,7 +21,7 @@ from .config import MixHicConfig
 from .crossmodal import InteractionBlock, MappingBlock
 from .encoders import EpiEncoder, HicEncoder, check_hic
 from .heads import build_head
-from .tasks import HIC_INPUT_MODES, MODES, TASKS
+from .tasks import HIC_INPUT_MODES, MODES, TASKS, observed_pixels
 
 __all__ = ["FinetuneModel", "MODES", "TASKS", "HIC_INPUT_MODES"]
 
@@ -103,7 +103,8 @@ class FinetuneModel(nn.Module):
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor,
              pos_weight: float | None = None) -> torch.Tensor:
-        """MSE for ``hic`` and ``cage``, BCE-with-logits for ``loops`` (target 0/1);
+        """MSE for ``hic`` (over observed pixels: :func:`~mixhic.models.tasks.observed_pixels`)
+        and ``cage``, BCE-with-logits for ``loops`` (target 0/1);
         ``pos_weight`` weighs the positive class (n_negatives / n_positives balances it)."""
         if pred.shape != target.shape:
             raise ValueError(f"target: expected shape {tuple(pred.shape)} for task "
@@ -113,4 +114,7 @@ class FinetuneModel(nn.Module):
                                                                device=pred.device)
             return F.binary_cross_entropy_with_logits(pred.float(), target.float(),
                                                       pos_weight=pw)
+        if self.task == "hic":  # unobserved pixels (masked bins) carry no target
+            seen = observed_pixels(target).float()
+            return (seen * (pred.float() - target.float()) ** 2).sum() / seen.sum().clamp(min=1)
         return F.mse_loss(pred.float(), target.float())

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ChromParams", "ChromSim", "simulate_chromosome"]
+__all__ = ["ChromParams", "ChromRates", "ChromSim", "chromosome_rates", "simulate_chromosome"]
 
 
 @dataclass(frozen=True)
@@ -237,13 +237,30 @@ def _place(rng: np.random.Generator, n_items: int, weights: np.ndarray, per_bin:
     return np.sort(np.minimum(pos, m - 1))
 
 
-def simulate_chromosome(length: int, p: ChromParams, rng: np.random.Generator) -> ChromSim:
-    """Simulate one chromosome of ``length`` bp (a multiple of ``p.epi_bin``)."""
-    n = -(-length // p.res)
-    m = length // p.epi_bin
-    per_bin = p.res // p.epi_bin
-    mb = length / 1e6
+@dataclass(frozen=True)
+class ChromRates:
+    """What :func:`chromosome_rates` draws before the reads: the structure and the Poisson
+    rate of every band pixel."""
 
+    tads: np.ndarray  # (t, 2) [start_bin, end_bin)
+    comp: np.ndarray  # (n,) +1 (A) / -1 (B)
+    loops: np.ndarray  # (k, 2) anchor bins
+    strengths: np.ndarray  # (k,)
+    kinds: np.ndarray  # (k,)
+    sites: dict  # bin -> strand of the TAD/loop CTCF-like sites
+    E: np.ndarray  # (n, D) unscaled expected, E[i, d] = contact(i, i + d)
+    valid: np.ndarray  # (n, D) bool, i + d < n
+    bias: np.ndarray  # (n,) coverage bias (0 in gaps)
+    gap: np.ndarray  # (n,) bool unmappable bins
+    lam: np.ndarray  # (n, D) Poisson rate of the read count of pixel (i, i + d)
+
+
+def chromosome_rates(length: int, p: ChromParams, rng: np.random.Generator) -> ChromRates:
+    """Steps 1-3 and the rates of step 4 (module docstring) for a chromosome of ``length``
+    bp. :func:`simulate_chromosome` draws its reads with ``rng.poisson(rates.lam)`` next, so
+    replaying this with the chromosome's generator gives the rates its reads were drawn
+    from (``mixhic.pipelines.simulate.replay_rates``)."""
+    n = -(-length // p.res)
     tads = _tads(n, p, rng)
     # Compartments: one label per TAD, a Markov chain; bins outside TADs copy a neighbour.
     labels = np.empty(len(tads))
@@ -257,7 +274,6 @@ def simulate_chromosome(length: int, p: ChromParams, rng: np.random.Generator) -
         comp[s:e] = labels[k]
     if len(tads):
         comp[tads[-1][1]:] = labels[-1]
-    is_a = comp > 0
 
     loops, strengths, kinds, sites = _loops(tads, p, rng)
     E, valid = _expected_band(n, tads, comp, loops, strengths, p)
@@ -276,7 +292,25 @@ def simulate_chromosome(length: int, p: ChromParams, rng: np.random.Generator) -
     total = 2.0 * E.sum() - E[:, 0].sum()
     scale = p.contacts_per_bin * n / total
     lam = scale * E * bias[i] * bias[jc]
-    counts = rng.poisson(lam)  # (n, D)
+    lam[~valid] = 0.0
+    return ChromRates(tads=tads, comp=comp, loops=loops, strengths=strengths, kinds=kinds,
+                      sites=sites, E=E, valid=valid, bias=bias, gap=gap, lam=lam)
+
+
+def simulate_chromosome(length: int, p: ChromParams, rng: np.random.Generator) -> ChromSim:
+    """Simulate one chromosome of ``length`` bp (a multiple of ``p.epi_bin``)."""
+    n = -(-length // p.res)
+    m = length // p.epi_bin
+    per_bin = p.res // p.epi_bin
+    mb = length / 1e6
+
+    rates = chromosome_rates(length, p, rng)
+    tads, comp, loops, strengths, kinds, sites = (rates.tads, rates.comp, rates.loops,
+                                                  rates.strengths, rates.kinds, rates.sites)
+    E, valid, bias, gap = rates.E, rates.valid, rates.bias, rates.gap
+    is_a = comp > 0
+    D = E.shape[1]
+    counts = rng.poisson(rates.lam)  # (n, D)
     counts[~valid] = 0
     r, d = np.nonzero(counts)
     bin1, bin2, cnt = r.astype(np.int64), (r + d).astype(np.int64), counts[r, d].astype(np.int32)

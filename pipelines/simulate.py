@@ -42,7 +42,13 @@ from mixhic.core.cliargs import Alias, ConfigArgs, ConfigCommand
 from mixhic.core.config import ConfigError, build, check, to_dict
 from mixhic.core.errors import MixHicError
 from mixhic.pipelines._simulate_balance import ice_cis, store_weight
-from mixhic.pipelines._simulate_model import ChromParams, ChromSim, simulate_chromosome
+from mixhic.pipelines._simulate_model import (
+    ChromParams,
+    ChromRates,
+    ChromSim,
+    chromosome_rates,
+    simulate_chromosome,
+)
 
 __all__ = [
     "SimulationParams",
@@ -50,6 +56,7 @@ __all__ = [
     "PRESETS",
     "simulation_params",
     "simulate_genome",
+    "replay_rates",
     "SimulateRun",
     "config_from_args",
     "cli_main",
@@ -443,6 +450,35 @@ def simulate_genome(out_dir: str | Path, preset: str = "tiny", seed: int = 0,
     log.info("simulate: %s: %d loops, %d TSSs, %d pixels in %.1fs", out, counts["loops"],
              counts["tss"], counts["pixels"], time.perf_counter() - t_start)
     return SimulatedGenome.in_dir(out)
+
+
+def replay_rates(genome_dir: str | Path, chroms: Sequence[str]
+                 ) -> dict[str, tuple[ChromRates, np.random.Generator]]:
+    """The Poisson rates each of ``chroms``' reads were drawn from, replayed from the
+    preset, seed and overrides in ``genome_dir``'s simulation.json: ``{chrom: (rates,
+    rng)}`` with ``rng`` at the reads draw (``rng.poisson(rates.lam)`` gives the counts the
+    genome holds; a fresh generator gives an independent replicate of the same sample)."""
+    meta_path = SimulatedGenome.in_dir(genome_dir).meta
+    if not meta_path.is_file():
+        raise MixHicError(f"{genome_dir}: no {FILES['meta']} (not a simulated genome)")
+    meta = json.loads(meta_path.read_text())
+    params = simulation_params(meta["preset"], **meta.get("overrides", {}))
+    if json.loads(json.dumps(to_dict(params))) != meta["params"]:
+        raise MixHicError(f"{meta_path}: its parameters differ from preset "
+                          f"{meta['preset']!r} with its overrides in this mixhic version: "
+                          "the genome cannot be replayed")
+    sizes = params.chrom_lengths()
+    unknown = [c for c in chroms if c not in sizes]
+    if unknown:
+        raise MixHicError(f"{meta_path}: no chromosome {unknown} (has {', '.join(sizes)})")
+    cp = params.chrom_params()
+    rngs = np.random.SeedSequence(int(meta["seed"])).spawn(len(sizes))
+    out = {}
+    for (chrom, length), seq in zip(sizes.items(), rngs):
+        if chrom in chroms:
+            rng = np.random.default_rng(seq)
+            out[chrom] = (chromosome_rates(length, cp, rng), rng)
+    return out
 
 
 def _commit_dir(tmp: Path, out: Path) -> None:

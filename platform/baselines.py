@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from mixhic.models.heads import LOOP_FEATURES, anchor_signal, loop_contrast_features
-from mixhic.models.tasks import HIC_INPUT_MODES
+from mixhic.models.tasks import HIC_INPUT_MODES, observed_pixels
 
 __all__ = [
     "DistanceExpected",
@@ -63,15 +63,18 @@ class DistanceExpected:
         self._counts: dict[str, np.ndarray] = {}
 
     def add(self, maps: Any, offsets: Any, chroms: Sequence[str]) -> None:
-        """maps (N, W, W) on the model's scale, offsets (N,) bins, chroms (N,) names."""
+        """maps (N, W, W) on the model's scale, offsets (N,) bins, chroms (N,) names;
+        NaN and unobserved pixels (:func:`mixhic.models.tasks.observed_pixels`) are left
+        out."""
         m = np.asarray(maps, dtype=np.float64)
         n, w, _ = m.shape
         d = window_distances(offsets, w)  # (N, W, W)
+        seen = observed_pixels(np.nan_to_num(m))  # masked bins' zeros are not contacts
         chroms = np.asarray(chroms).astype(str)
         for c in np.unique(chroms):
             rows = chroms == c
             dd, mm = d[rows].ravel(), m[rows].ravel()
-            ok = np.isfinite(mm)
+            ok = np.isfinite(mm) & seen[rows].ravel()
             self._accumulate(str(c), dd[ok], mm[ok])
             self._accumulate("", dd[ok], mm[ok])
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from mixhic.core.cliargs import Alias, ConfigCommand
 from mixhic.core.errors import MixHicError
+from mixhic.models.tasks import observed_pixels
 from mixhic.platform import data as data_mod
 from mixhic.platform.checkpoints import GEOMETRY_HINT, data_mismatches
 from mixhic.platform.train_config import EvaluateConfig
@@ -210,9 +211,10 @@ def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: st
         bm = task_metrics("hic", preds.true, base)
         out.update({f"baseline_{k}": v for k, v in bm.items() if not k.startswith(_SUMMARY_SKIP)})
         dist = bl.window_distances(offsets, w) * res
-        out.update(distance_strata_pearson(preds.true, preds.pred, dist))
+        true = np.where(observed_pixels(preds.true), preds.true, np.nan)
+        out.update(distance_strata_pearson(true, preds.pred, dist))
         out.update({f"baseline_{k}": v for k, v in
-                    distance_strata_pearson(preds.true, base, dist).items()})
+                    distance_strata_pearson(true, base, dist).items()})
         model_m = task_metrics("hic", preds.true, preds.pred)
     else:  # cage
         fit = bl.TrackLinearFit()

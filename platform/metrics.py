@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from mixhic.models.tasks import TASKS
+from mixhic.models.tasks import TASKS, observed_pixels
 from sklearn import metrics as skm
 
 __all__ = [
@@ -156,7 +156,7 @@ def insulation_score(maps: Any, window: int) -> np.ndarray:
     For bin ``i`` the score is the mean of the ``window x window`` square just off the
     diagonal, ``M[i-window:i, i+1:i+1+window]``: contacts between the ``window`` bins
     upstream and downstream of ``i``. It dips at TAD boundaries. Bins whose square does not
-    fit inside the map are NaN.
+    fit inside the map are NaN; NaN pixels (unobserved) are left out of the mean.
 
     maps: (N, W, W) or (W, W). Returns (N, W) (or (W,)) float64.
     """
@@ -171,7 +171,10 @@ def insulation_score(maps: Any, window: int) -> np.ndarray:
     n, w, _ = m.shape
     out = np.full((n, w), np.nan)
     for i in range(window, w - window):
-        out[:, i] = m[:, i - window : i, i + 1 : i + 1 + window].mean(axis=(1, 2))
+        sq = m[:, i - window : i, i + 1 : i + 1 + window]
+        with warnings.catch_warnings():  # an all-NaN square (unobserved bins) stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[:, i] = np.nanmean(sq, axis=(1, 2))
     return out[0] if single else out
 
 
@@ -203,40 +206,54 @@ def hic_metrics(
     ``pearson`` and ``spearman`` (flattened), ``r2_per_map``, ``pearson_per_map``,
     ``spearman_per_map`` (mean over maps, constant maps skipped), ``pearson_d{k}`` for each
     offset and their mean ``pearson_by_distance_mean``, and ``insulation_pearson`` (mean
-    over maps of the Pearson r between true and predicted insulation profiles).
+    over maps of the Pearson r between true and predicted insulation profiles). Every
+    metric is over the observed pixels of ``true`` only
+    (:func:`mixhic.models.tasks.observed_pixels`: rows and columns of a masked bin are left
+    out).
     """
     t, p = _check_pair(true, pred, 3, "hic_metrics")
     n, w, w2 = t.shape
     if w != w2:
         raise ValueError(f"hic_metrics: maps must be square (N, W, W), got shape {t.shape}")
+    seen = observed_pixels(t)
     out: dict[str, float] = {
-        "r2": _r2(t, p),
-        "pearson": _pearson(t, p),
-        "spearman": _spearman(t, p),
+        "r2": _r2(t[seen], p[seen]),
+        "pearson": _pearson(t[seen], p[seen]),
+        "spearman": _spearman(t[seen], p[seen]),
     }
     tf, pf = t.reshape(n, -1), p.reshape(n, -1)
-    out["r2_per_map"] = _nanmean(_rowwise_r2(tf, pf))
-    out["pearson_per_map"] = _nanmean(_rowwise_pearson(tf, pf))
-    out["spearman_per_map"] = _nanmean(_rowwise_pearson(_rank_rows(tf), _rank_rows(pf)))
+    if seen.all():
+        out["r2_per_map"] = _nanmean(_rowwise_r2(tf, pf))
+        out["pearson_per_map"] = _nanmean(_rowwise_pearson(tf, pf))
+        out["spearman_per_map"] = _nanmean(_rowwise_pearson(_rank_rows(tf), _rank_rows(pf)))
+    else:
+        per = np.array([(_r2(a[m], b[m]), _pearson(a[m], b[m]), _spearman(a[m], b[m]))
+                        if m.sum() >= 2 else (np.nan,) * 3
+                        for a, b, m in zip(tf, pf, seen.reshape(n, -1))]).reshape(-1, 3)
+        out["r2_per_map"], out["pearson_per_map"], out["spearman_per_map"] = (
+            _nanmean(per[:, k]) for k in range(3))
 
     ks = range(max(w - 1, 1)) if offsets is None else offsets
     by_dist = []
     for k in ks:
         if not 0 <= k < w:
             raise ValueError(f"hic_metrics: offset {k} outside 0..{w - 1}")
-        td, pd = _diagonals(t, k), _diagonals(p, k)
+        sd = _diagonals(seen, k)
+        td, pd = _diagonals(t, k)[sd], _diagonals(p, k)[sd]
         r = _pearson(td, pd) if td.size >= 3 else float("nan")
         out[f"pearson_d{k}"] = r
         by_dist.append(r)
     out["pearson_by_distance_mean"] = _nanmean(np.array(by_dist))
 
     s = max(2, w // 10) if insulation_window is None else insulation_window
-    ti, pi = insulation_score(t, s), insulation_score(p, s)
-    valid = ~np.isnan(ti[0])
-    if valid.sum() >= 3:
-        out["insulation_pearson"] = _nanmean(_rowwise_pearson(ti[:, valid], pi[:, valid]))
+    ti = insulation_score(np.where(seen, t, np.nan), s)
+    pi = insulation_score(np.where(seen, p, np.nan), s)
+    valid = np.isfinite(ti) & np.isfinite(pi)
+    if seen.all() and valid[0].sum() >= 3:
+        out["insulation_pearson"] = _nanmean(_rowwise_pearson(ti[:, valid[0]], pi[:, valid[0]]))
     else:
-        out["insulation_pearson"] = float("nan")
+        rs = [_pearson(a[v], b[v]) for a, b, v in zip(ti, pi, valid) if v.sum() >= 3]
+        out["insulation_pearson"] = _nanmean(np.array(rs)) if rs else float("nan")
     return out
 
 
@@ -250,7 +267,7 @@ def distance_strata_pearson(true: Any, pred: Any, distance_bp: Any,
 
     true, pred, distance_bp: same shape (e.g. (N, W, W) maps and each pixel's distance in
     bp). A stratum is ``lo <= d < hi``; the last one is open-ended (``{lo}kb+``). Strata
-    with fewer than 3 pixels are left out.
+    with fewer than 3 pixels are left out, and so are NaN pixels (unobserved).
     """
     t, p = _as_f64("true", true).ravel(), _as_f64("pred", pred).ravel()
     d = _as_f64("distance_bp", distance_bp).ravel()
@@ -259,9 +276,10 @@ def distance_strata_pearson(true: Any, pred: Any, distance_bp: Any,
                          f"{d.shape}")
     out: dict[str, float] = {}
     edges = [float(e) * 1000 for e in edges_kb]
+    finite = np.isfinite(t) & np.isfinite(p)  # NaN: an unobserved pixel, left out
     for k, lo in enumerate(edges):
         hi = edges[k + 1] if k + 1 < len(edges) else np.inf
-        sel = (d >= lo) & (d < hi)
+        sel = (d >= lo) & (d < hi) & finite
         if sel.sum() < 3:
             continue
         name = (f"pearson_s{edges_kb[k]:g}-{edges_kb[k + 1]:g}kb" if np.isfinite(hi)

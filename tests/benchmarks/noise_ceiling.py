@@ -49,8 +49,9 @@ def hic_noise_ceiling(data_dir: str, cool_uri: str, split: str = "test",
     """``{"r_half", "r_full", "ceiling_pearson", "n_windows", "max_abs_diff"}`` of the
     ``split`` windows of the prepared ``hic`` dataset in ``data_dir``, cut from
     ``cool_uri`` (the Hi-C file it was prepared from, at its resolution)."""
-    from mixhic.pipelines.normalize import hic_transform
+    from mixhic.models.tasks import observed_pixels
     from mixhic.pipelines.hic_reader import inspect_hic, open_cooler
+    from mixhic.pipelines.normalize import hic_transform
 
     man = json.loads((Path(data_dir) / "manifest.json").read_text())
     params = man["params"]
@@ -108,10 +109,149 @@ def hic_noise_ceiling(data_dir: str, cool_uri: str, split: str = "test",
     if diff > 1e-3:
         raise ValueError(f"windows cut from {cool_uri} differ from the prepared ones by up to "
                          f"{diff:.3g}: not the file (or settings) {data_dir} was made from")
-    r_half = float(np.corrcoef(out["a"].ravel(), out["b"].ravel())[0, 1])
+    seen = observed_pixels(out["full"].reshape(-1, W, W)).reshape(len(out["full"]), -1)
+    r_half = float(np.corrcoef(out["a"][seen], out["b"][seen])[0, 1])
     r_full = 2 * r_half / (1 + r_half)
     return {"r_half": r_half, "r_full": r_full, "ceiling_pearson": float(np.sqrt(r_full)),
             "n_windows": float(len(prepared)), "max_abs_diff": diff}
+
+
+def _replayed_windows(data_dir: str, genome_dir: str, split: str, draw
+                      ) -> dict[str, np.ndarray]:
+    """``split``'s windows of maps drawn from a simulated genome's replayed rates.
+
+    ``draw(rates, rng, w)`` -> ``{name: (n, D) band counts, or (counts, weights)}`` per
+    chromosome, ``rng`` at the reads draw (:func:`mixhic.pipelines.simulate.replay_rates`),
+    ``w`` the file's balancing weights of its bins. Each map is balanced with the file's
+    weights (or its own), cut at the prepared windows and transformed like them. Returns
+    ``{"obs": the observed windows, re-drawn, name: ...}``, rows in the prepared order,
+    after checking "obs" against the prepared windows."""
+    from mixhic.pipelines.hic_reader import inspect_hic, open_cooler
+    from mixhic.pipelines.normalize import hic_transform
+    from mixhic.pipelines.simulate import SimulatedGenome, replay_rates
+
+    man = json.loads((Path(data_dir) / "manifest.json").read_text())
+    params = man["params"]
+    hic_in, norm = params["inputs"]["hic"], params["normalize"]
+    res, W = int(man["shapes"]["resolution"]), int(man["shapes"]["window_bins"])
+    genome = SimulatedGenome.in_dir(genome_dir)
+    base = json.loads(genome.meta.read_text())["params"]["resolution"]
+    if res != base:
+        raise ValueError(f"{data_dir}: prepared at {res} bp, not the simulator's base "
+                         f"resolution {base} bp: maps are drawn at the base resolution")
+    info = inspect_hic(genome.mcool_uri(res), resolution=res, weight=hic_in.get("weight"),
+                       divisive=hic_in.get("divisive"), multiplier=hic_in.get("multiplier"))
+    clr = open_cooler(info.uri)
+    chroms, xs, ys, prepared = _test_windows(data_dir, split)
+    if not len(chroms):
+        raise ValueError(f"{data_dir}: no {split!r} rows in the hic dataset")
+    cut: dict[str, list] = {}
+    for chrom, (rates, rng) in replay_rates(genome_dir, list(np.unique(chroms))).items():
+        rows = np.flatnonzero(chroms == chrom)
+        n = rates.lam.shape[0]
+        w = (clr.bins().fetch(chrom)[info.weight].to_numpy().astype(np.float64)
+             if info.weight else np.ones(n))
+        w = 1.0 / w if info.divisive else w
+        for name, drawn in {"obs": rng.poisson(rates.lam), **draw(rates, rng, w)}.items():
+            band, wd = drawn if isinstance(drawn, tuple) else (drawn, w)
+            r, d = np.nonzero(band)
+            m = np.zeros((n, n))
+            m[r, r + d] = band[r, d]
+            m[r + d, r] = band[r, d]
+            m *= wd[:, None] * wd[None, :] * info.multiplier
+            for k in rows:
+                x0, y0 = int(xs[k]) // res, int(ys[k]) // res
+                cut.setdefault(name, []).append((k, m[x0 : x0 + W, y0 : y0 + W]))
+    out = {}
+    for name, items in cut.items():
+        items.sort(key=lambda t: t[0])
+        win = np.stack([v for _, v in items])
+        out[name] = hic_transform(win, norm.get("hic", "log1p_fixed"),
+                                  norm.get("hic_cap", 255.0)).reshape(len(win), -1)
+    diff = float(np.abs(out["obs"] - prepared).max())
+    if diff > 1e-3:
+        raise ValueError(f"replayed windows differ from the prepared ones of {data_dir} by up "
+                         f"to {diff:.3g}: not the genome (or settings) it was made from")
+    return out
+
+
+def _r(obs: np.ndarray, other: np.ndarray) -> float:
+    """Pearson r over the observed pixels of ``obs`` (N, W*W) windows, like the metrics."""
+    from mixhic.models.tasks import observed_pixels
+
+    n = len(obs)
+    w = int(round(np.sqrt(obs.shape[1])))
+    seen = observed_pixels(obs.reshape(n, w, w)).reshape(n, -1)
+    return float(np.corrcoef(obs[seen], other[seen])[0, 1])
+
+
+def replicate_ceiling(data_dir: str, genome_dir: str, split: str = "test", n_reps: int = 8,
+                      seed: int = 1) -> dict[str, float]:
+    """The ceiling of a simulated genome's ``split`` windows from its own truth:
+    ``{"r_retest", "ceiling_pearson", "oracle_pearson", "n_windows"}``.
+
+    ``n_reps`` independent replicates of the reads are drawn from the replayed rates at
+    the sample's depth. ``r_retest``: the mean Pearson r between the observed windows and
+    a replicate's (test-retest at full depth, no depth extrapolation);
+    ``ceiling_pearson = sqrt(r_retest)``; ``oracle_pearson``: the r with the observed maps
+    of a predictor that knows the truth (the mean of the replicates' windows)."""
+    rng = np.random.default_rng(seed)
+    out = _replayed_windows(data_dir, genome_dir, split, lambda rates, _, __: {
+        f"rep{k}": rng.poisson(rates.lam) for k in range(n_reps)})
+    reps = [out[f"rep{k}"] for k in range(n_reps)]
+    r_retest = float(np.mean([_r(out["obs"], v) for v in reps]))
+    return {"r_retest": r_retest, "ceiling_pearson": float(np.sqrt(r_retest)),
+            "oracle_pearson": _r(out["obs"], np.mean(reps, axis=0)),
+            "n_windows": float(len(out["obs"]))}
+
+
+#: Structure left out of the oracles of :func:`structure_oracles` (ChromParams fields).
+LEFT_OUT = {"tad": {"tad_enrichment": 1.0}, "compartment": {"compartment_strength": 0.0},
+            "stripe": {"stripe_strength": 0.0}, "loop": {"loop_strength": 0.0}}
+
+
+def structure_oracles(data_dir: str, genome_dir: str, split: str = "test", n_reps: int = 6,
+                      seed: int = 2) -> dict[str, float]:
+    """What each part of the simulated structure is worth to a predictor of the observed
+    maps: the Pearson r of truth-knowing oracles (mean of ``n_reps`` replicates drawn from
+    the replayed rates) with one part left out (``oracle_no_<part>``, :data:`LEFT_OUT`),
+    with everything (``oracle_full``), and with all the structure but ideal balancing
+    (``oracle_structure``: the coverage bias is in no track, so this is the most a model
+    of the tracks can score). Depth is kept: each oracle's rates are rescaled to the same
+    total."""
+    import dataclasses
+
+    from mixhic.pipelines._simulate_model import _expected_band
+    from mixhic.pipelines.simulate import simulation_params
+
+    meta = json.loads((Path(genome_dir) / "simulation.json").read_text())
+    cp = simulation_params(meta["preset"], **meta.get("overrides", {})).chrom_params()
+    variants = {"full": ({}, True), **{f"no_{k}": (v, True) for k, v in LEFT_OUT.items()},
+                "structure": ({}, False)}
+    rng = np.random.default_rng(seed)
+
+    def draw(rates, _, w):
+        n, D = rates.lam.shape
+        i = np.arange(n)[:, None]
+        bias2 = rates.bias[i] * rates.bias[np.minimum(i + np.arange(D)[None, :], n - 1)]
+        # perfect balancing: weights exactly 1 / bias, scaled like the file's
+        ok = (rates.bias > 0) & np.isfinite(w) & (w > 0)
+        ideal = np.where(ok, np.mean(w[ok] * rates.bias[ok]) / np.where(ok, rates.bias, 1),
+                         np.nan)
+        out = {}
+        for name, (change, with_bias) in variants.items():
+            E, valid = _expected_band(n, rates.tads, rates.comp, rates.loops, rates.strengths,
+                                      dataclasses.replace(cp, **change))
+            lam = np.where(valid, E * bias2, 0.0)
+            lam *= rates.lam.sum() / lam.sum()
+            for k in range(n_reps):  # same depth and read noise; known or ideal balancing
+                out[f"{name}:{k}"] = (rng.poisson(lam), w if with_bias else ideal)
+        return out
+
+    out = _replayed_windows(data_dir, genome_dir, split, draw)
+    return {f"oracle_{name}": _r(out["obs"], np.mean([out[f"{name}:{k}"]
+                                                     for k in range(n_reps)], axis=0))
+            for name in variants}
 
 
 def main(argv: list[str] | None = None) -> int:

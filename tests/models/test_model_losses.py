@@ -167,3 +167,21 @@ def test_finetune_every_parameter_gets_a_gradient(task, mode):
     names = {n.split(".")[0] for n, _ in fm.named_parameters()}
     assert ("hic_encoder" in names) == (mode in ("bimodal", "nonpre"))
     assert ("mapping" in names) == (mode == "infer")
+
+
+def test_hic_loss_leaves_out_unobserved_pixels():
+    """A masked bin is a zero row/column of the target: the loss is the MSE of the other
+    pixels, and the prediction there gets no gradient."""
+    torch.manual_seed(0)
+    fm = FinetuneModel(SMALL, "hic", "epi")
+    W = SMALL.window_bins
+    pred = torch.randn(2, W, W, requires_grad=True)
+    target = torch.rand(2, W, W) + 0.1
+    target[0, 3, :] = 0.0  # x-anchor bin 3 of window 0 masked
+    target[1, :, 5] = 0.0  # y-anchor bin 5 of window 1 masked
+    loss = fm.loss(pred, target)
+    seen = torch.ones(2, W, W, dtype=torch.bool)
+    seen[0, 3, :], seen[1, :, 5] = False, False
+    torch.testing.assert_close(loss, ((pred - target)[seen] ** 2).mean())
+    loss.backward()
+    assert (pred.grad[~seen] == 0).all() and (pred.grad[seen] != 0).all()

@@ -36,6 +36,15 @@ def test_distance_expected_by_hand():
     np.testing.assert_allclose(exp.predict([3], ["z"], 2)[0], [[3.0, 3.0], [1.0, 3.0]])
 
 
+def test_distance_expected_leaves_out_masked_bins():
+    """A masked bin's zero row/column is not "no contact": the expected ignores it."""
+    m = np.array([[[4.0, 0.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 4.0]]])  # bin 1 masked
+    exp = bl.DistanceExpected()
+    exp.add(m, [0], ["a"])
+    # observed pixels: (0,0)=4 (0,2)=1 (2,0)=1 (2,2)=4 -> d0 = 4, d1 unseen, d2 = 1
+    np.testing.assert_allclose(exp.table("a"), [4.0, np.nan, 1.0])
+
+
 def test_distance_expected_ignores_nan_and_needs_data():
     with pytest.raises(ValueError, match="no training maps"):
         bl.DistanceExpected().predict([0], ["a"], 2)

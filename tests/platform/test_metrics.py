@@ -35,6 +35,42 @@ def test_hic_flattened_metrics_match_sklearn_scipy(maps):
     assert m["spearman"] == pytest.approx(stats.spearmanr(true.ravel(), pred.ravel())[0])
 
 
+def _mask_bins(true, rng):
+    """Zero a few whole rows/columns (masked bins, as prepare stores them): -> (maps,
+    observed) with observed False on every pixel of a masked row or column."""
+    t = true.copy()
+    seen = np.ones(t.shape, bool)
+    for k in range(0, len(t), 2):
+        i, j = rng.integers(0, t.shape[1], size=2)
+        t[k, i, :], t[k, :, j] = 0.0, 0.0
+        seen[k, i, :], seen[k, :, j] = False, False
+    return t, seen
+
+
+def test_unobserved_pixels_are_left_out_of_hic_metrics(maps):
+    """Masked bins are stored as rows/columns of zeros; they were never measured, so the
+    metrics are those of the observed pixels (scipy/sklearn on them) and predictions there
+    change nothing."""
+    import torch
+    from mixhic.models.tasks import observed_pixels
+
+    true, pred = maps
+    true, seen = _mask_bins(true, np.random.default_rng(1))
+    np.testing.assert_array_equal(observed_pixels(true), seen)
+    np.testing.assert_array_equal(observed_pixels(torch.from_numpy(true)).numpy(), seen)
+    m = hic_metrics(true, pred)
+    assert m["pearson"] == pytest.approx(stats.pearsonr(true[seen], pred[seen])[0])
+    assert m["r2"] == pytest.approx(skm.r2_score(true[seen], pred[seen]))
+    assert m["spearman"] == pytest.approx(stats.spearmanr(true[seen], pred[seen])[0])
+    pr = [stats.pearsonr(t[s], p[s])[0] for t, p, s in zip(true, pred, seen)]
+    assert m["pearson_per_map"] == pytest.approx(np.mean(pr))
+    other = np.where(seen, pred, 100.0)  # wild values where nothing was measured
+    for k, v in hic_metrics(true, other).items():
+        assert v == pytest.approx(m[k], nan_ok=True), k
+    assert hic_metrics(true, other)["pearson"] > stats.pearsonr(true.ravel(),
+                                                                pred.ravel())[0]
+
+
 def test_r2_argument_order_matters(maps):
     true, pred = maps
     swapped = hic_metrics(pred, true)["r2"]
