@@ -145,3 +145,20 @@ def test_noise_ceiling_on_the_simulator(tiny_data, tmp_path):
     (tmp_path / "hic").symlink_to(tiny_data / "hic")
     with pytest.raises(ValueError, match="differ from the prepared"):
         hic_noise_ceiling(str(tmp_path), str(genome))
+
+
+@pytest.mark.integration
+def test_simulator_truth_bounds_the_hic_gain(tiny_data):
+    """From the simulator's replayed rates: the re-drawn observed windows match the
+    prepared ones (checked inside), a replicate correlates below 1, a truth-knowing oracle
+    scores at most about the ceiling, and leaving the TADs out of the truth costs it."""
+    from benchmarks.noise_ceiling import replicate_ceiling, structure_oracles
+
+    genome = str(tiny_data.parent / "genome")
+    c = replicate_ceiling(str(tiny_data), genome, n_reps=4)
+    assert 0.0 < c["r_retest"] < 1.0 and c["n_windows"] > 0
+    assert c["ceiling_pearson"] == pytest.approx(np.sqrt(c["r_retest"]))
+    assert c["r_retest"] < c["oracle_pearson"] <= c["ceiling_pearson"] + 0.01
+    o = structure_oracles(str(tiny_data), genome, n_reps=4)
+    assert o["oracle_no_tad"] < o["oracle_full"] - 0.005
+    assert 0.0 < o["oracle_structure"] <= o["oracle_full"] + 0.01
