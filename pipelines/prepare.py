@@ -44,6 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 from mixhic.core.config import to_dict
 from mixhic.core.errors import MixHicError
+from mixhic.core.runtime import ensure_ray
+from mixhic.pipelines.extract import ChunkWorker
 from mixhic.pipelines.manifest import (
     Manifest,
     code_version,
@@ -94,7 +96,6 @@ def _write_json(fs, path: str, obj) -> None:
 def _run_tasks(settings: dict, tasks: list[dict], workers: int | None) -> None:
     """The Ray Data job: one map task per chunk; rows go to Parquet from the workers."""
     import ray
-    from mixhic.pipelines.extract import ChunkWorker
 
     if not tasks:
         return
@@ -181,8 +182,6 @@ def prepare(cfg: PrepareConfig) -> Manifest:
 
     Starts (or joins, with ``RAY_ADDRESS``) Ray. Idempotent: see the module docstring.
     """
-    from mixhic.core.runtime import ensure_ray
-
     job = plan_job(cfg)
     settings, tasks, meta, out, root, staging = (
         job.settings, job.tasks, job.meta, job.out, job.root, job.staging

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from mixhic.models import FinetuneModel, MixHicConfig, PretrainModel
+from mixhic.platform.tracking import download_model_dir
 
 __all__ = [
     "MODEL_FILE",
@@ -161,8 +163,6 @@ def local_copy(path_or_uri: str | Path) -> tuple[Path, tempfile.TemporaryDirecto
     Returns the path and the temporary directory to clean up (``None`` when local)."""
     text = str(path_or_uri)
     if _is_mlflow_uri(text):
-        from mixhic.platform.tracking import download_model_dir
-
         return Path(download_model_dir(text)), None
     text = str(_strip_file(text))
     if not is_remote_uri(text):
@@ -230,8 +230,6 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def build_model(meta: dict[str, Any]) -> torch.nn.Module:
     """An untrained model of the kind, task, mode and config that ``meta`` describes."""
-    from mixhic.models import FinetuneModel, MixHicConfig, PretrainModel
-
     cfg = MixHicConfig(**meta["model_config"])
     if meta["kind"] == "pretrain":
         return PretrainModel(cfg)

@@ -21,6 +21,10 @@ import importlib
 import logging
 import sys
 
+from mixhic.core.cliargs import split_global_flags
+from mixhic.core.errors import is_user_error
+from mixhic.core.runtime import Terminated, install_signal_handlers, shutdown_ray
+
 __all__ = ["main", "COMMANDS", "log_level"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,8 +67,6 @@ def log_level(verbose: int, quiet: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mixhic.core.cliargs import split_global_flags
-
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose, quiet, argv = split_global_flags(argv)  # anywhere before a `--`
     parser = argparse.ArgumentParser(
@@ -85,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    from mixhic.core.runtime import Terminated, install_signal_handlers, shutdown_ray
-
     install_signal_handlers()  # SIGTERM unwinds like Ctrl-C (ensure_ray re-installs it)
     try:
         module = importlib.import_module(COMMANDS[ns.command][0])
@@ -98,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("mixhic").error("interrupted: shutting down")
         return 130
     except Exception as exc:  # user-facing errors end in one clear line
-        from mixhic.core.errors import is_user_error
-
         if is_user_error(exc) and verbose == 0:
             logging.getLogger("mixhic").error("%s", exc)
             return 2

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from mixhic.core.errors import MixHicError
+from mixhic.pipelines.manifest import read_manifest
 
 __all__ = [
     "KEY_COLUMNS",
@@ -140,8 +141,6 @@ def data_meta(data_dir: str, dataset: str) -> dict[str, Any]:
         "manifest_fingerprint": None,
     }
     try:
-        from mixhic.pipelines.manifest import read_manifest
-
         man = read_manifest(_norm(data_dir))
     except Exception as exc:  # manifest unreadable: geometry alone still describes the model
         log.warning("%s: cannot read manifest.json (%s)", data_dir, exc)

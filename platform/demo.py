@@ -20,7 +20,8 @@ from typing import Any
 
 from mixhic.core.cliargs import ConfigCommand
 from mixhic.core.config import load_config
-from mixhic.platform.train_config import DemoConfig, FinetuneConfig, PretrainConfig
+from mixhic.core.runtime import ensure_ray
+from mixhic.platform.train_config import DemoConfig, EvaluateConfig, FinetuneConfig, PretrainConfig
 
 __all__ = ["DemoResult", "demo", "results_table", "ui_command", "cli_main"]
 
@@ -71,18 +72,19 @@ def results_table(rows: list[dict[str, Any]]) -> str:
 def demo(cfg: DemoConfig) -> DemoResult:
     """Run the whole pipeline on a simulated genome; returns the results table."""
     import mlflow
-    from mixhic.core.runtime import ensure_ray
+
+    # lazy: tracking pulls numpy (+0.13 s), the others torch (+1.8 s) into mixhic demo --help
     from mixhic.platform import tracking
     from mixhic.platform.evaluate import evaluate
     from mixhic.platform.finetune import finetune
     from mixhic.platform.pretrain import pretrain
-    from mixhic.platform.train_config import EvaluateConfig
 
     work = Path(cfg.work_dir).expanduser().absolute()
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     ensure_ray()
     if cfg.data_dir is None:
+        # lazy: prepare pulls pyarrow (+0.2 s), simulate scipy (+0.3 s) into mixhic demo --help
         from mixhic.pipelines.prepare import PrepareConfig, prepare
         from mixhic.pipelines.simulate import simulate_genome
 

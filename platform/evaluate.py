@@ -27,10 +27,15 @@ from typing import Any
 import numpy as np
 from mixhic.core.cliargs import Alias, ConfigCommand
 from mixhic.core.errors import MixHicError
+from mixhic.core.runtime import ensure_ray
 from mixhic.models.tasks import observed_pixels
+from mixhic.platform import baselines as bl
 from mixhic.platform import data as data_mod
-from mixhic.platform.checkpoints import GEOMETRY_HINT, data_mismatches
+from mixhic.platform import tracking
+from mixhic.platform.checkpoints import GEOMETRY_HINT, data_mismatches, load_model_dir
+from mixhic.platform.tracking import log_figure
 from mixhic.platform.train_config import EvaluateConfig
+from mixhic.platform.train_loop import batch_columns, predict_batches
 
 __all__ = [
     "evaluate",
@@ -96,9 +101,8 @@ def evaluate_model(
     scored on the same rows: ``baseline_*`` metrics and ``gain_*`` = model - baseline;
     ``train``: the rows fitted baselines learn from (default: ``data_dir``'s train split
     of ``sample``)."""
-    from mixhic.core.runtime import ensure_ray
+    # lazy: pulls scipy, sklearn and pandas (+1.6 s) into mixhic evaluate --help
     from mixhic.platform.metrics import prediction_warnings, task_metrics
-    from mixhic.platform.train_loop import batch_columns, predict_batches
 
     if meta.get("kind") != "finetune":
         raise MixHicError(f"model: a fine-tuned model is needed, got kind {meta.get('kind')!r}")
@@ -140,7 +144,7 @@ def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: st
     """``baseline_*`` and ``gain_*`` metrics of ``task`` on exactly the rows of ``preds``
     (the finalized predictions of :func:`evaluate_model`), fitted baselines fit on
     ``train`` (default: ``data_dir``'s train split of ``sample``); see module docstring."""
-    from mixhic.platform import baselines as bl
+    # lazy: pulls scipy, sklearn and pandas (+1.6 s) into mixhic evaluate --help
     from mixhic.platform.metrics import (
         PredictionStore,
         distance_strata_pearson,
@@ -240,8 +244,8 @@ def baseline_metrics(task: str, mode: str, data_dir: str, split: str, sample: st
 
 def log_eval_artifacts(task: str, preds, prefix: str = "test") -> None:
     """Plots of predictions into the active MLflow run (``plots/<prefix>_*.png``)."""
+    # lazy: pulls matplotlib (+0.45 s) into mixhic evaluate --help
     from mixhic.platform import plots
-    from mixhic.platform.tracking import log_figure
 
     if task == "hic":
         k = min(4, len(preds.true))
@@ -265,16 +269,12 @@ def summary(metrics: dict[str, float]) -> dict[str, float]:
 def evaluate(cfg: EvaluateConfig) -> dict[str, float]:
     """Load ``cfg.model`` and return its metrics on ``cfg.split`` of ``cfg.data_dir``;
     logged to MLflow (params, metrics, plots) unless ``cfg.log_to_mlflow`` is false."""
-    from mixhic.platform.checkpoints import load_model_dir
-
     model, meta = load_model_dir(cfg.model)
     metrics, preds = evaluate_model(model, meta, cfg.data_dir, split=cfg.split,
                                     sample=cfg.sample, batch_size=cfg.batch_size)
     log.info("%s on %s/%s: %s", cfg.model, cfg.data_dir, cfg.split,
              {k: round(v, 4) for k, v in summary(metrics).items()})
     if cfg.log_to_mlflow:
-        from mixhic.platform import tracking
-
         tracking.configure(cfg.runs_dir)
         name = cfg.run_name or f"evaluate-{meta['task']}-{cfg.split}"
         with tracking.start_run(cfg.experiment, run_name=name,

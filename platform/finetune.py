@@ -24,10 +24,20 @@ from typing import Any
 import numpy as np
 from mixhic.core.cliargs import Alias, ConfigCommand
 from mixhic.core.errors import MixHicError
+from mixhic.core.runtime import ensure_ray
+from mixhic.models import FinetuneModel, MixHicConfig, load_pretrained
+from mixhic.models.heads import LOOP_FEATURES, loop_features
 from mixhic.models.tasks import HIC_INPUT_MODES, check_task_mode
 from mixhic.platform import checkpoints as ckpt_io
 from mixhic.platform import data as data_mod
+from mixhic.platform import tracking
+from mixhic.platform.baselines import DistanceExpected
+from mixhic.platform.checkpoints import load_model_dir
+from mixhic.platform.evaluate import (BaselineTrain, evaluate_model, log_eval_artifacts,
+                                      summary)
+from mixhic.platform.pretrain import model_config_for
 from mixhic.platform.train_config import MODES, TASKS, FinetuneConfig
+from mixhic.platform.train_loop import batch_columns
 from mixhic.platform.trainer import TrainResult, fit
 
 __all__ = ["finetune", "registered_name", "cli_main"]
@@ -41,9 +51,6 @@ def registered_name(task: str) -> str:
 
 
 def _model_config(cfg: FinetuneConfig, geometry, pre_meta: dict[str, Any] | None):
-    from mixhic.models import MixHicConfig
-    from mixhic.platform.pretrain import model_config_for
-
     if pre_meta is None:
         return model_config_for(cfg.model, geometry)
     if pre_meta.get("preset") != cfg.model.preset:
@@ -98,11 +105,9 @@ def finetune(
     """
     import mlflow
     import ray
-    from mixhic.core.runtime import ensure_ray
-    from mixhic.platform.evaluate import (BaselineTrain, evaluate_model, log_eval_artifacts,
-                                          summary)
+
+    # lazy: pulls scipy, sklearn and pandas (+1.6 s) into mixhic finetune --help
     from mixhic.platform.metrics import METRIC_MODE, PRIMARY_METRIC
-    from mixhic.platform.train_loop import batch_columns
 
     task, mode = cfg.task, cfg.mode
     try:
@@ -143,9 +148,6 @@ def finetune(
     test_sample = cfg.test.sample if cfg.test.sample is not None else cfg.data.sample
 
     def after_fit(result: TrainResult, model_dir: str) -> None:
-        from mixhic.platform import tracking
-        from mixhic.platform.checkpoints import load_model_dir
-
         if report is not None:
             mlflow.log_text(report.summary() + "\n\nloaded:\n" + "\n".join(report.loaded)
                             + "\n\nskipped:\n" + "\n".join(report.skipped)
@@ -204,8 +206,6 @@ def _train_split(cfg: FinetuneConfig, dataset: str, columns: list[str]):
 def _train_expected(cfg: FinetuneConfig) -> tuple[list[float], list[float]]:
     """(distances in bins, mean target) of the hic train split: the map head's expected
     starts from this decay curve (``MapHead.init_expected``)."""
-    from mixhic.platform.baselines import DistanceExpected
-
     exp = DistanceExpected()
     ds = _train_split(cfg, "hic", ["chrom", "x_start", "y_start", "resolution", "hic"])
     for b in ds.iter_batches(batch_size=256, batch_format="numpy"):
@@ -224,7 +224,6 @@ def _loop_train_stats(cfg: FinetuneConfig, with_prior: bool
     regression of the label on the standardised ``loop_features`` (centre, o/e, donut,
     lower-left, anchor signal), class-balanced like the loss (None with a single class)."""
     import torch
-    from mixhic.models.heads import LOOP_FEATURES, loop_features
 
     ds = _train_split(cfg, "loops", ["hic", "epi", "loop"] if with_prior else ["loop"])
     feats, labels = [], []
@@ -261,8 +260,6 @@ def _loop_train_stats(cfg: FinetuneConfig, with_prior: bool
 def _pretrained_checked(cfg: FinetuneConfig, geometry):
     """(meta, state_dict, LoadReport) of the pretrained model dir, loaded once on the
     driver into a probe model: bad checkpoints fail here, before any worker starts."""
-    from mixhic.models import FinetuneModel, load_pretrained
-
     local, tmp = ckpt_io.local_copy(cfg.pretrained)
     try:
         meta = ckpt_io.read_meta(local)

@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import mixhic
+import mixhic.platform.cli as cli
 import yaml
 from mixhic.core.errors import MixHicError
 from mixhic.platform.job_env import check_no_secrets, forwarded_env
@@ -45,8 +47,6 @@ _STAGE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".p
 
 def _project_root() -> Path | None:
     """The source tree this package was installed from (editable install), if any."""
-    import mixhic.platform.cli as cli
-
     root = Path(cli.__file__).resolve().parents[1]
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and 'name = "mixhic"' in pyproject.read_text():
@@ -126,8 +126,6 @@ def package_modules(work_dir: str | Path | None = None) -> list[str]:
     global _CACHE_DIR
     root = _project_root()
     if root is None:
-        import mixhic
-
         pkg = Path(next(iter(mixhic.__path__)))
         log.info("shipping the installed package %s", pkg)
         return [str(pkg), *map(str, pkg.parent.glob("mixhic-*.dist-info"))]

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mixhic.core.cliargs import command_parser
 from mixhic.core.errors import MixHicError
+from mixhic.platform.cli import COMMANDS
 from mixhic.platform.job_client import (
     connect,
     resolve_address,
@@ -81,8 +83,6 @@ def exit_code_for(status: str, driver_exit_code: int | None) -> int:
 
 
 def _check_command(argv: Sequence[str]) -> None:
-    from mixhic.platform.cli import COMMANDS
-
     if not argv:
         raise MixHicError("submit: no command given (usage: mixhic submit [options] -- CMD ARGS)")
     if argv[0] == "submit":
@@ -195,8 +195,6 @@ exit status: the job's (0 succeeded; the command's own code when it failed; 130 
 
 
 def cli_main(argv: list[str]) -> int:
-    from mixhic.core.cliargs import command_parser
-
     argv = list(argv)
     if "--" in argv:
         split = argv.index("--")

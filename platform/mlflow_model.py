@@ -18,6 +18,8 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mixhic.models.tasks import HIC_INPUT_MODES
+from mixhic.platform.checkpoints import load_model_dir
 
 __all__ = ["MixHicPyfunc", "predict_arrays", "to_arrays"]
 
@@ -47,7 +49,6 @@ def predict_arrays(model: Any, meta: Mapping[str, Any], inputs: Mapping[str, Any
     bimodal/nonpre, optional ``offset`` (B,): bins from each x-anchor to its y-anchor, 0 =
     diagonal windows); loops logits become probabilities."""
     import torch
-    from mixhic.models.tasks import HIC_INPUT_MODES  # this file also runs inside MLflow
 
     if meta.get("kind") != "finetune":
         raise ValueError(
@@ -83,8 +84,6 @@ class MixHicPyfunc(mlflow.pyfunc.PythonModel):
     # No type hints on load_context/predict: MLflow would read them as a schema (so it
     # warns once "Add type hints"; harmless, the logged signature describes the tensors).
     def load_context(self, context):
-        from mixhic.platform.checkpoints import load_model_dir
-
         self.model, self.meta = load_model_dir(context.artifacts["model_dir"])
         self.model.eval()
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from mixhic.core.cliargs import ConfigCommand
 from mixhic.core.errors import MixHicError
+from mixhic.models import get_preset
 from mixhic.platform import data as data_mod
 from mixhic.platform.train_config import ModelConfig, PretrainConfig
 from mixhic.platform.trainer import TrainResult, fit
@@ -31,8 +32,6 @@ log = logging.getLogger(__name__)
 
 def model_config_for(model: ModelConfig, geometry: data_mod.DataGeometry):
     """The MixHicConfig of ``model.preset`` + overrides at the dataset's geometry."""
-    from mixhic.models import get_preset
-
     try:
         return get_preset(model.preset, window_bins=geometry.window_bins,
                           epi_bins=geometry.epi_bins, n_tracks=geometry.n_tracks,

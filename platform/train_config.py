@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from mixhic.core.config import Overrides, as_overrides
 from mixhic.core.config import check as _check
+from mixhic.models import MixHicConfig
+from mixhic.models.config import HIC_INPUTS
 from mixhic.models.tasks import MODES, PRETRAINED_MODES, TASKS
 
 __all__ = [
@@ -118,16 +120,12 @@ class ModelConfig:
             "model.overrides",
             f"{sorted(reserved)} come from the dataset manifest, not the model config",
         )
-        from mixhic.models import MixHicConfig
-
         known = {f.name for f in dataclasses.fields(MixHicConfig)}
         for key in self.overrides:
             _check(key in known, f"model.overrides.{key}",
                    f"not a model field (known: {', '.join(sorted(known))})")
         hic_input = self.overrides.get("hic_input")
         if hic_input is not None:
-            from mixhic.models.config import HIC_INPUTS
-
             _check(hic_input in HIC_INPUTS, "model.overrides.hic_input",
                    f"must be one of {', '.join(HIC_INPUTS)}, got {hic_input!r}")
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from mixhic.models import LossWeights, load_pretrained, pretrain_objective
 from mixhic.models.optim import adamw
 from mixhic.models.tasks import HIC_INPUT_MODES
 from mixhic.platform import checkpoints as ckpt_io
@@ -74,8 +75,6 @@ def _dtypes(cols: list[str]) -> dict[str, torch.dtype]:
 
 # --------------------------------------------------------------------------- steps
 def _pretrain_step(model, raw, batch, cfg, epoch: int) -> dict[str, torch.Tensor]:
-    from mixhic.models import LossWeights, pretrain_objective
-
     out = model(batch["hic"], batch["epi"])
     if epoch < cfg.loss.contrastive_warmup_epochs:
         # Contrastive only. Zero weights (not contrastive_only=True) keep every parameter
@@ -98,8 +97,6 @@ def _finetune_step(model, raw, batch, cfg, epoch: int,
 # --------------------------------------------------------------------------- validation
 @torch.no_grad()
 def _validate_pretrain(raw, shard, cfg, device, autocast) -> dict[str, float]:
-    from mixhic.models import LossWeights, pretrain_objective
-
     raw.eval()
     sums: dict[str, float] = {}
     n = 0
@@ -132,6 +129,7 @@ def predict_batches(raw, batches, task: str, autocast=None):
 
     batches: dicts of numpy arrays with the key columns, ``epi``, the target and ``hic``
     when needed. Loop logits become probabilities (sigmoid)."""
+    # lazy: pulls scipy, sklearn and pandas (+1.6 s) into mixhic pretrain --help
     from mixhic.platform.metrics import PredictionStore
 
     store = PredictionStore()
@@ -158,6 +156,7 @@ def predict_batches(raw, batches, task: str, autocast=None):
 
 
 def _validate_finetune(raw, shard, cfg, autocast) -> dict[str, float]:
+    # lazy: pulls scipy, sklearn and pandas (+1.6 s) into mixhic pretrain --help
     from mixhic.platform.metrics import task_metrics
 
     raw.eval()
@@ -249,7 +248,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         raw.head.set_contrast_prior(**config["loop_prior"])
     if config.get("pretrained_state") is not None:
         import ray
-        from mixhic.models import load_pretrained
 
         load_pretrained(raw, ray.get(config["pretrained_state"]))
     device = ray.train.torch.get_device()

@@ -9,6 +9,8 @@ restarted trial find their runs by these tags and re-open them.
 
 from __future__ import annotations
 
+from mixhic.platform.tracking import get_or_create_experiment
+
 __all__ = ["SWEEP_TAG", "TRIAL_TAG", "ROLE_TAG", "STOPPED_TAG", "RUN_ID_KEY", "find_run",
            "close_children", "close_run", "mark_stopped"]
 
@@ -22,7 +24,6 @@ RUN_ID_KEY = "mlflow_trial_run_id"       # added to every result a trial reports
 def find_run(experiment: str, **tags: str) -> str | None:
     """The newest run of ``experiment`` carrying every tag, or None."""
     import mlflow
-    from mixhic.platform.tracking import get_or_create_experiment
 
     exp_id = get_or_create_experiment(experiment)
     filt = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from mixhic.core.config import build
+from mixhic.platform import tracking
 from mixhic.platform.train_config import FinetuneConfig
 from mixhic.platform.tune_config import PARAM_PATHS
 from mixhic.platform.tune_search import with_params
@@ -57,7 +58,8 @@ def run_trial(config: dict[str, Any], *, spec: dict[str, Any]) -> None:
     Train reports each fine-tuning epoch to Tune through the callback. ``spec``: what
     the driver fixed for every trial (recipes, MLflow parent run, storage)."""
     import mlflow
-    from mixhic.platform import tracking
+
+    # lazy: finetune and pretrain pull torch (+1.5 s) into mixhic tune --help
     from mixhic.platform.finetune import finetune
     from mixhic.platform.pretrain import pretrain
     from ray import tune as rt

@@ -44,6 +44,8 @@ import os
 from mixhic.core.cliargs import ConfigCommand
 from mixhic.core.config import to_dict
 from mixhic.core.errors import MixHicError
+from mixhic.core.runtime import ensure_ray
+from mixhic.platform import tracking
 from mixhic.platform.tune_config import PARAM_PATHS, TuneConfig
 from mixhic.platform.tune_results import (
     TuneResult,
@@ -73,8 +75,8 @@ log = logging.getLogger(__name__)
 def tune(cfg: TuneConfig) -> TuneResult:
     """Run (or resume) the sweep; returns the trial table and the best weights."""
     import mlflow
-    from mixhic.core.runtime import ensure_ray
-    from mixhic.platform import tracking
+
+    # lazy: pulls matplotlib (+0.4 s) into mixhic tune --help
     from mixhic.platform.plots import weights_vs_metric_figure
     from ray import tune as rt
     from ray.tune.schedulers import FIFOScheduler
@@ -177,7 +179,6 @@ def _new_tuner(plan: SweepPlan, trainable, asha_cls, fifo_cls):
 def _finish(out: TuneResult, plan: SweepPlan, rows, figure_fn) -> None:
     """Best trial -> best-pretrain.yaml + params/metrics + plot, in the parent run."""
     import mlflow
-    from mixhic.platform import tracking
 
     cfg = plan.cfg
     best = best_row(rows, cfg.metric_mode)

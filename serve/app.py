@@ -31,10 +31,15 @@ from typing import Any
 
 import numpy as np
 from mixhic.core.cliargs import Alias, ConfigCommand
+from mixhic.core.config import as_overrides, load_config
+from mixhic.core.errors import MixHicError
+from mixhic.core.runtime import ensure_ray
+from mixhic.serve import viewer
 from mixhic.serve.api import MAX_ABS_INPUT, RequestError, build_api
 from mixhic.serve.batching import GreedyBatcher
 from mixhic.serve.config import HAPROXY_PUBLIC_PORTS, GenomeFiles, ServeConfig, haproxy_env
 from mixhic.serve.engine import ModelCard, load_task_models
+from mixhic.serve.regions import GenomeWindows
 from mixhic.serve.viewer import MAX_LOOP_WINDOWS
 from ray import serve
 
@@ -134,8 +139,6 @@ class MixHicServer:
         return self._genome.configured
 
     def _reader(self, card: ModelCard):
-        from mixhic.serve.regions import GenomeWindows
-
         if card.task not in self._windows:
             self._windows[card.task] = GenomeWindows(self._genome, card)
         return self._windows[card.task]
@@ -143,9 +146,6 @@ class MixHicServer:
     async def view(self, region: str, loop_windows: int = MAX_LOOP_WINDOWS) -> str:
         """The viewer page of ``region`` (:func:`mixhic.serve.viewer.collect_region` over
         the served models and genome files), built in a worker thread."""
-        from mixhic.core.errors import MixHicError
-        from mixhic.serve import viewer
-
         def build() -> str:
             try:
                 windows = {t: self._reader(c) for t, c in self._cards.items()}
@@ -216,8 +216,6 @@ def _bind_replica_grpc_to_loopback() -> None:
 def build_app(cfg: ServeConfig):
     """The Serve ``Application`` for ``cfg`` (``cfg.models`` must name >= 1 model)."""
     if not cfg.models:
-        from mixhic.core.errors import MixHicError
-
         raise MixHicError("models: no model to serve (give --model URI or --checkpoint DIR)")
     b = cfg.batching
     return MixHicServer.options(**cfg.model_deployment.serve_options()).bind(
@@ -233,8 +231,6 @@ def app_builder(args: dict[str, Any]):
     (list of sources), ``overrides`` (a mapping of serve config keys, dotted or nested:
     ``{batching.max_batch_size: 32}``).
     """
-    from mixhic.core.config import as_overrides, load_config
-
     args = dict(args or {})
     overrides = as_overrides(args.pop("overrides", None) or {}, "overrides", cli=False)
     models = args.pop("models", None)
@@ -260,7 +256,6 @@ def start_ray(cfg: ServeConfig, **ray_kwargs) -> str | None:
     import tempfile
 
     import ray
-    from mixhic.core.runtime import ensure_ray
 
     private_dir = None
     starting_here = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")

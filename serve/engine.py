@@ -119,6 +119,7 @@ def resolve_source(source: str) -> tuple[str, str, str | None]:
     """A loadable location for ``source`` (local dir or URI) plus (name, version)."""
     source = str(source)
     if _is_mlflow_uri(source):
+        # lazy: pulls platform.tracking (+13 ms) into mixhic predict --help (0.45 s)
         from mixhic.platform.tracking import download_model_dir
 
         path = str(download_model_dir(source))
@@ -137,6 +138,7 @@ def resolve_source(source: str) -> tuple[str, str, str | None]:
 
 def _read_model_dir(path: str):
     """(model, meta) from a model dir through the checkpoint module's reader (no pickle)."""
+    # lazy: pulls torch (+1.2 s) into mixhic serve --help and predict --help
     from mixhic.platform.checkpoints import load_model_dir
 
     try:

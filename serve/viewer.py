@@ -42,6 +42,11 @@ from typing import Any
 
 import numpy as np
 from mixhic.core.errors import MixHicError
+from mixhic.pipelines.names import ChromosomeNameError, match_names, resolve_name
+from mixhic.pipelines.readers import read_bed, read_bedpe
+from mixhic.pipelines.windows import parse_region, slice_epi, slice_hic
+from mixhic.serve.config import LoopScan
+from mixhic.serve.loopcall import call_loops
 from mixhic.serve.plan import diagonal_starts
 
 __all__ = [
@@ -163,9 +168,6 @@ def parse_view_region(text: str, chromsizes: Mapping[str, int], resolution: int,
     bin). A region shorter than ``min_bins`` (a model window) is widened around its
     centre. :class:`RegionError` naming the region if malformed, unknown, off the
     chromosome or over ``max_bins``."""
-    from mixhic.pipelines.names import ChromosomeNameError, resolve_name
-    from mixhic.pipelines.windows import parse_region
-
     shown = str(text).strip()
     if not shown or len(shown) > 200 or any(c.isspace() for c in shown):
         raise RegionError(f"region {shown[:200]!r}: expected chrom:start-end, e.g. "
@@ -222,8 +224,6 @@ def _masked_bins(band: np.ndarray) -> np.ndarray:
 
 def _predicted_map(gw, card, region: Region, predict: Predict, hic_band: np.ndarray | None,
                    epi_all: np.ndarray, batch_size: int) -> np.ndarray:
-    from mixhic.pipelines.windows import slice_epi, slice_hic
-
     w, n = card.window_bins, region.n_bins
     x = diagonal_starts(n, w, 0)  # offsets into the region
     epi = slice_epi(epi_all, x, x, gw.L, gw.L // w)
@@ -242,8 +242,6 @@ def _predicted_map(gw, card, region: Region, predict: Predict, hic_band: np.ndar
 
 def _predicted_cage(gw, card, region: Region, predict: Predict, hic_band: np.ndarray | None,
                     epi_all: np.ndarray, batch_size: int) -> np.ndarray:
-    from mixhic.pipelines.windows import slice_epi, slice_hic
-
     w, n = card.window_bins, region.n_bins
     x = diagonal_starts(n, w, 0)
     epi = slice_epi(epi_all, x, x, gw.L, gw.L // w)
@@ -261,9 +259,6 @@ def _predicted_loops(gw, card, region: Region, predict: Predict, scan, max_windo
     """Score a grid of anchor pairs of the region with the loops model (the scan's grid,
     coarsened to at most ``max_windows`` pairs); the calls, made as ``mixhic predict``
     makes them (:func:`mixhic.serve.loopcall.call_loops` with the scan's settings)."""
-    from mixhic.pipelines.windows import slice_epi, slice_hic
-    from mixhic.serve.loopcall import call_loops
-
     res, w = card.resolution, card.window_bins
     half = w // 2
     n_chrom = gw.chromsizes[region.chrom] // res
@@ -328,9 +323,6 @@ def _predicted_loops(gw, card, region: Region, predict: Predict, scan, max_windo
 
 
 def _known_loops(path: str, region: Region, chromsizes: Mapping[str, int]) -> list[Loop]:
-    from mixhic.pipelines.names import match_names
-    from mixhic.pipelines.readers import read_bedpe
-
     bp = read_bedpe(path)
     spelled = match_names([region.chrom], set(bp["chrom1"].tolist())).get(region.chrom)
     if spelled is None:
@@ -365,8 +357,6 @@ def collect_region(region: str, cards: Mapping[str, Any], windows: Mapping[str, 
     Raises:
         RegionError naming the region (malformed, unknown, off the end, too large).
     """
-    from mixhic.serve.config import LoopScan
-
     if not cards:
         raise MixHicError("models: no model to view")
     scan = scan or LoopScan()
@@ -825,8 +815,6 @@ def report_regions(cfg, chromsizes: Mapping[str, int], resolution: int) -> list[
     :data:`MAX_VIEW_BINS` bins, at most :data:`MAX_REPORTS`."""
     texts = list(cfg.regions)
     if not texts and cfg.regions_bed:
-        from mixhic.pipelines.readers import read_bed
-
         bed = read_bed(cfg.regions_bed)
         texts = [f"{c}:{s}-{e}" for c, s, e in zip(bed["chrom"][:MAX_REPORTS],
                                                    bed["start"][:MAX_REPORTS],

@@ -342,7 +342,7 @@ def test_prepare_command_goes_through_the_api(ray_local, tmp_path, monkeypatch):
 
     monkeypatch.setattr(api, "prepare", spy)
     # main() ends with shutdown_ray(): keep the session's Ray for the tests after this one
-    monkeypatch.setattr("mixhic.core.runtime.shutdown_ray", lambda: None)
+    monkeypatch.setattr("mixhic.platform.cli.shutdown_ray", lambda: None)
     out = tmp_path / "data"
     args = [f"root={genome.mcool.parent}", f"out={out}", "window_bins=20", "epi_bin=250",
             "splits.test=[]", "datasets.pretrain.step_bp=100000",

@@ -95,3 +95,101 @@ def test_the_check_sees_an_import_of_the_api(tmp_path, monkeypatch):
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
     assert _violations() == ["platform/m.py:1 imports mixhic (api)",
                              "serve/m.py:1 imports mixhic (api)"]
+
+
+# Function-level imports of mixhic not explained yet, in files another change is editing:
+# (file, imported module) -> why. Drop an entry once its import moves up or says why.
+UNEXPLAINED_FOR_NOW = {
+    ("pipelines/simulate.py", "mixhic.pipelines.realism"): "simulate.py is being edited",
+}
+
+
+def _is_mixhic_import(node: ast.Import | ast.ImportFrom) -> str | None:
+    """The mixhic module ``node`` imports (a relative import counts), else None."""
+    if isinstance(node, ast.ImportFrom):
+        if node.level:
+            return "." * node.level + (node.module or "")
+        names = [node.module or ""]
+    else:
+        names = [a.name for a in node.names]
+    return next((n for n in names if n == "mixhic" or n.startswith("mixhic.")), None)
+
+
+def _unexplained_lazy_imports() -> list[str]:
+    """Imports of mixhic inside a function with no ``# lazy: <reason>`` comment on the
+    import's line or heading the run of import lines it belongs to (comment lines right
+    above the run)."""
+    bad = []
+    for folder in ("platform", "pipelines", "models", "serve"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            text = path.read_text()
+            lines = text.splitlines()
+            tree = ast.parse(text)
+            imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+            import_lines = {i for n in imports for i in range(n.lineno, n.end_lineno + 1)}
+            in_function = {id(n) for f in ast.walk(tree)
+                           if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                           for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+            for node in imports:
+                module = _is_mixhic_import(node)
+                if id(node) not in in_function or module is None:
+                    continue
+                if (rel, module) in UNEXPLAINED_FOR_NOW:
+                    continue
+                own = lines[node.lineno - 1:node.end_lineno]
+                explained = any(_lazy_reason(line.partition("#")[2]) for line in own)
+                k = node.lineno - 1  # 1-based line above the import
+                while not explained and k >= 1:
+                    above = lines[k - 1].strip()
+                    if above.startswith("#"):
+                        explained = _lazy_reason(above[1:])
+                    elif k not in import_lines:
+                        break
+                    k -= 1
+                if not explained:
+                    bad.append(f"{rel}:{node.lineno} imports {module} in a function without "
+                               "a '# lazy: <reason>' comment")
+    return bad
+
+
+def _lazy_reason(comment: str) -> bool:
+    head, sep, reason = comment.strip().partition("lazy:")
+    return bool(sep) and not head and bool(reason.strip())
+
+
+def test_function_level_imports_of_mixhic_say_why():
+    """Imports sit at module top (issue 15); one left inside a function says why, in a
+    ``# lazy:`` comment (what it would pull into which start-up path, and the cost)."""
+    assert not _unexplained_lazy_imports(), "\n".join(_unexplained_lazy_imports())
+
+
+def test_the_lazy_check_sees_an_unexplained_import(tmp_path, monkeypatch):
+    """The scan is not vacuous: an unexplained import in a function is reported, an
+    explained one (on its line, or heading its run of imports) is not."""
+    (tmp_path / "serve").mkdir()
+    (tmp_path / "serve" / "m.py").write_text(
+        "import numpy as np\n"
+        "from mixhic.core import errors\n\n\n"
+        "def f():\n"
+        "    import json\n"
+        "    from mixhic.pipelines import readers\n"
+        "    from . import sibling\n\n\n"
+        "def g():\n"
+        "    # lazy: pulls torch (+1.5 s) into mixhic --help\n"
+        "    import torch\n"
+        "    from mixhic.platform import checkpoints\n"
+        "    from mixhic.models import tasks  # lazy: pulls nothing, a test\n"
+        "    # lazy: a reason not heading an import\n"
+        "    x = 1\n"
+        "    from mixhic.serve import viewer\n"
+        "    return torch, checkpoints, tasks, viewer, x\n\n\n"
+        "def h():\n"
+        "    from mixhic.platform import plots  # lazy:\n"
+        "    return plots\n")
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    found = [line.split(" in a function")[0] for line in _unexplained_lazy_imports()]
+    assert found == ["serve/m.py:7 imports mixhic.pipelines",
+                     "serve/m.py:8 imports .",
+                     "serve/m.py:18 imports mixhic.serve",
+                     "serve/m.py:23 imports mixhic.platform"]

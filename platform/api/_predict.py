@@ -52,6 +52,7 @@ def load_model(path_or_uri: str | os.PathLike, *, device: str = "cpu"):
         MixHicError naming the directory or the ``mixhic.json`` key (not fine-tuned,
         unknown task, missing geometry).
     """
+    # lazy: serve.engine pulls pyarrow (+50 ms) into `from mixhic import load_model`
     from mixhic.serve.engine import load_task_model
 
     return load_task_model(os.fspath(path_or_uri), device)
@@ -59,6 +60,7 @@ def load_model(path_or_uri: str | os.PathLike, *, device: str = "cpu"):
 
 def _models(model) -> dict:
     """``{task: TaskModel}`` of one model, a sequence of them or a mapping (one per task)."""
+    # lazy: serve.engine pulls pyarrow (+50 ms) into `from mixhic import load_model`
     from mixhic.serve.engine import TaskModel
 
     items = list(model.values()) if isinstance(model, Mapping) else (
@@ -91,6 +93,7 @@ def _renamed(exc: MixHicError) -> MixHicError:
 
 def _genome(models: dict, hic, tracks, known_loops):
     """The :class:`~mixhic.serve.config.GenomeFiles` of the arguments."""
+    # lazy: serve.config pulls yaml (+40 ms) into `from mixhic import predict_region`
     from mixhic.serve.config import GenomeFiles
 
     if tracks is None:
@@ -119,6 +122,7 @@ def _genome(models: dict, hic, tracks, known_loops):
 
 def _scan(scan):
     """A :class:`~mixhic.serve.config.LoopScan` (None: ``mixhic predict``'s defaults)."""
+    # lazy: core.config pulls yaml (+40 ms) into `from mixhic import predict_region`
     from mixhic.core.config import build
     from mixhic.serve.config import LoopScan
 
@@ -130,6 +134,7 @@ def _scan(scan):
 def _region_view(models: dict, region: str, genome, *, scan, batch_size: int, max_bins: int,
                  max_loop_windows: int):
     """The :class:`~mixhic.serve.viewer.RegionView` of ``region`` (files opened here)."""
+    # lazy: serve.api pulls fastapi, pydantic (+0.4 s) into `from mixhic import predict_region`
     from mixhic.serve.api import RequestError
     from mixhic.serve.regions import GenomeWindows
     from mixhic.serve.viewer import collect_region
@@ -197,6 +202,7 @@ def _batch(values, name: str, ndim: int):
 
 def _predict_arrays(models: dict, epi, hic, offset) -> dict[str, np.ndarray]:
     """One model on windows given as arrays, checked as the ``/v1`` routes check them."""
+    # lazy: serve.api pulls fastapi, pydantic (+0.4 s) into `from mixhic import predict_region`
     from mixhic.serve.api import RequestError, check_output, request_offset, window_arrays
     from mixhic.serve.schemas import WindowRequest
 
@@ -286,6 +292,7 @@ def predict_region(model, region: str | None = None, *, hic=None, tracks=None,
         chromosome or over ``max_bins``, a track file missing for a model track, arrays
         of the wrong shape, non-finite or outside the model's range.
     """
+    # lazy: serve.viewer pulls yaml (+95 ms) into `from mixhic import predict_region`
     from mixhic.serve.viewer import MAX_LOOP_WINDOWS, log_region_report
 
     models = _models(model)
@@ -320,6 +327,7 @@ def report_from_prediction(cfg, out_dir: str | Path | None = None) -> list[dict[
     :class:`~mixhic.serve.config.PredictConfig`), by :func:`predict_region`, written under
     ``out_dir`` (default ``<cfg.out_dir>/report``) and logged to the active MLflow run,
     if any. Returns the files written, one ``{"html", "png"}`` per region."""
+    # lazy: serve.regions pulls fastapi, pydantic (+0.4 s) into `from mixhic import predict_region`
     from mixhic.serve.regions import GenomeWindows
     from mixhic.serve.viewer import report_regions
 
@@ -343,6 +351,7 @@ def __getattr__(name: str):
     """``CLI``: the parser of ``mixhic predict`` (in :mod:`mixhic.serve.predict`), imported
     on first use so that importing this module loads neither torch nor Ray."""
     if name == "CLI":
+        # lazy: serve.predict pulls pyarrow, yaml (+0.13 s) into `from mixhic import predict_region`
         from mixhic.serve.predict import CLI
 
         return CLI
@@ -351,6 +360,7 @@ def __getattr__(name: str):
 
 def config_from_args(argv: list[str]):
     """The :class:`~mixhic.serve.config.PredictConfig` ``mixhic predict ARGS`` runs with."""
+    # lazy: serve.predict pulls pyarrow, yaml (+0.13 s) into `from mixhic import predict_region`
     from mixhic.serve.predict import config_from_args as parse
 
     return parse(argv)
@@ -360,6 +370,7 @@ def cli_main(argv: list[str]) -> int:
     """``mixhic predict [CONFIG] [key=value ...] [flags]``: genome-wide prediction on Ray
     Data (:func:`mixhic.serve.predict.predict_genome`), then with ``--report`` the region
     pages by :func:`report_from_prediction`."""
+    # lazy: serve.predict pulls pyarrow, yaml (+0.13 s) into `from mixhic import predict_region`
     from mixhic.serve.config import PredictConfig
     from mixhic.serve.predict import CLI, predict_genome
 

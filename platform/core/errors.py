@@ -11,6 +11,7 @@ class MixHicError(ValueError):
 
 def is_user_error(exc: BaseException) -> bool:
     """True for errors that should print as one line (ours, config errors, missing files)."""
+    # lazy: core.config pulls yaml (+45 ms) into `from mixhic import predict_region`
     from mixhic.core.config import ConfigError
 
     return isinstance(exc, (MixHicError, ConfigError, FileNotFoundError))
