@@ -24,10 +24,12 @@ sim_hic_max_gain=<ceiling-baseline>`` (bimodal loops, infer Hi-C).
 The real case is judged by 5-fold region cross-validation (``--real-folds``, default 5):
 its fixed split holds 19 test loops (AUROC +-0.05) in a block where o/e happens to score
 0.892 (0.63 on val, 0.80 on train). Measured 2026-12-03 (2 shared cores): sim ``small``
-loops bimodal 0.990 vs 0.929, epi 0.968 vs 0.901, Hi-C infer 0.895 vs 0.879, epi 0.896 vs
-0.879 (noise ceiling 0.961: at most +0.082 for any predictor); real 5-fold CV loops bimodal 0.840 vs o/e 0.779 (4 of 5 folds won), epi
-0.826 vs 0.756, Hi-C infer 0.800 vs 0.799 (5 of 5; 46 train windows a fold: the model
-barely leaves its decay start); the fixed split alone: bimodal 0.845 vs 0.892.
+loops bimodal 0.990 vs 0.929, epi 0.968 vs 0.901; Hi-C (observed pixels) infer 0.938 vs
+0.921, epi 0.939 vs 0.921, where the oracle that knows the simulated structure scores
+0.950 and the test-retest ceiling is 0.959 (no model of the tracks can gain more than
++0.029); real 5-fold CV loops bimodal 0.840 vs o/e 0.779 (4 of 5 folds won), epi 0.826 vs
+0.756, Hi-C infer 0.851 vs 0.851 (46 train windows a fold: the model stays at its decay
+start); the fixed split alone: bimodal 0.845 vs 0.892.
 """
 
 from __future__ import annotations
