@@ -49,6 +49,7 @@ from mixhic.pipelines._simulate_model import (
     chromosome_rates,
     simulate_chromosome,
 )
+from mixhic.pipelines.realism import format_report, realism_report
 
 __all__ = [
     "SimulationParams",
@@ -610,8 +611,6 @@ def cli_main(argv: Sequence[str]) -> int:
 
 
 def _report_cli(ns: argparse.Namespace) -> int:
-    from mixhic.pipelines.realism import format_report, realism_report
-
     extra = ([ns.config] if ns.config else []) + list(ns.overrides) + [
         a.flag for a in CLI.aliases if getattr(ns, a.dest) not in (None, False, [])]
     if extra:
