@@ -44,6 +44,33 @@ def _test_windows(data_dir: str, split: str):
             t.column("x_start").to_numpy(), t.column("y_start").to_numpy(), hic)
 
 
+def _add_windows(cut: dict[str, list], name: str, i, j, counts, w: np.ndarray,
+                 scale: float, rows, x0s, y0s, W: int) -> None:
+    """The symmetric map of pixel ``counts`` at bins (i, j), balanced by ``w`` (n,) and
+    ``scale``; its W x W windows at bins (x0s, y0s) appended to ``cut[name]`` as
+    ``(row, window)``."""
+    n = len(w)
+    m = np.zeros((n, n))
+    m[i, j] = counts
+    m[j, i] = counts
+    m *= scale * w[:, None] * w[None, :]
+    for r, x0, y0 in zip(rows, x0s, y0s):
+        cut.setdefault(name, []).append((r, m[int(x0) : int(x0) + W, int(y0) : int(y0) + W]))
+
+
+def _transformed(cut: dict[str, list], norm: dict) -> dict[str, np.ndarray]:
+    """``{name: (N, W*W)}``: each name's windows in row order, transformed like prepare's."""
+    from mixhic.pipelines.normalize import hic_transform
+
+    out = {}
+    for name, items in cut.items():
+        items.sort(key=lambda t: t[0])
+        win = np.stack([v for _, v in items])
+        out[name] = hic_transform(win, norm.get("hic", "log1p_fixed"),
+                                  norm.get("hic_cap", 255.0)).reshape(len(win), -1)
+    return out
+
+
 def hic_noise_ceiling(data_dir: str, cool_uri: str, split: str = "test",
                       seed: int = 0) -> dict[str, float]:
     """``{"r_half", "r_full", "ceiling_pearson", "n_windows", "max_abs_diff"}`` of the
@@ -51,7 +78,6 @@ def hic_noise_ceiling(data_dir: str, cool_uri: str, split: str = "test",
     ``cool_uri`` (the Hi-C file it was prepared from, at its resolution)."""
     from mixhic.models.tasks import observed_pixels
     from mixhic.pipelines.hic_reader import inspect_hic, open_cooler
-    from mixhic.pipelines.normalize import hic_transform
 
     man = json.loads((Path(data_dir) / "manifest.json").read_text())
     params = man["params"]
@@ -65,7 +91,7 @@ def hic_noise_ceiling(data_dir: str, cool_uri: str, split: str = "test",
     if not len(chroms):
         raise ValueError(f"{data_dir}: no {split!r} rows in the hic dataset")
     rng = np.random.default_rng(seed)
-    halves: dict[str, list[np.ndarray]] = {"full": [], "a": [], "b": []}
+    halves: dict[str, list] = {}
     for chrom in np.unique(chroms):
         rows = np.flatnonzero(chroms == chrom)
         lo = int(min(xs[rows].min(), ys[rows].min())) // res
@@ -89,19 +115,9 @@ def hic_noise_ceiling(data_dir: str, cool_uri: str, split: str = "test",
             wt = clr.bins().fetch(region)[info.weight].to_numpy().astype(np.float64)
             w[: len(wt)] = 1.0 / wt if info.divisive else wt
         for name, c, depth in (("full", cnt, 1.0), ("a", a, 2.0), ("b", cnt - a, 2.0)):
-            m = np.zeros((n, n))
-            m[i, j] = c
-            m[j, i] = c
-            m = m * depth * w[:, None] * w[None, :] * info.multiplier
-            for r in rows:
-                x0, y0 = int(xs[r]) // res - lo, int(ys[r]) // res - lo
-                halves[name].append((r, m[x0 : x0 + W, y0 : y0 + W]))
-    out = {}
-    for name, items in halves.items():
-        items.sort(key=lambda t: t[0])
-        win = np.stack([v for _, v in items])
-        out[name] = hic_transform(win, norm.get("hic", "log1p_fixed"),
-                                  norm.get("hic_cap", 255.0)).reshape(len(win), -1)
+            _add_windows(halves, name, i, j, c, w, depth * info.multiplier, rows,
+                         xs[rows] // res - lo, ys[rows] // res - lo, W)
+    out = _transformed(halves, norm)
     delta = np.abs(out["full"] - prepared)
     diff = float(delta.max())
     log.info("cut vs prepared: max |diff| %.3g, %.4f of pixels > 1e-3", diff,
@@ -127,7 +143,6 @@ def _replayed_windows(data_dir: str, genome_dir: str, split: str, draw
     ``{"obs": the observed windows, re-drawn, name: ...}``, rows in the prepared order,
     after checking "obs" against the prepared windows."""
     from mixhic.pipelines.hic_reader import inspect_hic, open_cooler
-    from mixhic.pipelines.normalize import hic_transform
     from mixhic.pipelines.simulate import SimulatedGenome, replay_rates
 
     man = json.loads((Path(data_dir) / "manifest.json").read_text())
@@ -155,19 +170,9 @@ def _replayed_windows(data_dir: str, genome_dir: str, split: str, draw
         for name, drawn in {"obs": rng.poisson(rates.lam), **draw(rates, rng, w)}.items():
             band, wd = drawn if isinstance(drawn, tuple) else (drawn, w)
             r, d = np.nonzero(band)
-            m = np.zeros((n, n))
-            m[r, r + d] = band[r, d]
-            m[r + d, r] = band[r, d]
-            m *= wd[:, None] * wd[None, :] * info.multiplier
-            for k in rows:
-                x0, y0 = int(xs[k]) // res, int(ys[k]) // res
-                cut.setdefault(name, []).append((k, m[x0 : x0 + W, y0 : y0 + W]))
-    out = {}
-    for name, items in cut.items():
-        items.sort(key=lambda t: t[0])
-        win = np.stack([v for _, v in items])
-        out[name] = hic_transform(win, norm.get("hic", "log1p_fixed"),
-                                  norm.get("hic_cap", 255.0)).reshape(len(win), -1)
+            _add_windows(cut, name, r, r + d, band[r, d], wd, info.multiplier, rows,
+                         xs[rows] // res, ys[rows] // res, W)
+    out = _transformed(cut, norm)
     diff = float(np.abs(out["obs"] - prepared).max())
     if diff > 1e-3:
         raise ValueError(f"replayed windows differ from the prepared ones of {data_dir} by up "
