@@ -21,7 +21,6 @@ import importlib
 import logging
 import sys
 
-from mixhic.core.cliargs import split_global_flags
 from mixhic.core.errors import is_user_error
 from mixhic.core.runtime import Terminated, install_signal_handlers, shutdown_ray
 
@@ -67,6 +66,9 @@ def log_level(verbose: int, quiet: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # lazy: core.cliargs pulls yaml (+35 ms) into `import mixhic.platform.cli`
+    from mixhic.core.cliargs import split_global_flags
+
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose, quiet, argv = split_global_flags(argv)  # anywhere before a `--`
     parser = argparse.ArgumentParser(

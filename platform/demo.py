@@ -84,7 +84,7 @@ def demo(cfg: DemoConfig) -> DemoResult:
     t0 = time.perf_counter()
     ensure_ray()
     if cfg.data_dir is None:
-        # lazy: prepare pulls pyarrow (+0.2 s), simulate scipy (+0.3 s) into mixhic demo --help
+        # lazy: prepare pulls pyarrow (+0.2 s), simulate scipy (+0.35 s) into mixhic demo --help
         from mixhic.pipelines.prepare import PrepareConfig, prepare
         from mixhic.pipelines.simulate import simulate_genome
 

@@ -119,7 +119,7 @@ def resolve_source(source: str) -> tuple[str, str, str | None]:
     """A loadable location for ``source`` (local dir or URI) plus (name, version)."""
     source = str(source)
     if _is_mlflow_uri(source):
-        # lazy: pulls platform.tracking (+13 ms) into mixhic predict --help (0.45 s)
+        # lazy: pulls platform.tracking (+13 ms) into mixhic predict --help
         from mixhic.platform.tracking import download_model_dir
 
         path = str(download_model_dir(source))

@@ -37,7 +37,7 @@ def resolve_regions(cfg: PredictConfig, chromsizes: dict[str, int], source: str
     chromosome, ``start >= end`` or an end past the chromosome is a :class:`MixHicError`
     naming the region and where it came from. A bare chromosome name is the whole of it.
     """
-    # lazy: pulls readers (+8.5 ms) and windows (+5.6 ms) into mixhic predict --help (0.45 s)
+    # lazy: pulls readers (+8.5 ms) and windows (+5.6 ms) into mixhic predict --help
     from mixhic.pipelines import readers
     from mixhic.pipelines.windows import merge_regions, parse_region
 
@@ -205,7 +205,7 @@ def plan_chromosome(task: str, n_bins: int, window_bins: int, resolution: int,
 
 def masked_bins(gw, chrom: str, n_bins: int, enabled: bool) -> np.ndarray | None:
     """Bins of ``chrom`` with no balancing weight (NaN or 0) in the model's Hi-C file."""
-    # lazy: pulls pipelines.readers (+8.5 ms) into mixhic predict --help (0.45 s)
+    # lazy: pulls pipelines.readers (+8.5 ms) into mixhic predict --help
     from mixhic.pipelines import readers
 
     if not enabled or gw.hic is None or gw.hic.weight is None:

@@ -136,7 +136,7 @@ class WindowPredictor:
 
     def predict(self, task: str, chrom: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Raw model outputs (B, ...) of windows at bins ``(x, y)`` of ``chrom``."""
-        # lazy: pulls pipelines.windows (+5.6 ms) into mixhic predict --help (0.45 s)
+        # lazy: pulls pipelines.windows (+5.6 ms) into mixhic predict --help
         from mixhic.pipelines.windows import slice_epi, slice_hic
 
         model, gw = self.models[task], self.windows[task]
