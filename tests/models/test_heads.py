@@ -56,7 +56,7 @@ def test_map_head_learns_distance_decay():
         target = _decay(pixel_distances(off, n, W, torch.device("cpu")))
         return torch.randn(n, 1, 2 * L), off, target
 
-    for _ in range(300):
+    for _ in range(120):  # R^2 0.997 at step 100 (measured), 0.897 at step 50
         epi, off, target = batch(16)
         loss = model.loss(model(epi, offset=off), target)
         opt.zero_grad()
@@ -183,7 +183,7 @@ def test_loop_head_learns_centre_pixel_contrast(mode):
     rng = np.random.default_rng(0)
     model = FinetuneModel(_cfg(), task="loops", mode=mode)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    for _ in range(150):
+    for _ in range(50):
         hic, off, y = _loop_windows(16, rng)
         loss = model.loss(model(torch.randn(16, 1, 2 * L), hic, off), y)
         opt.zero_grad()
