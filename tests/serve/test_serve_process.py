@@ -165,16 +165,16 @@ def test_serve_binds_loopback_only_cuts_slow_clients_and_stops_on_sigterm():
         assert not bad, f"listening beyond loopback: {bad}"
 
         # a body that never comes (lying Content-Length) is cut by request_timeout_s
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        # (the client waits 20 s, far past the 3 s timeout: a hang guard, not a timing)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
             s.sendall(b"POST /v1/hic HTTP/1.1\r\nHost: t\r\nContent-Type: application/json"
                       b"\r\nContent-Length: 100000\r\n\r\n{\"epi\": ")
-            t0 = time.monotonic()
             try:
-                reply = s.recv(4096)
+                reply = s.recv(4096)  # b"" (closed) or an error status
             except TimeoutError:
-                reply = b"(nothing in 30 s)"
-            held = time.monotonic() - t0
-        assert held < 20, f"connection held {held:.0f} s: {reply[:200]!r}"
+                reply = None
+        assert reply is not None, "the connection was held 20 s: request_timeout_s=3 not applied"
+        assert reply == b"" or not reply.startswith(b"HTTP/1.1 200"), reply[:200]
 
         code, seconds = run.stop(signal.SIGTERM)
         left = run.kill_left()
