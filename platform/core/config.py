@@ -2,10 +2,20 @@
 
 Every recipe declares its config as a (nested) frozen stdlib dataclass. :func:`load_config`
 reads a YAML file (a path, or the name of a config shipped in ``mixhic.platform.configs``),
-applies dotted ``key=value`` overrides, and builds the dataclass with :func:`build`, which
-validates every key and type with pydantic. Errors are
+applies dotted ``key=value`` overrides, resolves ``${...}`` references, and builds the
+dataclass with :func:`build`, which validates every key and type with pydantic. Errors are
 :class:`ConfigError` and start with the dotted key, e.g.
 ``pretrain.yaml: optim.lr: expected a number, got 'fast'``.
+
+References (OmegaConf's interpolation): a value that is exactly ``${optim.lr}`` takes the
+value of that key, with its type; ``${data.sample}`` inside longer text is replaced by the
+value's text (``run_name: ft-${task}``); ``$${`` writes a literal ``${``. Keys are dotted
+from the config's root and may refer to other references; they are resolved after the
+overrides, so ``optim.lr=${optim.weight_decay}`` works on the command line. They see the
+keys written in the YAML file and the overrides, not a dataclass's defaults. A reference
+inside an ``Overrides`` mapping (``pretrain_overrides``) is resolved in the config that
+holds it; ``$${train.epochs}`` there passes ``${train.epochs}`` on to the config it
+overrides.
 
     >>> cfg = load_config("demo-pretrain", PretrainConfig, ["train.epochs=3"])
 """
@@ -14,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -26,6 +37,7 @@ __all__ = [
     "check",
     "load_config",
     "build",
+    "interpolate",
     "to_dict",
     "parse_overrides",
     "apply_overrides",
@@ -184,7 +196,8 @@ def load_config(
     cls: type[T],
     overrides: Sequence[str] | Mapping[str, Any] = (),
 ) -> T:
-    """Load a YAML config into ``cls`` after applying ``key=value`` overrides."""
+    """Load a YAML config into ``cls`` after applying ``key=value`` overrides and resolving
+    ``${...}`` references."""
     path = resolve_config_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -195,9 +208,50 @@ def load_config(
     if not isinstance(overrides, Mapping):
         overrides = parse_overrides(overrides)
     try:
-        return build(cls, apply_overrides(raw, overrides))
+        return build(cls, interpolate(apply_overrides(raw, overrides)))
     except ConfigError as exc:
         raise ConfigError(f"{path.name}: {exc}", key=exc.key) from None
+
+
+#: ``${dotted.key}`` (group 1: the key), or the escape ``$${`` (no group).
+_REFERENCE = re.compile(r"\$\$\{|\$\{([^${}]*)\}")
+
+
+def interpolate(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` (nested dicts and lists) with its ``${dotted.key}`` references resolved.
+
+    A string that is exactly one reference takes the referenced value (a number stays a
+    number, a section stays a section); a reference inside longer text is replaced by the
+    value's ``str``; ``$${`` is a literal ``${``. Keys are dotted from the root of ``raw``
+    and may chain. A missing key or a cycle is a ConfigError naming the key that holds the
+    reference (``finetune.lr: ${train.lr2}: no such key``).
+    """
+
+    def lookup(ref: str, holder: str, chain: tuple[str, ...]) -> Any:
+        if any(key == ref or key.startswith((ref + ".", ref + "[")) for key in chain):
+            raise ConfigError(f"{holder}: ${{{ref}}}: reference cycle "
+                              f"({' -> '.join([*chain, ref])})", key=holder)
+        node: Any = raw
+        for part in ref.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise ConfigError(f"{holder}: ${{{ref}}}: no such key", key=holder)
+            node = node[part]
+        return resolve(node, ref, chain)
+
+    def resolve(node: Any, key: str, chain: tuple[str, ...]) -> Any:
+        if isinstance(node, Mapping):
+            return {k: resolve(v, f"{key}.{k}" if key else str(k), chain) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v, f"{key}[{i}]", chain) for i, v in enumerate(node)]
+        if not isinstance(node, str) or "${" not in node:
+            return node
+        whole = _REFERENCE.fullmatch(node)
+        if whole and whole.group(1) is not None:
+            return lookup(whole.group(1).strip(), key, (*chain, key))
+        return _REFERENCE.sub(lambda m: "${" if m.group(1) is None else
+                              str(lookup(m.group(1).strip(), key, (*chain, key))), node)
+
+    return resolve(raw, "", ())
 
 
 def build(cls: type[T], raw: Any, prefix: str = "") -> T:

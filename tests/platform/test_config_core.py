@@ -1,5 +1,5 @@
-"""The config core (``mixhic.core.config``): pydantic validation of the config dataclasses
-and errors that start with the dotted key. Unit tests, no Ray."""
+"""The config core (``mixhic.core.config``): pydantic validation of the config dataclasses,
+errors that start with the dotted key, and ``${...}`` references. Unit tests, no Ray."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from mixhic.core.config import (
     as_overrides,
     build,
     check,
+    interpolate,
     load_config,
     to_dict,
 )
@@ -213,6 +214,73 @@ def test_model_config_errors_name_the_field():
         build(MixHicConfig, {"embed_dim": "wide"}, prefix="model")
     with pytest.raises(ConfigError, match=r"^unknown key model\.embed_dimm \(known: "):
         build(MixHicConfig, {"embed_dimm": 8}, prefix="model")
+
+
+# --------------------------------------------------------------------------- references
+def test_interpolate_resolves_typed_embedded_and_chained_references():
+    raw = {"base": {"lr": 1e-3, "epochs": 4, "tags": ["a", "b"]},
+           "optim": {"lr": "${base.lr}", "name": "lr=${base.lr}, ${base.epochs} epochs"},
+           "chain": "${optim.lr}", "section": "${base}",
+           "escaped": "$${base.lr} and ${ base.epochs }"}
+    got = interpolate(raw)
+    assert got["optim"]["lr"] == 1e-3 and got["chain"] == 1e-3  # a value, typed
+    assert got["optim"]["name"] == "lr=0.001, 4 epochs"  # text
+    assert got["section"] == raw["base"] and got["section"] is not raw["base"]
+    assert got["escaped"] == "${base.lr} and 4"
+    assert raw["optim"]["lr"] == "${base.lr}"  # the input is left alone
+
+
+@pytest.mark.parametrize(("raw", "key", "text"), [
+    ({"train": {"lr": 1}, "finetune": {"lr": "${train.lr2}"}}, "finetune.lr",
+     "finetune.lr: ${train.lr2}: no such key"),
+    ({"a": "x${b.c}y", "b": 1}, "a", "a: ${b.c}: no such key"),
+    ({"a": "${b}", "b": "${c}", "c": "${a}"}, "c", "c: ${a}: reference cycle (a -> b -> c -> a)"),
+    ({"a": {"b": "${a}"}}, "a.b", "a.b: ${a}: reference cycle"),
+    ({"a": ["${a}"]}, "a[0]", "a[0]: ${a}: reference cycle"),
+])
+def test_a_missing_or_cyclic_reference_names_its_key(raw, key, text):
+    with pytest.raises(ConfigError) as err:
+        interpolate(raw)
+    assert err.value.key == key and str(err.value).startswith(text), str(err.value)
+
+
+def test_load_config_resolves_references_in_yaml_and_overrides(tmp_path):
+    path = tmp_path / "pre.yaml"
+    path.write_text("data: {data_dir: runs/d, batch_size: 8,\n"
+                    "       eval_batch_size: '${data.batch_size}'}\n"
+                    "train: {epochs: 3}\n"
+                    "optim: {lr: 2.0e-4, weight_decay: '${optim.lr}'}\n"
+                    "run: {run_name: 'bs${data.batch_size}-e${train.epochs}'}\n")
+    cfg = load_config(path, PretrainConfig)
+    assert cfg.data.eval_batch_size == 8 and cfg.optim.weight_decay == pytest.approx(2e-4)
+    assert cfg.run.run_name == "bs8-e3"
+    cfg = load_config(path, PretrainConfig, ["train.epochs=5", "optim.lr=${optim.warmup_epochs}",
+                                             "optim.warmup_epochs=0.25"])
+    assert cfg.run.run_name == "bs8-e5"  # resolved after the overrides
+    assert cfg.optim.lr == cfg.optim.weight_decay == 0.25
+    with pytest.raises(ConfigError, match=r"^pre\.yaml: optim\.lr: \$\{train\.lr2\}: no such key"):
+        load_config(path, PretrainConfig, ["optim.lr=${train.lr2}"])
+
+
+def test_command_line_references():
+    """``mixhic pretrain demo-pretrain run.run_name=e${train.epochs}`` (and without CONFIG)."""
+    from mixhic.core.cliargs import ConfigCommand
+    from mixhic.platform.pretrain import config_from_args
+
+    cfg = config_from_args(["demo-pretrain", "train.epochs=6", "run.run_name=e${train.epochs}"])
+    assert cfg.run.run_name == "e6"
+    cmd = ConfigCommand("t", "t", default_config=None, config_class=Item)
+    assert cmd.config_from_args(["name=${weight}", "weight=2"]) == Item("2", 2.0)
+
+
+def test_a_reference_for_an_overridden_config_is_escaped():
+    """References inside an Overrides mapping resolve in the config holding them; ``$${``
+    passes one on to the config it overrides (the demo's pretrain config here)."""
+    demo = load_config("demo", DemoConfig, ["pretrain_overrides.run.run_name=e$${train.epochs}",
+                                            "pretrain_overrides.train.epochs=${seed}", "seed=2"])
+    assert demo.pretrain_overrides == {"run.run_name": "e${train.epochs}", "train.epochs": 2}
+    pre = load_config("demo-pretrain", PretrainConfig, demo.pretrain_overrides)
+    assert (pre.train.epochs, pre.run.run_name) == (2, "e2")
 
 
 # --------------------------------------------------------------------------- import cost
