@@ -31,6 +31,7 @@ from mixhic.core.config import (
     _parse_scalar,
     apply_overrides,
     build,
+    interpolate,
     load_config,
     parse_overrides,
 )
@@ -98,10 +99,11 @@ class ConfigArgs:
     ns: argparse.Namespace = field(compare=False)
 
     def load(self, cls: type[T]) -> T:
-        """``cls`` from ``config`` (none: ``cls``'s defaults) with the overrides applied;
-        :class:`~mixhic.core.config.ConfigError` names a bad key or value."""
+        """``cls`` from ``config`` (none: ``cls``'s defaults) with the overrides applied and
+        ``${...}`` references resolved; :class:`~mixhic.core.config.ConfigError` names a bad
+        key or value."""
         if self.config is None:
-            return build(cls, apply_overrides({}, self.overrides))
+            return build(cls, interpolate(apply_overrides({}, self.overrides)))
         return load_config(self.config, cls, self.overrides)
 
 

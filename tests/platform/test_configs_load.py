@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 
 import pytest
-from mixhic.core.config import load_config, shipped_configs
+import yaml
+from mixhic.core.config import build, load_config, shipped_configs, to_dict
 
 # config-name prefix -> "module:Class" (longest prefix wins)
 CLASSES = {
@@ -43,6 +44,16 @@ def test_shipped_config_loads(name):
     assert cls is not None, f"{name}: shipped config with no config class mapped"
     cfg = load_config(name, cls)
     assert type(cfg) is cls
+
+
+@pytest.mark.parametrize("name", shipped_configs())
+def test_shipped_config_round_trips(name):
+    """``build(cls, to_dict(cfg)) == cfg``, also through YAML text (tuples written as lists,
+    floats as text): what a run writes out as its config loads back as the same config."""
+    cls = _class_for(name)
+    cfg = load_config(name, cls)
+    assert build(cls, to_dict(cfg)) == cfg
+    assert build(cls, yaml.safe_load(yaml.safe_dump(to_dict(cfg)))) == cfg
 
 
 def test_paper_configs_use_the_paper_model_and_gpus():
