@@ -1,12 +1,14 @@
 """mixhic tune: config checks (no Ray) and one real sweep on a local Ray + sqlite MLflow.
 
-The sweep test runs 3 tiny trials, 2 at a time, with ASHA (grace 1, max_t 2, factor 2).
-Trials 1-2 pretrain with a sane learning rate, trial 3 with lr=5 (Adam moves every
-weight by ~5 per step): its fine-tuned CAGE R^2 is far below the first two, so ASHA
-stops it at the first rung (its cutoff is the median of the trials recorded before).
-The sweep is interrupted (as Ctrl+C does) after 2 finished trials, which cuts off the
-third early in its run, and re-run: it resumes without re-running the finished ones, and
-ASHA cuts the third against the rungs replayed from them.
+The sweep test runs 2 tiny trials, one at a time, with ASHA (grace 1, max_t 2, factor 2).
+Trial 1 pretrains with a sane learning rate, trial 2 with lr=5 (Adam moves every weight
+by ~5 per step): its fine-tuned CAGE R^2 is far below the first's, so ASHA stops it at the
+first rung (its cutoff there is trial 1's value). The sweep is interrupted (as Ctrl+C
+does) after the first finished trial and re-run: it resumes without re-running the
+finished one, and ASHA cuts the second against the rung replayed from it. (Two trials, not
+three at two a time: every trial is two Ray Train fits, and this test was the suite's
+slowest at 5 min; the re-opening of an interrupted trial's MLflow runs is tested without
+Ray in ``test_restarted_trial_closes_the_runs_its_killed_attempt_left_open``.)
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ def _tune_yaml(tmp: Path, data_dir: str, **over) -> Path:
         },
         "search_space": {"con": {"type": "choice", "values": [0.5, 1.0]},
                          "lr": {"type": "choice", "values": [0.001, 5.0]}},
-        "search": {"num_samples": 3, "max_concurrent_trials": 2, "points_to_evaluate": [
-            {"con": 0.5, "lr": 0.001}, {"con": 1.0, "lr": 0.001}, {"con": 0.5, "lr": 5.0}]},
+        "search": {"num_samples": 2, "max_concurrent_trials": 1, "points_to_evaluate": [
+            {"con": 1.0, "lr": 0.001}, {"con": 0.5, "lr": 5.0}]},
         "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2, "max_t": 2},
         "resources": {"cpu": 0.25},
         "run": {"name": "sweep", "storage_path": str(tmp / "tune"), "experiment": "tune-test",
@@ -187,6 +189,50 @@ def _fake_trial(trial_id, status, config, iters=0, error=None):
                            get_error=lambda: error)
 
 
+def test_restarted_trial_closes_the_runs_its_killed_attempt_left_open(tmp_path):
+    """A trial restarted after an interruption finds its MLflow run by its tags
+    (``find_run``) and closes the child runs its killed attempt left RUNNING, except the
+    pretraining run, which Ray Train resumes (real sqlite store, no Ray)."""
+    import mlflow
+
+    # this test's own store; the process-wide URI is put back afterwards
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        _restart_bookkeeping(mlflow.MlflowClient())
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _restart_bookkeeping(client) -> None:
+    from mixhic.platform.tune_tracking import SWEEP_TAG, TRIAL_TAG, close_children, find_run
+
+    exp = client.create_experiment("restart")
+    trial = client.create_run(exp, tags={SWEEP_TAG: "s", TRIAL_TAG: "t1"}).info.run_id
+    other = client.create_run(exp, tags={SWEEP_TAG: "s", TRIAL_TAG: "t2"}).info.run_id
+
+    def child(recipe: str, status: str | None) -> str:
+        rid = client.create_run(exp, tags={"mlflow.parentRunId": trial,
+                                           "mixhic.recipe": recipe}).info.run_id
+        if status:
+            client.set_terminated(rid, status)
+        return rid
+
+    pre, ft, done = child("pretrain", None), child("finetune", None), child("finetune", "FINISHED")
+    foreign = client.create_run(exp, tags={"mlflow.parentRunId": other}).info.run_id
+
+    assert find_run("restart", **{SWEEP_TAG: "s", TRIAL_TAG: "t1"}) == trial
+    assert find_run("restart", **{SWEEP_TAG: "s", TRIAL_TAG: "t9"}) is None
+    close_children(trial, keep_pretrain=True)
+    status = {k: client.get_run(r).info.status
+              for k, r in {"pre": pre, "ft": ft, "done": done, "foreign": foreign}.items()}
+    assert status == {"pre": "RUNNING", "ft": "KILLED", "done": "FINISHED",
+                      "foreign": "RUNNING"}
+    close_children(trial)
+    assert client.get_run(pre).info.status == "KILLED"
+    assert client.get_run(trial).info.status == "RUNNING"  # the trial's own run stays open
+
+
 def test_trial_table_no_result_unfinished_and_best(tmp_path, caplog):
     """The trial table (no Ray): a trial TERMINATED without a result is reported as
     NO_RESULT and left out of the best choice; a cut-off trial means unfinished."""
@@ -300,11 +346,11 @@ def test_sweep_asha_mlflow_resume_best_config(tmp_path, tiny_data, ray_local):
 
     path = _tune_yaml(tmp_path, str(tiny_data))
 
-    # 1) interrupted after 2 finished trials
-    first = tune(load_config(path, TuneConfig, ["run.interrupt_after_trials=2"]))
+    # 1) interrupted after 1 finished trial
+    first = tune(load_config(path, TuneConfig, ["run.interrupt_after_trials=1"]))
     assert first.interrupted and not first.restored
     finished_first = {r["trial_id"] for r in first.trials if r["status"] == "TERMINATED"}
-    assert 2 <= len(finished_first) < 3, first.trials
+    assert len(finished_first) == 1, first.trials
     runs_first = _trial_runs(first.parent_run_id)
     # the trials the interruption cut off are unfinished, not "TERMINATED without a result"
     # (Tune's cleanup marks them TERMINATED in memory; the table reads the saved state)
@@ -324,7 +370,7 @@ def test_sweep_asha_mlflow_resume_best_config(tmp_path, tiny_data, ray_local):
     assert res.restored and not res.interrupted
     assert res.parent_run_id == first.parent_run_id
     ids = [r["trial_id"] for r in res.trials]
-    assert len(ids) == 3 and len(set(ids)) == 3
+    assert len(ids) == 2 and len(set(ids)) == 2
     assert finished_first <= set(ids)
     assert all(r["status"] == "TERMINATED" for r in res.trials), res.trials
     runs = _trial_runs(res.parent_run_id)
@@ -399,7 +445,7 @@ def test_search_space_domains_and_grid_size(tmp_path):
 
     cfg = load_config(_tune_yaml(tmp_path, "unused"), TuneConfig, [
         "search_space.con.type=grid", "search_space.lr.type=choice",
-        "search.num_samples=3"])
+        "search.num_samples=3", "search.max_concurrent_trials=2"])
     assert expected_trials(cfg) == 6  # 3 samples x 2 grid values
     dom = {k: domain(s) for k, s in cfg.search_space.items().items()}
     assert dom["con"] == {"grid_search": [0.5, 1.0]}
