@@ -62,20 +62,38 @@ def boundaries_crossed(s_x: torch.Tensor, s_y: torch.Tensor, offset: torch.Tenso
     boundaries between the bins when each boundary scores 1.
     """
     B, W = s_x.shape
-    off = (torch.zeros(B, device=s_x.device, dtype=torch.long) if offset is None
-           else offset.to(device=s_x.device).round().long().reshape(B))
-    lo = off.clamp(max=0)  # first position of the window pair, per sample
-    span = int((off.abs().max().item() if B else 0) + W)  # positions covered, at most
-    pos = lo[:, None] + torch.arange(span, device=s_x.device)[None, :]  # (B, span)
-    in_y = (pos >= off[:, None]) & (pos < off[:, None] + W)
-    in_x = (pos >= 0) & (pos < W)
-    from_x = s_x.gather(1, pos.clamp(0, W - 1))
-    from_y = s_y.gather(1, (pos - off[:, None]).clamp(0, W - 1))
-    strength = torch.where(in_y, from_y, torch.where(in_x, from_x, gap.to(s_x.dtype)))
-    cum = F.pad(strength.cumsum(1), (1, 0))  # cum[:, k] = sum of the first k positions
-    ix = torch.arange(W, device=s_x.device)[None, :] - lo[:, None]  # x bins' indices
-    iy = ix + off[:, None]  # y bins' indices
-    cx, cy = cum.gather(1, ix), cum.gather(1, iy)  # (B, W)
+    dev = s_x.device
+    off = (torch.zeros(B, 1, device=dev, dtype=torch.long) if offset is None
+           else offset.to(device=dev).round().long().reshape(B, 1))
+    # cum(p): strength summed over positions [lo, p), lo = the pair's first position;
+    # pixel (i, j) = |cum(off + j) - cum(i)|. cum is in closed form at the 2 W bin
+    # positions, so no shape depends on the offsets (no host sync; one graph under
+    # torch.compile): [lo, p) splits into positions on the y-anchor, on the x-anchor only,
+    # and in neither (the gap); prefix sums of the anchors' scores give the first two, the
+    # length the third.
+    lo = off.clamp(max=0)
+    zero = torch.zeros_like(off)
+    sum_x = F.pad(s_x.cumsum(1), (1, 0))  # (B, W + 1): sum of an anchor's first k scores
+    sum_y = F.pad(s_y.cumsum(1), (1, 0))
+
+    def part(sums: torch.Tensor, start: torch.Tensor, a: torch.Tensor, b: torch.Tensor):
+        """Sum and count of an anchor's scores (it starts at position ``start``) over the
+        positions [a, b) (none when b <= a)."""
+        i = (a - start).clamp(0, W).expand(B, b.shape[1])
+        k = torch.maximum((b - start).clamp(0, W), i)
+        return sums.gather(1, k) - sums.gather(1, i), k - i
+
+    def cum(p: torch.Tensor) -> torch.Tensor:  # p: (B, W) positions >= lo
+        on_y, n_y = part(sum_y, off, lo, p)
+        x_lo, x_hi = lo.clamp(0, W), p.clamp(0, W)  # [lo, p) on the x-anchor...
+        on_x, n_x = part(sum_x, zero, x_lo, x_hi)
+        on_xy, n_xy = part(sum_x, zero, torch.maximum(x_lo, off),  # ...and under y
+                           torch.minimum(x_hi, off + W))
+        n_gap = (p - lo) - n_y - (n_x - n_xy)
+        return on_y + on_x - on_xy + gap.to(s_x.dtype) * n_gap.to(s_x.dtype)
+
+    bins = torch.arange(W, device=dev)[None, :].expand(B, W)
+    cx, cy = cum(bins), cum(off + bins)  # (B, W)
     return (cy[:, None, :] - cx[:, :, None]).abs()
 
 

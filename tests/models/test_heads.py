@@ -291,3 +291,34 @@ def test_anchor_signal_is_the_centre_bin_mean_of_both_anchors():
     want = (epi[:, :, c * k : (c + 1) * k].mean(-1).sum(1)
             + epi[:, :, L + c * k : L + (c + 1) * k].mean(-1).sum(1))
     np.testing.assert_allclose(anchor_signal(torch.tensor(epi), W).numpy(), want, rtol=1e-12)
+
+
+def _crossed_by_hand(s_x, s_y, off, gap):
+    """boundaries_crossed, pixel by pixel, position by position."""
+    B, W = s_x.shape
+    out = torch.zeros(B, W, W)
+    for k in range(B):
+        o = int(off[k])
+
+        def strength(p):
+            if o <= p < o + W:
+                return s_y[k, p - o]
+            return s_x[k, p] if 0 <= p < W else gap
+
+        for i in range(W):
+            for j in range(W):
+                a, b = sorted((i, o + j))
+                out[k, i, j] = sum(float(strength(p)) for p in range(a, b))
+    return out
+
+
+def test_boundaries_crossed_equals_a_position_by_position_sum():
+    """Random scores, offsets negative, overlapping, adjacent and far apart."""
+    torch.manual_seed(0)
+    off = torch.tensor([-9.0, -3.0, 0.0, 2.0, 6.0, 7.0, 25.0])
+    s_x, s_y = torch.rand(len(off), 7), torch.rand(len(off), 7)
+    got = boundaries_crossed(s_x, s_y, off, torch.tensor(0.3))
+    torch.testing.assert_close(got, _crossed_by_hand(s_x, s_y, off, 0.3))
+    # no offset: windows on the diagonal
+    torch.testing.assert_close(boundaries_crossed(s_x, s_y, None, torch.tensor(0.3)),
+                               _crossed_by_hand(s_x, s_y, torch.zeros(len(off)), 0.3))

@@ -97,15 +97,18 @@ def test_bf16_autocast_finite(device):
 
 
 @pytest.mark.slow
-def test_torch_compile_forward():
-    """Dynamo captures the whole forward (fullgraph: no graph breaks). The aot_eager backend
-    keeps the test fast; the inductor backend is exercised by the benchmark's --compile."""
+@pytest.mark.parametrize(("task", "mode"), [("loops", "bimodal"), ("hic", "epi")])
+def test_torch_compile_forward(task, mode):
+    """Dynamo captures the whole forward (fullgraph: no graph breaks), the loop head's and
+    the map head's. The aot_eager backend keeps the test fast; the inductor backend is
+    exercised by the benchmark's --compile."""
     cfg = get_preset("tiny", window_bins=20, epi_bins=100)
-    fm = FinetuneModel(cfg, "loops", "bimodal").eval()
-    hic, epi = torch.rand(2, 20, 20), torch.rand(2, 2, 200)
+    fm = FinetuneModel(cfg, task, mode).eval()
+    hic = torch.rand(2, 20, 20) if mode == "bimodal" else None
+    epi, offset = torch.rand(2, 2, 200), torch.tensor([0.0, 30.0])
     with torch.no_grad():
-        eager = fm(epi, hic)
-        compiled = torch.compile(fm, backend="aot_eager", fullgraph=True)(epi, hic)
+        eager = fm(epi, hic, offset)
+        compiled = torch.compile(fm, backend="aot_eager", fullgraph=True)(epi, hic, offset)
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
 
 
