@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LossWeights", "info_nce", "orthogonality_loss", "mapping_loss", "pool_tokens"]
+__all__ = ["LossWeights", "info_nce", "pairing_accuracy", "orthogonality_loss", "mapping_loss",
+           "pool_tokens"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,23 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float
     logits = a @ b.t() / temperature  # (B, B)
     labels = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+
+
+def pairing_accuracy(a: torch.Tensor, b: torch.Tensor, standardize: bool = False,
+                     eps: float = 1e-5) -> torch.Tensor:
+    """How often a window's vector of one modality is closest (cosine, as in
+    :func:`info_nce`, same ``standardize``) to its own window's vector of the other, among
+    the batch; mean of both directions. Chance is ``1 / B``: the baseline the pretraining
+    reports beside it (the contrastive loss's own is ``ln B``). Ties count as misses."""
+    a, b = pool_tokens(a).float(), pool_tokens(b).float()
+    if standardize and a.shape[0] >= 2:
+        a = (a - a.mean(0)) / (a.std(0) + eps)
+        b = (b - b.mean(0)) / (b.std(0) + eps)
+    sim = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()  # (B, B)
+    own = sim.diagonal()
+    rows = (sim < own[:, None]).sum(1) == sim.shape[1] - 1  # a_i nearest to b_i
+    cols = (sim < own[None, :]).sum(0) == sim.shape[0] - 1  # b_j nearest to a_j
+    return 0.5 * (rows.float().mean() + cols.float().mean())
 
 
 def orthogonality_loss(shared: torch.Tensor, specific: torch.Tensor) -> torch.Tensor:

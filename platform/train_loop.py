@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from mixhic.models import LossWeights, load_pretrained, pretrain_objective
+from mixhic.models.losses import pairing_accuracy
 from mixhic.models.optim import adamw
 from mixhic.models.tasks import HIC_INPUT_MODES
 from mixhic.platform import checkpoints as ckpt_io
@@ -107,9 +108,14 @@ def _validate_pretrain(raw, shard, cfg, device, autocast) -> dict[str, float]:
         if len(batch["hic"]) < 2:  # InfoNCE needs negatives
             continue
         with autocast():
-            parts = pretrain_objective(raw(batch["hic"], batch["epi"]), raw, weights,
-                                       standardize=cfg.loss.con_standardize)
+            out = raw(batch["hic"], batch["epi"])
+            parts = pretrain_objective(out, raw, weights, standardize=cfg.loss.con_standardize)
         b = len(batch["hic"])
+        # beside each contrastive figure its chance level on the same batches: ln B for
+        # the loss, 1 / B for the accuracy of pairing each window's two modalities
+        parts = {**parts, "baseline_con": math.log(b), "pair_acc": pairing_accuracy(
+                     out["epi_shared"], out["hic_shared"], cfg.loss.con_standardize),
+                 "baseline_pair_acc": 1.0 / b}
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v) * b
         n += b

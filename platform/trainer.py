@@ -295,7 +295,9 @@ def fit(
         )
         log.info("%s %s: %d train rows (%d steps/epoch/worker x %d workers), %d val rows",
                  recipe, name, n_train, steps, world, n_val)
-        shown = ["train_loss", *([score_key] if score_key else ["val_loss"])]
+        # pretraining has no task metric: its pairing accuracy beside chance (1 / B)
+        shown = ["train_loss", *([score_key] if score_key else
+                                 ["val_pair_acc", "val_baseline_pair_acc", "val_loss"])]
         printer = EpochPrinter(tracking_uri, run_id, shown, f"{recipe} {name}")
         try:
             ray_result = trainer.fit()

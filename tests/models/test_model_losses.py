@@ -185,3 +185,24 @@ def test_hic_loss_leaves_out_unobserved_pixels():
     torch.testing.assert_close(loss, ((pred - target)[seen] ** 2).mean())
     loss.backward()
     assert (pred.grad[~seen] == 0).all() and (pred.grad[seen] != 0).all()
+
+
+def test_pairing_accuracy_counts_nearest_own_pairs_and_has_chance_1_over_b():
+    from mixhic.models.losses import pairing_accuracy
+
+    torch.manual_seed(0)
+    a = torch.randn(64, 16)
+    assert pairing_accuracy(a, a).item() == 1.0  # each vector is nearest its copy
+    assert pairing_accuracy(a, a + 0.01 * torch.randn(64, 16)).item() == 1.0
+    # b's rows are a's rows shifted by one: no window is nearest its own
+    assert pairing_accuracy(a, a.roll(1, 0)).item() == 0.0
+    # by hand on 3 windows: a_0 -> b_0, a_1 -> b_0 (miss), a_2 -> b_2; columns likewise
+    a3 = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    b3 = torch.tensor([[1.0, 0.0], [-1.0, 0.2], [0.0, 1.0]])
+    # rows: a_0 nearest b_0 (hit), a_1 nearest b_0 (miss), a_2 nearest b_2 (hit): 2/3;
+    # columns: b_0 nearest a_0 (hit), b_1 nearest a_2 (cosines -0.98, -0.95, 0.20:
+    # miss), b_2 nearest a_2 (hit): 2/3
+    assert pairing_accuracy(a3, b3).item() == pytest.approx(2 / 3)
+    # unrelated vectors: about 1 / B over many batches
+    accs = [pairing_accuracy(torch.randn(8, 16), torch.randn(8, 16)).item() for _ in range(400)]
+    assert abs(sum(accs) / len(accs) - 1 / 8) < 0.03

@@ -4,6 +4,7 @@ restart after a worker failure (FailureConfig), and resume when re-run with the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def test_ddp_pretrain_restarts_after_failure_and_resumes(ray_local, tiny_data, t
     # each epoch logged once: epoch 0 was not trained again after the restart
     assert _steps(client, r1.run_id, "train_loss") == [0, 1]
     assert _steps(client, r1.run_id, "val_loss") == [0, 1]
+    # the pairing accuracy beside its chance level (1 / B, val batches of 16 or fewer)
+    last = r1.history[-1]
+    assert 0.0 <= last["val_pair_acc"] <= 1.0 and last["val_baseline_pair_acc"] >= 1 / 16
+    assert last["val_baseline_con"] == pytest.approx(math.log(1 / last["val_baseline_pair_acc"]),
+                                                     rel=0.2)
     ckpts = sorted(p for p in Path(tmp_path / "ray" / "pt").glob("checkpoint_*") if p.is_dir())
     assert ckpts and (ckpts[-1] / "model.safetensors").is_file()
     assert (ckpts[-1] / "train_state.pt").is_file()
