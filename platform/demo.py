@@ -29,11 +29,14 @@ log = logging.getLogger(__name__)
 
 # what the results table shows per task (test split): the headline metric, which the
 # baseline on the same rows is compared with, then a few more of the model's metrics
-_HEADLINE = {"loops": "auroc", "hic": "pearson", "cage": "r2"}
+# (pretraining has no test metric: its row is the val split's pairing accuracy of the two
+# modalities, beside chance)
+_HEADLINE = {"loops": "auroc", "hic": "pearson", "cage": "r2", "pretrain": "pair_acc"}
 _COLUMNS = {
     "loops": ("auprc", "f1"),
     "hic": ("r2", "pearson_per_map"),
     "cage": ("pearson", "spearman"),
+    "pretrain": ("con", "baseline_con"),
 }
 
 
@@ -53,7 +56,8 @@ def ui_command(tracking_uri: str) -> str:
 
 def results_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table: one row per fine-tuned task (test-split metrics), the model's
-    headline metric beside the baseline's on the same rows and the gain."""
+    headline metric beside the baseline's on the same rows and the gain; a ``pretrain``
+    row (val split) shows the pairing accuracy beside chance."""
     lines = ["| task | mode | best epoch | metric | model | baseline | gain | beats baseline "
              "| other test metrics | model version |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -63,7 +67,8 @@ def results_table(rows: list[dict[str, Any]]) -> str:
         gain = model - base
         verdict = "yes" if gain > 0 else ("no" if gain <= 0 else "n/a")
         others = ", ".join(f"{k} {m[k]:.3f}" for k in _COLUMNS[r["task"]] if k in m)
-        lines.append(f"| {r['task']} | {r['mode']} | {r['best_epoch']} | {key} | {model:.3f} "
+        shown = f"{key} (val)" if r["task"] == "pretrain" else key
+        lines.append(f"| {r['task']} | {r['mode']} | {r['best_epoch']} | {shown} | {model:.3f} "
                      f"| {base:.3f} | {gain:+.3f} | {verdict} | {others} | "
                      f"{r.get('model_version') or '-'} |")
     return "\n".join(lines)
@@ -116,6 +121,13 @@ def demo(cfg: DemoConfig) -> DemoResult:
                             **cfg.pretrain_overrides})
         pre = pretrain(pcfg, parent_run_id=run_id)
         seconds["pretrain"] = time.perf_counter() - t
+        if pre.history and "val_pair_acc" in pre.history[-1]:  # the model dir's epoch
+            last = pre.history[-1]
+            rows.append({"task": "pretrain", "mode": "-", "best_epoch": len(pre.history) - 1,
+                         "metrics": {k[4:]: v for k, v in last.items()
+                                     if k.startswith("val_")},
+                         "model_version": None, "model_dir": pre.model_dir,
+                         "run_id": pre.run_id})
         for task in cfg.tasks:
             t = time.perf_counter()
             mode = cfg.finetune_modes.get(task, "bimodal")

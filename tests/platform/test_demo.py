@@ -6,9 +6,29 @@ import uuid
 
 import pytest
 
-pytestmark = pytest.mark.integration
+
+def test_results_table_sets_each_metric_beside_its_baseline():
+    """No Ray: the table's model, baseline and gain columns come from the rows' metrics;
+    the pretraining row shows the val pairing accuracy beside chance."""
+    from mixhic.platform.demo import results_table
+
+    rows = [
+        {"task": "pretrain", "mode": "-", "best_epoch": 3, "metrics": {
+            "pair_acc": 0.40, "baseline_pair_acc": 0.0625, "con": 1.2, "baseline_con": 2.77}},
+        {"task": "loops", "mode": "bimodal", "best_epoch": 1, "metrics": {
+            "auroc": 0.90, "baseline_auroc": 0.95, "f1": 0.5}},
+        {"task": "hic", "mode": "infer", "best_epoch": 0, "metrics": {"pearson": 0.7}},
+    ]
+    lines = results_table(rows).splitlines()[2:]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert cells[0][:8] == ["pretrain", "-", "3", "pair_acc (val)", "0.400", "0.062",
+                            "+0.338", "yes"]
+    assert cells[0][8] == "con 1.200, baseline_con 2.770"
+    assert cells[1][3:8] == ["auroc", "0.900", "0.950", "-0.050", "no"]  # never hidden
+    assert cells[2][4:8] == ["0.700", "nan", "+nan", "n/a"]  # no baseline: says so
 
 
+@pytest.mark.integration
 def test_reduced_demo_ends_with_table_and_ui_command(ray_local, tiny_data, tmp_path, capsys):
     from mlflow import MlflowClient
 
@@ -25,6 +45,7 @@ def test_reduced_demo_ends_with_table_and_ui_command(ray_local, tiny_data, tmp_p
     assert rc == 0
     out = capsys.readouterr().out
     assert "| loops | bimodal |" in out and "auroc" in out
+    assert "| pretrain | - |" in out and "pair_acc (val)" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out or "mlflow ui --backend-store-uri" in out
     assert (tmp_path / "demo" / "results.md").is_file()
     client = MlflowClient()
