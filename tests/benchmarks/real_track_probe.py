@@ -84,8 +84,8 @@ def read_span(cool: str, track: str, span: tuple[str, int, int]) -> tuple[np.nda
     return hic, signal
 
 
-def pixel_features(signal: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
-    """(W, W, F) features and (W, W) distances of the window starting at bin ``start``."""
+def pixel_features(signal: np.ndarray, start: int) -> np.ndarray:
+    """(W, W, F) features of the window starting at bin ``start``."""
     cum = np.r_[0.0, np.cumsum(signal)]
     i, j = np.meshgrid(np.arange(W) + start, np.arange(W) + start, indexing="ij")
     a, b = np.minimum(i, j), np.maximum(i, j)
@@ -94,7 +94,7 @@ def pixel_features(signal: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarr
     g = np.log1p(d)
     base = [signal[a] * signal[b], signal[a] + signal[b], np.maximum(signal[a], signal[b]),
             between, between / (d + 1)]
-    return np.stack([g] + [f * s for f in base for s in (1.0, g)], -1), d
+    return np.stack([g] + [f * s for f in base for s in (1.0, g)], -1)
 
 
 def fold(hic: np.ndarray, signal: np.ndarray, k: int, folds: int, step: int) -> dict:
@@ -103,6 +103,7 @@ def fold(hic: np.ndarray, signal: np.ndarray, k: int, folds: int, step: int) -> 
     from sklearn.linear_model import Ridge
 
     from mixhic.models.tasks import observed_pixels
+    from mixhic.platform.baselines import DistanceExpected
     from mixhic.platform.metrics import hic_metrics
 
     n = hic.shape[0]
@@ -115,18 +116,18 @@ def fold(hic: np.ndarray, signal: np.ndarray, k: int, folds: int, step: int) -> 
 
     def windows(ss):
         maps = np.stack([hic[s:s + W, s:s + W] for s in ss])
-        feats, dists = zip(*(pixel_features(signal, s) for s in ss))
-        return maps, np.stack(feats), np.stack(dists), observed_pixels(maps)
+        feats = np.stack([pixel_features(signal, s) for s in ss])
+        return maps, feats, observed_pixels(maps)
 
-    maps, feats, dists, seen = windows(train)
-    expected = (np.bincount(dists[seen], maps[seen], minlength=W)
-                / np.maximum(np.bincount(dists[seen], minlength=W), 1))
-    x, y = feats[seen], maps[seen] - expected[dists[seen]]
+    maps, feats, seen = windows(train)
+    decay = DistanceExpected()  # bench_quality's distance baseline, fit the same way
+    decay.add(maps, np.zeros(len(train)), ["span"] * len(train))
+    x, y = feats[seen], (maps - decay.predict(np.zeros(len(train)), ["span"] * len(train), W))[seen]
     models = {"ridge": Ridge(alpha=1.0).fit(x, y),
               "gbm": HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05,
                                                    random_state=0).fit(x, y)}
-    t_maps, t_feats, t_dists, _ = windows(test)
-    base = expected[t_dists]
+    t_maps, t_feats, _ = windows(test)
+    base = decay.predict(np.zeros(len(test)), ["span"] * len(test), W)
     out = {"decay": hic_metrics(t_maps, base)["pearson"], "train": len(train), "test": len(test)}
     for name, model in models.items():
         pred = base + model.predict(t_feats.reshape(-1, t_feats.shape[-1])).reshape(base.shape)
