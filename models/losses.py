@@ -34,6 +34,16 @@ def pool_tokens(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=1) if x.dim() == 3 else x
 
 
+def _cosines(a: torch.Tensor, b: torch.Tensor, standardize: bool, eps: float) -> torch.Tensor:
+    """(B, B) cosine of every pooled ``a`` with every pooled ``b``, each feature first
+    standardised over the batch when ``standardize`` (see :func:`info_nce`)."""
+    a, b = pool_tokens(a).float(), pool_tokens(b).float()
+    if standardize:
+        a = (a - a.mean(0)) / (a.std(0) + eps)
+        b = (b - b.mean(0)) / (b.std(0) + eps)
+    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()
+
+
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float,
              standardize: bool = False, eps: float = 1e-5) -> torch.Tensor:
     """Symmetric CLIP-style InfoNCE; pair i of ``a`` matches pair i of ``b``.
@@ -47,15 +57,9 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float
     plain loss then sits at the collapse point ``ln(B)`` where every gradient vanishes;
     standardising compares what differs between windows. Needs B >= 2.
     """
-    a, b = pool_tokens(a).float(), pool_tokens(b).float()
-    if standardize:
-        if a.shape[0] < 2:
-            raise ValueError("info_nce: standardize=True needs a batch of at least 2")
-        a = (a - a.mean(0)) / (a.std(0) + eps)
-        b = (b - b.mean(0)) / (b.std(0) + eps)
-    a = F.normalize(a, dim=-1)
-    b = F.normalize(b, dim=-1)
-    logits = a @ b.t() / temperature  # (B, B)
+    if standardize and a.shape[0] < 2:
+        raise ValueError("info_nce: standardize=True needs a batch of at least 2")
+    logits = _cosines(a, b, standardize, eps) / temperature  # (B, B)
     labels = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
 
@@ -66,11 +70,7 @@ def pairing_accuracy(a: torch.Tensor, b: torch.Tensor, standardize: bool = False
     :func:`info_nce`, same ``standardize``) to its own window's vector of the other, among
     the batch; mean of both directions. Chance is ``1 / B``: the baseline the pretraining
     reports beside it (the contrastive loss's own is ``ln B``). Ties count as misses."""
-    a, b = pool_tokens(a).float(), pool_tokens(b).float()
-    if standardize and a.shape[0] >= 2:
-        a = (a - a.mean(0)) / (a.std(0) + eps)
-        b = (b - b.mean(0)) / (b.std(0) + eps)
-    sim = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()  # (B, B)
+    sim = _cosines(a, b, standardize and a.shape[0] >= 2, eps)
     own = sim.diagonal()
     rows = (sim < own[:, None]).sum(1) == sim.shape[1] - 1  # a_i nearest to b_i
     cols = (sim < own[None, :]).sum(0) == sim.shape[0] - 1  # b_j nearest to a_j
