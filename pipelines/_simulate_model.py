@@ -307,7 +307,7 @@ def simulate_chromosome(length: int, p: ChromParams, rng: np.random.Generator) -
     rates = chromosome_rates(length, p, rng)
     tads, comp, loops, strengths, kinds, sites = (rates.tads, rates.comp, rates.loops,
                                                   rates.strengths, rates.kinds, rates.sites)
-    E, valid, bias, gap = rates.E, rates.valid, rates.bias, rates.gap
+    E, bias, gap = rates.E, rates.bias, rates.gap
     is_a = comp > 0
     D = E.shape[1]
     counts = rng.poisson(rates.lam)  # (n, D); 0 past the chromosome end (rate 0 there)
