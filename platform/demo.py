@@ -56,8 +56,8 @@ def ui_command(tracking_uri: str) -> str:
 
 def results_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table: one row per fine-tuned task (test-split metrics), the model's
-    headline metric beside the baseline's on the same rows and the gain; a ``pretrain``
-    row (val split) shows the pairing accuracy beside chance."""
+    headline metric beside the baseline's on the same rows and the gain; a row of another
+    split (``"split"``: the ``pretrain`` row's val pairing accuracy) names it."""
     lines = ["| task | mode | best epoch | metric | model | baseline | gain | beats baseline "
              "| other test metrics | model version |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -67,7 +67,8 @@ def results_table(rows: list[dict[str, Any]]) -> str:
         gain = model - base
         verdict = "yes" if gain > 0 else ("no" if gain <= 0 else "n/a")
         others = ", ".join(f"{k} {m[k]:.3f}" for k in _COLUMNS[r["task"]] if k in m)
-        shown = f"{key} (val)" if r["task"] == "pretrain" else key
+        split = r.get("split", "test")
+        shown = key if split == "test" else f"{key} ({split})"
         lines.append(f"| {r['task']} | {r['mode']} | {r['best_epoch']} | {shown} | {model:.3f} "
                      f"| {base:.3f} | {gain:+.3f} | {verdict} | {others} | "
                      f"{r.get('model_version') or '-'} |")
@@ -123,7 +124,8 @@ def demo(cfg: DemoConfig) -> DemoResult:
         seconds["pretrain"] = time.perf_counter() - t
         if pre.history and "val_pair_acc" in pre.history[-1]:  # the model dir's epoch
             last = pre.history[-1]
-            rows.append({"task": "pretrain", "mode": "-", "best_epoch": len(pre.history) - 1,
+            rows.append({"task": "pretrain", "mode": "-", "split": "val",
+                         "best_epoch": len(pre.history) - 1,
                          "metrics": {k[4:]: v for k, v in last.items()
                                      if k.startswith("val_")},
                          "model_version": None, "model_dir": pre.model_dir,

@@ -13,7 +13,7 @@ def test_results_table_sets_each_metric_beside_its_baseline():
     from mixhic.platform.demo import results_table
 
     rows = [
-        {"task": "pretrain", "mode": "-", "best_epoch": 3, "metrics": {
+        {"task": "pretrain", "mode": "-", "split": "val", "best_epoch": 3, "metrics": {
             "pair_acc": 0.40, "baseline_pair_acc": 0.0625, "con": 1.2, "baseline_con": 2.77}},
         {"task": "loops", "mode": "bimodal", "best_epoch": 1, "metrics": {
             "auroc": 0.90, "baseline_auroc": 0.95, "f1": 0.5}},
