@@ -1,0 +1,89 @@
+"""Does pretraining align the two modalities on held-out windows? Pairing accuracy vs chance.
+
+    python tests/benchmarks/bench_pretrain_pairing.py [--work DIR] [--epochs 8] [--skip-real]
+
+Pretrains ``demo-pretrain`` (tiny model) on the simulator's ``small`` preset (prepared
+with ``prepare-demo``) and on the real GM12878 case (:mod:`real_case`, pretraining windows
+every 125 kb, fold 0 of its 5 region folds), and logs per epoch the val pairing accuracy
+(how often a window's epigenomic vector is nearest its own Hi-C vector among the batch)
+beside chance (1 / B) and the val contrastive loss beside its chance (ln B). Measured
+(2026-12-03, 8 epochs, two runs; Ray Data's shuffle varies): ``small`` 0.140-0.201 vs
+0.037 (loss 2.47-2.76 vs 3.42); real 0.052-0.069 vs 0.034 (loss 7.1-7.4 vs 3.37, worse
+than chance: its 91 train windows are memorised, train loss 0.05).
+
+Last line: ``sim_pair_acc=<last epoch> sim_chance=<1/B> real_pair_acc=<...> real_chance=<...>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_case  # noqa: E402  (a sibling script)
+
+log = logging.getLogger("bench_pretrain_pairing")
+
+
+def _pretrain(data_dir: str, work: Path, name: str, epochs: int) -> dict:
+    from mixhic.core.config import load_config
+    from mixhic.platform.pretrain import pretrain
+    from mixhic.platform.train_config import PretrainConfig
+
+    pre = pretrain(load_config("demo-pretrain", PretrainConfig, {
+        "data.data_dir": data_dir, "train.epochs": epochs, "run.storage_path": str(work / "ray"),
+        "run.runs_dir": str(work / "runs"), "run.experiment": "bench-pairing",
+        "run.run_name": name}))
+    for h in pre.history:
+        log.info("%s epoch %d: pair_acc %.3f (chance %.3f)  con %.2f (chance %.2f)  "
+                 "train_loss %.3f", name, h["epoch"], h["val_pair_acc"], h["val_baseline_pair_acc"], h["val_con"],
+                 h["val_baseline_con"], h["train_loss"])
+    return pre.history[-1]
+
+
+def run_sim(work: Path, epochs: int) -> dict:
+    from mixhic.core.config import load_config
+    from mixhic.pipelines.prepare import PrepareConfig, prepare
+    from mixhic.pipelines.simulate import simulate_genome
+
+    genome, data = work / "genome", work / "data"
+    if not (genome / "simulation.json").is_file():
+        simulate_genome(genome, preset="small", seed=0)
+    if not (data / "manifest.json").is_file():
+        prepare(load_config("prepare-demo", PrepareConfig, {"root": str(genome),
+                                                             "out": str(data)}))
+    return _pretrain(str(data), work, "sim-small", epochs)
+
+
+def run_real(work: Path, epochs: int) -> dict:
+    case = real_case.build_real_case(work, **{
+        "datasets.pretrain.enabled": True, "datasets.pretrain.step_bp": 125_000,
+        "datasets.pretrain.offsets_bp": [0], "datasets.loops.enabled": False,
+        "splits": real_case.fold_splits(0, 5)})
+    log.info("real pretraining rows: %s", case["manifest"].rows["pretrain"])
+    return _pretrain(case["data_dir"], work, "real-fold0", epochs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, default=None, help="scratch dir (default: a temp dir)")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--skip-real", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    nan = {"val_pair_acc": float("nan"), "val_baseline_pair_acc": float("nan")}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        sim = run_sim(work / "sim", args.epochs)
+        real = nan if args.skip_real else run_real(work / "real", args.epochs)
+    print(f"sim_pair_acc={sim['val_pair_acc']:.3f} sim_chance={sim['val_baseline_pair_acc']:.3f} "
+          f"real_pair_acc={real['val_pair_acc']:.3f} "
+          f"real_chance={real['val_baseline_pair_acc']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
