@@ -39,8 +39,8 @@ def _pretrain(data_dir: str, work: Path, name: str, epochs: int) -> dict:
         "run.run_name": name}))
     for h in pre.history:
         log.info("%s epoch %d: pair_acc %.3f (chance %.3f)  con %.2f (chance %.2f)  "
-                 "train_loss %.3f", name, h["epoch"], h["val_pair_acc"], h["val_baseline_pair_acc"], h["val_con"],
-                 h["val_baseline_con"], h["train_loss"])
+                 "train_loss %.3f", name, h["epoch"], h["val_pair_acc"],
+                 h["val_baseline_pair_acc"], h["val_con"], h["val_baseline_con"], h["train_loss"])
     return pre.history[-1]
 
 
