@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LossWeights", "info_nce", "pairing_accuracy", "orthogonality_loss", "mapping_loss",
-           "pool_tokens"]
+__all__ = ["LossWeights", "info_nce", "pairing_accuracy", "pairing_chance",
+           "orthogonality_loss", "mapping_loss", "pool_tokens"]
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,40 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float
 
 
 def pairing_accuracy(a: torch.Tensor, b: torch.Tensor, standardize: bool = False,
-                     eps: float = 1e-5) -> torch.Tensor:
+                     eps: float = 1e-5, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """How often a window's vector of one modality is closest (cosine, as in
     :func:`info_nce`, same ``standardize``) to its own window's vector of the other, among
-    the batch; mean of both directions. Chance is ``1 / B``: the baseline the pretraining
-    reports beside it (the contrastive loss's own is ``ln B``). Ties count as misses."""
+    the batch; mean of both directions. Ties count as misses.
+
+    ``exclude`` (B, B) bool: True where window j does not compete with window i (e.g. the
+    two overlap, so j's vectors are nearly i's own and taking one for the other is no
+    error); must be symmetric. Chance is :func:`pairing_chance` of the same ``exclude``
+    (``1 / B`` without one): the baseline the pretraining reports beside it."""
     sim = _cosines(a, b, standardize and a.shape[0] >= 2, eps)
     own = sim.diagonal()
-    rows = (sim < own[:, None]).sum(1) == sim.shape[1] - 1  # a_i nearest to b_i
-    cols = (sim < own[None, :]).sum(0) == sim.shape[0] - 1  # b_j nearest to a_j
+    compete = _competitors(exclude, sim.shape[0], sim.device)
+    rows = ((sim >= own[:, None]) & compete).sum(1) == 0  # a_i nearest to b_i
+    cols = ((sim >= own[None, :]) & compete).sum(0) == 0  # b_j nearest to a_j
     return 0.5 * (rows.float().mean() + cols.float().mean())
+
+
+def pairing_chance(batch_size: int, exclude: torch.Tensor | None = None) -> float:
+    """Expected :func:`pairing_accuracy` of unrelated vectors: the mean over windows of
+    1 / (1 + the number of windows competing with it); ``1 / B`` without ``exclude``."""
+    compete = _competitors(exclude, batch_size, None)
+    return float((1.0 / (1.0 + compete.sum(1).double())).mean())
+
+
+def _competitors(exclude: torch.Tensor | None, n: int, device) -> torch.Tensor:
+    """(n, n) bool: j competes with i (not i itself, not excluded)."""
+    compete = ~torch.eye(n, dtype=torch.bool, device=device)
+    if exclude is not None:
+        if exclude.shape != (n, n):
+            raise ValueError(f"exclude: expected shape ({n}, {n}), got {tuple(exclude.shape)}")
+        if not torch.equal(exclude, exclude.t()):
+            raise ValueError("exclude: must be symmetric (j excluded for i iff i for j)")
+        compete &= ~exclude.to(compete.device)
+    return compete
 
 
 def orthogonality_loss(shared: torch.Tensor, specific: torch.Tensor) -> torch.Tensor:

@@ -69,7 +69,7 @@ def pretrain(
 
     result = fit(
         "pretrain", cfg, meta, dataset="pretrain", columns=["hic", "epi"],
-        val_columns=["hic", "epi"], storage_path=storage_path, run_name=run_name,
+        val_columns=["hic", "epi", "chrom", "x_start", "y_start", "resolution"], storage_path=storage_path, run_name=run_name,
         parent_run_id=parent_run_id, callbacks=callbacks, after_fit=after_fit,
         tags={"mixhic.preset": cfg.model.preset},
     )

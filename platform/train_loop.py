@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from mixhic.models import LossWeights, load_pretrained, pretrain_objective
-from mixhic.models.losses import pairing_accuracy
+from mixhic.models.losses import pairing_accuracy, pairing_chance, pool_tokens
 from mixhic.models.optim import adamw
 from mixhic.models.tasks import HIC_INPUT_MODES
 from mixhic.platform import checkpoints as ckpt_io
@@ -55,6 +55,9 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) 
 
 #: Columns that give each window's anchor offset (:func:`~mixhic.platform.data.anchor_offsets`).
 OFFSET_COLUMNS = ("x_start", "y_start", "resolution")
+# Pretraining validation pairs each val window against at most this many (evenly spaced):
+# a (N, N) cosine matrix, 16 MB at 2048.
+PAIRING_MAX_WINDOWS = 2048
 
 
 def batch_columns(recipe: str, task: str | None, mode: str | None) -> list[str]:
@@ -102,25 +105,61 @@ def _validate_pretrain(raw, shard, cfg, device, autocast) -> dict[str, float]:
     sums: dict[str, float] = {}
     n = 0
     weights = LossWeights(con=cfg.loss.con, orth=cfg.loss.orth, map=cfg.loss.map)
-    for batch in shard.iter_torch_batches(
-        batch_size=cfg.data.eval_batch_size, dtypes=_dtypes(["hic", "epi"]), device=device
-    ):
-        if len(batch["hic"]) < 2:  # InfoNCE needs negatives
+    vecs: dict[str, list] = {"epi": [], "hic": [], "chrom": [], "x": [], "y": [], "span": []}
+    for rows in shard.iter_batches(batch_size=cfg.data.eval_batch_size, batch_format="numpy"):
+        b = len(rows["hic"])
+        if b < 2:  # InfoNCE needs negatives
             continue
+        hic, epi = (torch.as_tensor(_writable(rows[k]), dtype=torch.float32, device=device)
+                    for k in ("hic", "epi"))
         with autocast():
-            out = raw(batch["hic"], batch["epi"])
+            out = raw(hic, epi)
             parts = pretrain_objective(out, raw, weights, standardize=cfg.loss.con_standardize)
-        b = len(batch["hic"])
-        # beside each contrastive figure its chance level on the same batches: ln B for
-        # the loss, 1 / B for the accuracy of pairing each window's two modalities
-        parts = {**parts, "baseline_con": math.log(b), "pair_acc": pairing_accuracy(
-                     out["epi_shared"], out["hic_shared"], cfg.loss.con_standardize),
-                 "baseline_pair_acc": 1.0 / b}
+        parts["baseline_con"] = math.log(b)  # the loss's chance level on the same batch
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v) * b
         n += b
+        for k in ("epi", "hic"):
+            vecs[k].append(pool_tokens(out[f"{k}_shared"]).float().cpu())
+        vecs["chrom"].append(rows["chrom"])
+        vecs["x"].append(rows["x_start"])
+        vecs["y"].append(rows["y_start"])
+        vecs["span"].append(raw.cfg.window_bins * rows["resolution"])
     raw.train()
-    return {f"val_{k}": v / n for k, v in sums.items()} if n else {}
+    if not n:
+        return {}
+    metrics = {f"val_{k}": v / n for k, v in sums.items()}
+    metrics.update(_split_pairing(vecs, cfg.loss.con_standardize))
+    return metrics
+
+
+def _split_pairing(vecs: dict[str, list], standardize: bool,
+                   max_windows: int = PAIRING_MAX_WINDOWS) -> dict[str, float]:
+    """Pairing accuracy over the whole val split (at most ``max_windows``, evenly spaced)
+    beside its chance: each window's epigenomic vector against the Hi-C vectors of every
+    window that does not overlap it (an overlapping one's map and tracks are largely its
+    own, so taking it for its own is no error), and the reverse."""
+    cat = {k: np.concatenate(v) if k not in ("epi", "hic") else torch.cat(v)
+           for k, v in vecs.items()}
+    keep = np.unique(np.linspace(0, len(cat["x"]) - 1, min(max_windows, len(cat["x"])))
+                     .round().astype(int))
+    overlap = torch.as_tensor(overlapping_windows(
+        cat["chrom"][keep], cat["x"][keep], cat["y"][keep], cat["span"][keep]))
+    return {"val_pair_acc": float(pairing_accuracy(cat["epi"][keep], cat["hic"][keep],
+                                                   standardize, exclude=overlap)),
+            "val_baseline_pair_acc": pairing_chance(len(keep), overlap)}
+
+
+def overlapping_windows(chrom, x_start, y_start, span) -> np.ndarray:
+    """(B, B) bool: windows i != j of the same chromosome whose squares overlap (both
+    starts closer than ``span`` bp, a scalar or per window: bins x resolution)."""
+    chrom, x, y = np.asarray(chrom), np.asarray(x_start, float), np.asarray(y_start, float)
+    span = np.broadcast_to(np.asarray(span, float), x.shape)
+    reach = np.minimum(span[:, None], span[None, :])
+    out = ((chrom[:, None] == chrom[None, :]) & (np.abs(x[:, None] - x[None, :]) < reach)
+           & (np.abs(y[:, None] - y[None, :]) < reach))
+    np.fill_diagonal(out, False)
+    return out
 
 
 def _writable(a) -> np.ndarray:

@@ -44,7 +44,7 @@ def _pretrain(data_dir: str, work: Path, name: str, epochs: int) -> dict:
     return pre.history[-1]
 
 
-def run_sim(work: Path, epochs: int) -> dict:
+def run_sim(work: Path, epochs: int, step_bp: int) -> dict:
     from mixhic.core.config import load_config
     from mixhic.pipelines.prepare import PrepareConfig, prepare
     from mixhic.pipelines.simulate import simulate_genome
@@ -53,14 +53,14 @@ def run_sim(work: Path, epochs: int) -> dict:
     if not (genome / "simulation.json").is_file():
         simulate_genome(genome, preset="small", seed=0)
     if not (data / "manifest.json").is_file():
-        prepare(load_config("prepare-demo", PrepareConfig, {"root": str(genome),
-                                                             "out": str(data)}))
+        prepare(load_config("prepare-demo", PrepareConfig, {
+            "root": str(genome), "out": str(data), "datasets.pretrain.step_bp": step_bp}))
     return _pretrain(str(data), work, "sim-small", epochs)
 
 
-def run_real(work: Path, epochs: int) -> dict:
+def run_real(work: Path, epochs: int, step_bp: int) -> dict:
     case = real_case.build_real_case(work, **{
-        "datasets.pretrain.enabled": True, "datasets.pretrain.step_bp": 125_000,
+        "datasets.pretrain.enabled": True, "datasets.pretrain.step_bp": step_bp,
         "datasets.pretrain.offsets_bp": [0], "datasets.loops.enabled": False,
         "splits": real_case.fold_splits(0, 5)})
     log.info("real pretraining rows: %s", case["manifest"].rows["pretrain"])
@@ -72,14 +72,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=None, help="scratch dir (default: a temp dir)")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--sim-step", type=int, default=62_500,
+                    help="pretraining window step on the simulator, bp (the paper's 62500)")
+    ap.add_argument("--real-step", type=int, default=125_000,
+                    help="pretraining window step on the real case, bp (10 kb bins)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     nan = {"val_pair_acc": float("nan"), "val_baseline_pair_acc": float("nan")}
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        sim = run_sim(work / "sim", args.epochs)
-        real = nan if args.skip_real else run_real(work / "real", args.epochs)
+        sim = run_sim(work / "sim", args.epochs, args.sim_step)
+        real = nan if args.skip_real else run_real(work / "real", args.epochs, args.real_step)
     print(f"sim_pair_acc={sim['val_pair_acc']:.3f} sim_chance={sim['val_baseline_pair_acc']:.3f} "
           f"real_pair_acc={real['val_pair_acc']:.3f} "
           f"real_chance={real['val_baseline_pair_acc']:.3f}")

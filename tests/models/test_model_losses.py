@@ -206,3 +206,32 @@ def test_pairing_accuracy_counts_nearest_own_pairs_and_has_chance_1_over_b():
     # unrelated vectors: about 1 / B over many batches
     accs = [pairing_accuracy(torch.randn(8, 16), torch.randn(8, 16)).item() for _ in range(400)]
     assert abs(sum(accs) / len(accs) - 1 / 8) < 0.03
+
+
+def test_pairing_accuracy_leaves_excluded_windows_out_of_the_competition():
+    from mixhic.models.losses import pairing_accuracy, pairing_chance
+
+    # a_0's nearest b is b_1 (a window overlapping it): a miss, unless b_1 does not compete
+    a = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    b = torch.tensor([[0.9, 0.44], [1.0, 0.0], [0.0, 1.0]])
+    ex = torch.zeros(3, 3, dtype=torch.bool)
+    ex[0, 1] = ex[1, 0] = True
+    # without: rows a_0 -> b_1 (cos 1.0 vs own 0.90: miss), a_1 -> b_0 (0.98 vs 0.8:
+    # miss), a_2 -> b_2 (hit); columns b_0 -> a_1 (miss), b_1 -> a_0 (miss), b_2 -> a_2
+    assert pairing_accuracy(a, b).item() == pytest.approx(1 / 3)
+    # with 0 and 1 excluded from each other every window is nearest its own
+    assert pairing_accuracy(a, b, exclude=ex).item() == 1.0
+    # chance: windows 0 and 1 have one competitor (2), window 2 has two
+    assert pairing_chance(3, ex) == pytest.approx((1 / 2 + 1 / 2 + 1 / 3) / 3)
+    assert pairing_chance(8) == pytest.approx(1 / 8)
+    # unrelated vectors score the chance of the same exclusions
+    torch.manual_seed(1)
+    band = (torch.arange(8)[:, None] - torch.arange(8)[None, :]).abs().le(2)
+    band.fill_diagonal_(False)
+    accs = [pairing_accuracy(torch.randn(8, 16), torch.randn(8, 16), exclude=band).item()
+            for _ in range(600)]
+    assert abs(sum(accs) / len(accs) - pairing_chance(8, band)) < 0.03
+    with pytest.raises(ValueError, match="symmetric"):
+        pairing_accuracy(a, b, exclude=torch.triu(torch.ones(3, 3, dtype=torch.bool), 1))
+    with pytest.raises(ValueError, match=r"shape \(3, 3\)"):
+        pairing_accuracy(a, b, exclude=band)

@@ -14,7 +14,7 @@ from mixhic.platform.train_config import (
     FinetuneConfig,
     PretrainConfig,
 )
-from mixhic.platform.train_loop import batch_columns, lr_factor
+from mixhic.platform.train_loop import _split_pairing, batch_columns, lr_factor, overlapping_windows
 
 
 def _ft(**kw):
@@ -189,3 +189,52 @@ def test_shipped_configs_hold_no_key_value_strings():
         raw = yaml.safe_load(resolve_config_path(name).read_text())
         bad = [s for s in strings(raw) if "=" in s]
         assert not bad, f"{name}: key=value strings {bad}"
+
+
+def test_overlapping_windows_pairs_same_chromosome_squares_that_share_pixels():
+    chrom = np.array(["chr1", "chr1", "chr1", "chr2", "chr1"])
+    x = np.array([0, 62_500, 250_000, 0, 0])
+    y = np.array([0, 62_500, 250_000, 0, 250_000])  # the last one sits off the diagonal
+    got = overlapping_windows(chrom, x, y, 250_000)  # 50 bins of 5 kb
+    want = np.zeros((5, 5), bool)
+    want[0, 1] = want[1, 0] = True  # 62.5 kb apart: overlap (0 and 2, 250 kb: only touch)
+    want[1, 2] = want[2, 1] = True  # 187.5 kb apart
+    want[1, 4] = want[4, 1] = True  # x 62.5 kb apart, y 187.5 kb apart
+    np.testing.assert_array_equal(got, want)
+    # per-window spans: the smaller of the two decides
+    got = overlapping_windows(chrom[:2], x[:2], y[:2], np.array([250_000, 50_000]))
+    assert not got.any()
+
+
+def test_val_pairing_runs_over_the_whole_split_without_overlapping_windows():
+    import torch
+
+    torch.manual_seed(0)
+    v = torch.randn(12, 64)
+    x = np.arange(12) * 100_000  # 250 kb windows every 100 kb: each overlaps two either side
+
+    def batches(epi, hic):  # two validation batches, as the loop collects them
+        return {"epi": [epi[:7], epi[7:]], "hic": [hic[:7], hic[7:]],
+                "chrom": [np.array(["chr2"] * 7), np.array(["chr2"] * 5)],
+                "x": [x[:7], x[7:]], "y": [x[:7], x[7:]], "span": [np.full(7, 250_000.0),
+                                                                 np.full(5, 250_000.0)]}
+
+    got = _split_pairing(batches(v, v + 0.01 * torch.randn(12, 64)), standardize=True)
+    assert got["val_pair_acc"] == 1.0
+    # the ends have 9 competitors, the next 8, the rest 7 (12 windows less itself and the
+    # overlapping ones): a batch-wise count would have given 1/7 and 1/5
+    assert got["val_baseline_pair_acc"] == pytest.approx((2 / 10 + 2 / 9 + 8 / 8) / 12)
+    # Hi-C vectors dominated by the next window's signal: each epi vector is nearest its
+    # upstream neighbour's Hi-C vector, which overlaps it, so it is still a hit; counted
+    # against every window it would be a miss
+    from mixhic.models.losses import pairing_accuracy
+
+    mixed = v + 2 * v.roll(-1, 0)
+    near = _split_pairing(batches(v, mixed), standardize=False)["val_pair_acc"]
+    assert near > 0.8 and pairing_accuracy(v, mixed).item() < 0.2
+    # a window three away (no overlap) is a miss either way
+    far = _split_pairing(batches(v, v.roll(3, 0)), standardize=False)["val_pair_acc"]
+    assert far < 0.2
+    # capped: 4 evenly spaced windows (0, 4, 7, 11), none overlapping: chance 1/4
+    capped = _split_pairing(batches(v, v), standardize=False, max_windows=4)
+    assert capped == {"val_pair_acc": 1.0, "val_baseline_pair_acc": 0.25}
