@@ -69,7 +69,9 @@ def pretrain(
 
     result = fit(
         "pretrain", cfg, meta, dataset="pretrain", columns=["hic", "epi"],
-        val_columns=["hic", "epi", "chrom", "x_start", "y_start", "resolution"], storage_path=storage_path, run_name=run_name,
+        # val: the key columns too, so that overlapping windows can be told apart
+        val_columns=["hic", "epi", "chrom", "x_start", "y_start", "resolution"],
+        storage_path=storage_path, run_name=run_name,
         parent_run_id=parent_run_id, callbacks=callbacks, after_fit=after_fit,
         tags={"mixhic.preset": cfg.model.preset},
     )
