@@ -295,7 +295,7 @@ def fit(
         )
         log.info("%s %s: %d train rows (%d steps/epoch/worker x %d workers), %d val rows",
                  recipe, name, n_train, steps, world, n_val)
-        # pretraining has no task metric: its pairing accuracy beside chance (1 / B)
+        # pretraining has no task metric: its val pairing accuracy beside chance
         shown = ["train_loss", *([score_key] if score_key else
                                  ["val_pair_acc", "val_baseline_pair_acc", "val_loss"])]
         printer = EpochPrinter(tracking_uri, run_id, shown, f"{recipe} {name}")
