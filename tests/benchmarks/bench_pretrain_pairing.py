@@ -17,8 +17,8 @@ Measured 2026-12-03 on 2 shared cores (Ray Data's shuffle varies runs):
 |---|---|---|---|---|---|---|
 | sim ``small``, 62.5 kb (the paper's) | 8 | 1362 | 0.040 | 0.006 | 2.68 | 3.42 |
 | sim ``small``, 12.5 kb | 3 | 6797 | 0.055 | 0.0013 | 1.83 | 3.45 |
-| real, 125 kb | 8 | 91 | 0.017 | 0.043 | 7.26 | 3.37 |
-| real, 25 kb | 3 | ~450 | 0.014-0.028 | 0.009 | 3.90 | 3.38 |
+| real, 125 kb | 8 | 91 (29 val) | 0.017 | 0.043 | 7.26 | 3.37 |
+| real, 25 kb | 3 | 451 | 0.014-0.028 | 0.009 | 3.90 | 3.38 |
 
 The simulator's alignment generalises, more so with the denser step (5x the windows,
 each shifted by a fifth of a window: the model memorises less). The real case's does not
