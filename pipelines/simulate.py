@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from mixhic.core.cliargs import Alias, ConfigArgs, ConfigCommand
-from mixhic.core.config import ConfigError, build, check, to_dict
+from mixhic.core.config import ConfigError, build, check, resolve_config_path, to_dict
 from mixhic.core.errors import MixHicError
 from mixhic.pipelines._simulate_balance import ice_cis, store_weight
 from mixhic.pipelines._simulate_model import (
@@ -540,7 +541,8 @@ CLI = ConfigCommand(
     "Simulate a seeded genome: .mcool, ATAC/DNase/CAGE bigWigs, loops, TSSs; or, with "
     "--report, measure how real-looking a Hi-C map is.",
     default_config="tiny",
-    config_help=f"simulation preset ({', '.join(sorted(PRESETS))})",
+    config_help=f"simulation preset ({', '.join(sorted(PRESETS))}) or a YAML file of the "
+                "keys below (--print-config writes one)",
     keys_help="keys: out_dir (required), seed, overwrite, preset, and the simulation "
               "parameters: " + ", ".join(f.name for f in dataclasses.fields(SimulationParams))
               + "\ne.g. mixhic simulate small out_dir=runs/genome seed=3 n_chroms=2",
@@ -552,6 +554,7 @@ CLI = ConfigCommand(
         Alias("--overwrite", "overwrite", "replace an earlier simulation in out_dir",
               kind="true"),
     ],
+    resolve=lambda args: _printable(args),  # defined below
     epilog="realism report instead: mixhic simulate --report COOL [--loops BEDPE] "
            "[--resolution N] [--weight COLUMN]",
 )
@@ -565,8 +568,20 @@ CLI.parser.add_argument("--weight", default="weight",
                         help="balancing weight column of the report (raw counts if absent)")
 
 
-def _run_of(args: ConfigArgs) -> SimulateRun:
-    raw = {"preset": args.config, **args.overrides}
+def _keys_of(args: ConfigArgs) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run keys, :class:`SimulationParams` overrides) of a command line whose CONFIG is a
+    preset name or a YAML file of keys (as ``--print-config`` writes); the preset checked."""
+    if str(args.config).endswith((".yaml", ".yml")):
+        path = resolve_config_path(args.config)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of keys")
+        raw = {"preset": "tiny", **loaded, **args.overrides}
+    else:
+        raw = {"preset": args.config, **args.overrides}
     run = {k: raw.pop(k) for k in _RUN_KEYS if k in raw}
     preset = run["preset"]
     if preset not in PRESETS:
@@ -574,14 +589,29 @@ def _run_of(args: ConfigArgs) -> SimulateRun:
                 if args.config == preset else "")
         raise MixHicError(f"simulate: {preset!r} is not a preset (known: "
                           f"{', '.join(sorted(PRESETS))}){hint}")
-    simulation_params(preset, **raw)  # errors name the bad key
+    return run, raw
+
+
+def _run_of(args: ConfigArgs) -> SimulateRun:
+    run, raw = _keys_of(args)
+    simulation_params(run["preset"], **raw)  # errors name the bad key
     if run.get("out_dir") in (None, ""):
         raise MixHicError("simulate: give the output directory, out_dir=DIR (or --out DIR), "
                           "or --report COOL to measure a map")
     if not isinstance(run.get("overwrite", False), bool):
         raise MixHicError(f"simulate: overwrite: expected true/false, got {run['overwrite']!r}")
-    return SimulateRun(out_dir=str(run["out_dir"]), preset=preset, seed=run.get("seed", 0),
-                       overwrite=run.get("overwrite", False), params=raw)
+    return SimulateRun(out_dir=str(run["out_dir"]), preset=run["preset"],
+                       seed=run.get("seed", 0), overwrite=run.get("overwrite", False),
+                       params=raw)
+
+
+def _printable(args: ConfigArgs) -> dict[str, Any]:
+    """What ``--print-config`` shows: the run keys and every simulation parameter of the
+    preset with the overrides applied (out_dir may still be missing: null)."""
+    run, raw = _keys_of(args)
+    return {"out_dir": run.get("out_dir"), "preset": run["preset"],
+            "seed": run.get("seed", 0), "overwrite": run.get("overwrite", False),
+            **to_dict(simulation_params(run["preset"], **raw))}
 
 
 def config_from_args(argv: Sequence[str]) -> SimulateRun:

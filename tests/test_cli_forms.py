@@ -10,13 +10,16 @@ listed in :data:`NO_CONFIG`, one with required keys in :data:`REQUIRED`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 
 import pytest
+import yaml
 from mixhic.core.cliargs import Alias, ConfigCommand, split_global_flags
-from mixhic.core.config import ConfigError
+from mixhic.core.config import ConfigError, to_dict
 from mixhic.core.errors import MixHicError, is_user_error
+from mixhic.pipelines.simulate import simulation_params
 from mixhic.platform.cli import COMMANDS, log_level, main
 
 NO_CONFIG = {"submit"}  # commands that take no config: the global flags only
@@ -182,3 +185,47 @@ def test_parse_config_overrides_and_aliases():
         cmd.parse(["--track", "atac"])
     with pytest.raises(SystemExit):
         cmd.parse(["--task", "cage"])  # choices checked
+
+
+@pytest.mark.parametrize("name", CONFIG_COMMANDS)
+def test_print_config_prints_every_key_and_loads_back_as_config(name, tmp_path, capsys):
+    """``--print-config`` prints the complete config (defaults filled in) and exits 0, like
+    --help; the YAML it prints, given back as CONFIG, runs the same config."""
+    argv = [*REQUIRED.get(name, []), *(["seed=7"] if name == "simulate" else [])]
+    with pytest.raises(SystemExit) as exc:
+        main([name, *argv, "--print-config"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    printed = yaml.safe_load(out)
+    want = _module(name).config_from_args(argv)
+    if name == "simulate":  # every simulation parameter is spelled out
+        assert set(dataclasses.asdict(simulation_params("tiny"))) <= set(printed)
+        assert printed["seed"] == 7
+    else:
+        assert printed == to_dict(want)  # every key, in the config's own nesting
+    path = tmp_path / "printed.yaml"
+    path.write_text(out)
+    got = _module(name).config_from_args([str(path)])
+    if name == "simulate":  # the same run, its parameters now all given explicitly
+        def run(r):
+            return r.out_dir, r.preset, r.seed, r.overwrite, simulation_params(r.preset, **r.params)
+        assert run(got) == run(want)
+    else:
+        assert got == want
+    # the help names the flag
+    assert "--print-config" in _cli(name).parser.format_help()
+
+
+def test_simulate_reads_a_yaml_of_keys_and_names_a_bad_one(tmp_path):
+    from mixhic.pipelines.simulate import config_from_args
+
+    path = tmp_path / "genome.yaml"
+    path.write_text("preset: small\nn_chroms: 3\nout_dir: runs/g\n")
+    run = config_from_args([str(path), "seed=2"])
+    assert (run.preset, run.seed, run.out_dir) == ("small", 2, "runs/g")
+    assert simulation_params(run.preset, **run.params).n_chroms == 3
+    path.write_text("preset: small\nn_chrom: 3\n")
+    with pytest.raises((ConfigError, MixHicError), match="n_chrom"):
+        config_from_args([str(path), "out_dir=runs/g"])
+    with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
+        config_from_args([str(tmp_path / "missing.yaml"), "out_dir=runs/g"])

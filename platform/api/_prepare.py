@@ -88,6 +88,7 @@ CLI = ConfigCommand(
     default_config=DEFAULT_CONFIG,
     config_help="shipped config name (prepare-demo, prepare-paper) or YAML path",
     keys_help="e.g. mixhic prepare prepare-demo root=runs/genome out=runs/data",
+    resolve=lambda args: prepare_config(args.config, args.overrides),
 )
 
 

@@ -8,7 +8,9 @@ command alike (``--task loops`` is ``task=loops``; ``--model A --model B`` is
 ``models=[A, B]``; ``--track atac=a.bw`` sets ``genome.tracks.atac``). An alias given
 beside its dotted form wins. The global flags ``-v/--verbose`` and ``-q/--quiet`` are
 taken off the command line by ``mixhic`` itself (:func:`split_global_flags`), before or
-after the command, so no command parses them.
+after the command, so no command parses them. ``--print-config``, like ``--help``,
+prints (the complete config the command line runs with, every default filled in, as YAML
+that loads back as CONFIG) and exits.
 
     >>> cmd = ConfigCommand("mixhic finetune", "Fine-tune.", default_config="demo-finetune",
     ...                     aliases=[Alias("--task", "task", choices=("hic", "loops", "cage"))])
@@ -20,12 +22,15 @@ after the command, so no command parses them.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
+import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+import yaml
 from mixhic.core.config import (
     ConfigError,
     _parse_scalar,
@@ -34,6 +39,7 @@ from mixhic.core.config import (
     interpolate,
     load_config,
     parse_overrides,
+    to_dict,
 )
 
 __all__ = [
@@ -133,16 +139,23 @@ class ConfigCommand:
 
     ``default_config``: the shipped config used without CONFIG (None: the config class's
     defaults, so required keys come as ``key=value``). ``config_help`` says what CONFIG
-    names. ``config_class``: the dataclass :meth:`config_from_args` builds. More
-    (non-config) flags can be added to :attr:`parser`.
+    names. ``config_class``: the dataclass :meth:`config_from_args` builds. ``resolve``:
+    how a parsed command line becomes the config the command runs with, for
+    ``--print-config`` (default: :meth:`ConfigArgs.load` of ``config_class``; None and no
+    ``config_class``: no ``--print-config``). More (non-config) flags can be added to
+    :attr:`parser`.
     """
 
     def __init__(self, prog: str, description: str, *, default_config: str | None,
                  config_class: type | None = None,
                  config_help: str = "shipped config name or YAML path",
-                 aliases: Sequence[Alias] = (), keys_help: str = "", epilog: str = ""):
+                 aliases: Sequence[Alias] = (), keys_help: str = "", epilog: str = "",
+                 resolve: Callable[[ConfigArgs], Any] | None = None):
         self.prog = prog
         self.config_class = config_class
+        if resolve is None and config_class is not None:
+            resolve = functools.partial(ConfigArgs.load, cls=config_class)
+        self.resolve = resolve
         self.default_config = default_config
         self.aliases = tuple(aliases)
         lines = [f"form: {prog} [CONFIG] [key=value ...] [flags]; every setting is a dotted "
@@ -171,6 +184,11 @@ class ConfigCommand:
                 elif a.kind == "list":
                     kw["nargs"] = "+"
             self.parser.add_argument(a.flag, **kw)
+        if self.resolve is not None:
+            self.parser.add_argument(
+                "--print-config", action="store_true",
+                help="print the complete config this command line runs with (every key, "
+                     "defaults filled in) as YAML that loads back as CONFIG, and exit")
 
     def parse(self, argv: Sequence[str]) -> ConfigArgs:
         """Split ``argv`` into CONFIG, ``key=value`` overrides (aliases rewritten to
@@ -186,7 +204,20 @@ class ConfigCommand:
         overrides = parse_overrides(words)
         for key, value in self.alias_overrides(ns).items():
             overrides[key] = value
-        return ConfigArgs(config, overrides, ns)
+        args = ConfigArgs(config, overrides, ns)
+        if getattr(ns, "print_config", False):  # like --help: print, then exit
+            sys.stdout.write(self.dump(args))
+            sys.stdout.flush()
+            raise SystemExit(0)
+        return args
+
+    def dump(self, args: ConfigArgs) -> str:
+        """The YAML ``--print-config`` prints for ``args``: every key of the config
+        :attr:`resolve` builds, in declaration order."""
+        if self.resolve is None:
+            raise TypeError(f"{self.prog}: ConfigCommand has no config to print")
+        return yaml.safe_dump(to_dict(self.resolve(args)), sort_keys=False,
+                              default_flow_style=False)
 
     def config_from_args(self, argv: Sequence[str]) -> Any:
         """The ``config_class`` config that ``prog ARGS`` runs with (nothing is run);
