@@ -38,9 +38,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from mixhic.core.cliargs import Alias, ConfigArgs, ConfigCommand
-from mixhic.core.config import ConfigError, build, check, resolve_config_path, to_dict
+from mixhic.core.config import (
+    ConfigError,
+    build,
+    check,
+    read_config_file,
+    resolve_config_path,
+    to_dict,
+)
 from mixhic.core.errors import MixHicError
 from mixhic.pipelines._simulate_balance import ice_cis, store_weight
 from mixhic.pipelines._simulate_model import (
@@ -572,13 +578,7 @@ def _keys_of(args: ConfigArgs) -> tuple[dict[str, Any], dict[str, Any]]:
     """(run keys, :class:`SimulationParams` overrides) of a command line whose CONFIG is a
     preset name or a YAML file of keys (as ``--print-config`` writes); the preset checked."""
     if str(args.config).endswith((".yaml", ".yml")):
-        path = resolve_config_path(args.config)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping of keys")
+        loaded = read_config_file(resolve_config_path(args.config))
         raw = {"preset": "tiny", **loaded, **args.overrides}
     else:
         raw = {"preset": args.config, **args.overrides}

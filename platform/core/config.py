@@ -41,6 +41,7 @@ __all__ = [
     "to_dict",
     "parse_overrides",
     "apply_overrides",
+    "read_config_file",
     "Overrides",
     "as_overrides",
     "shipped_configs",
@@ -191,6 +192,18 @@ def _deep_copy(obj: Any) -> Any:
     return obj
 
 
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A config file's top-level mapping (empty file: {}); ConfigError names the file
+    when it is not YAML or not a mapping."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys")
+    return raw
+
+
 def load_config(
     name_or_path: str | Path,
     cls: type[T],
@@ -199,12 +212,7 @@ def load_config(
     """Load a YAML config into ``cls`` after applying ``key=value`` overrides and resolving
     ``${...}`` references."""
     path = resolve_config_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of keys")
+    raw = read_config_file(path)
     if not isinstance(overrides, Mapping):
         overrides = parse_overrides(overrides)
     try:
