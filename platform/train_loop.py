@@ -105,7 +105,8 @@ def _validate_pretrain(raw, shard, cfg, device, autocast) -> dict[str, float]:
     sums: dict[str, float] = {}
     n = 0
     weights = LossWeights(con=cfg.loss.con, orth=cfg.loss.orth, map=cfg.loss.map)
-    vecs: dict[str, list] = {"epi": [], "hic": [], "chrom": [], "x": [], "y": [], "span": []}
+    vecs: dict[str, list] = {"epi": [], "hic": []}  # pooled shared vectors, per batch
+    keys: list[dict[str, np.ndarray]] = []  # the windows they come from
     for rows in shard.iter_batches(batch_size=cfg.data.eval_batch_size, batch_format="numpy"):
         b = len(rows["hic"])
         if b < 2:  # InfoNCE needs negatives
@@ -121,32 +122,32 @@ def _validate_pretrain(raw, shard, cfg, device, autocast) -> dict[str, float]:
         n += b
         for k in ("epi", "hic"):
             vecs[k].append(pool_tokens(out[f"{k}_shared"]).float().cpu())
-        vecs["chrom"].append(rows["chrom"])
-        vecs["x"].append(rows["x_start"])
-        vecs["y"].append(rows["y_start"])
-        vecs["span"].append(raw.cfg.window_bins * rows["resolution"])
+        keys.append({k: rows[k] for k in ("chrom", *OFFSET_COLUMNS)})
     raw.train()
     if not n:
         return {}
     metrics = {f"val_{k}": v / n for k, v in sums.items()}
-    metrics.update(_split_pairing(vecs, cfg.loss.con_standardize))
+    metrics.update(_split_pairing(torch.cat(vecs["epi"]), torch.cat(vecs["hic"]),
+                                  {k: np.concatenate([b[k] for b in keys]) for k in keys[0]},
+                                  raw.cfg.window_bins, cfg.loss.con_standardize))
     return metrics
 
 
-def _split_pairing(vecs: dict[str, list], standardize: bool,
+def _split_pairing(epi: torch.Tensor, hic: torch.Tensor, keys: dict[str, np.ndarray],
+                   window_bins: int, standardize: bool,
                    max_windows: int = PAIRING_MAX_WINDOWS) -> dict[str, float]:
     """Pairing accuracy over the whole val split (at most ``max_windows``, evenly spaced)
-    beside its chance: each window's epigenomic vector against the Hi-C vectors of every
-    window that does not overlap it (an overlapping one's map and tracks are largely its
-    own, so taking it for its own is no error), and the reverse."""
-    cat = {k: np.concatenate(v) if k not in ("epi", "hic") else torch.cat(v)
-           for k, v in vecs.items()}
-    keep = np.unique(np.linspace(0, len(cat["x"]) - 1, min(max_windows, len(cat["x"])))
-                     .round().astype(int))
-    overlap = torch.as_tensor(overlapping_windows(
-        cat["chrom"][keep], cat["x"][keep], cat["y"][keep], cat["span"][keep]))
-    return {"val_pair_acc": float(pairing_accuracy(cat["epi"][keep], cat["hic"][keep],
-                                                   standardize, exclude=overlap)),
+    beside its chance: each window's epigenomic vector (``epi``, (N, D)) against the Hi-C
+    vectors (``hic``) of every window that does not overlap it (an overlapping one's map
+    and tracks are largely its own, so taking it for its own is no error), and the
+    reverse. ``keys``: the windows' ``chrom``, ``x_start``, ``y_start``, ``resolution``."""
+    keep = np.unique(np.linspace(0, len(epi) - 1, min(max_windows, len(epi))).round()
+                     .astype(int))
+    k = {name: col[keep] for name, col in keys.items()}
+    overlap = torch.as_tensor(overlapping_windows(k["chrom"], k["x_start"], k["y_start"],
+                                                  window_bins * k["resolution"]))
+    return {"val_pair_acc": float(pairing_accuracy(epi[keep], hic[keep], standardize,
+                                                   exclude=overlap)),
             "val_baseline_pair_acc": pairing_chance(len(keep), overlap)}
 
 

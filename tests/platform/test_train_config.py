@@ -213,13 +213,13 @@ def test_val_pairing_runs_over_the_whole_split_without_overlapping_windows():
     v = torch.randn(12, 64)
     x = np.arange(12) * 100_000  # 250 kb windows every 100 kb: each overlaps two either side
 
-    def batches(epi, hic):  # two validation batches, as the loop collects them
-        return {"epi": [epi[:7], epi[7:]], "hic": [hic[:7], hic[7:]],
-                "chrom": [np.array(["chr2"] * 7), np.array(["chr2"] * 5)],
-                "x": [x[:7], x[7:]], "y": [x[:7], x[7:]], "span": [np.full(7, 250_000.0),
-                                                                 np.full(5, 250_000.0)]}
+    keys = {"chrom": np.array(["chr2"] * 12), "x_start": x, "y_start": x,
+            "resolution": np.full(12, 5_000)}
 
-    got = _split_pairing(batches(v, v + 0.01 * torch.randn(12, 64)), standardize=True)
+    def batches(epi, hic):  # the split's vectors and keys; windows of 50 bins of 5 kb
+        return {"epi": epi, "hic": hic, "keys": keys, "window_bins": 50}
+
+    got = _split_pairing(**batches(v, v + 0.01 * torch.randn(12, 64)), standardize=True)
     assert got["val_pair_acc"] == 1.0
     # the ends have 9 competitors, the next 8, the rest 7 (12 windows less itself and the
     # overlapping ones): a batch-wise count would have given 1/7 and 1/5
@@ -230,11 +230,11 @@ def test_val_pairing_runs_over_the_whole_split_without_overlapping_windows():
     from mixhic.models.losses import pairing_accuracy
 
     mixed = v + 2 * v.roll(-1, 0)
-    near = _split_pairing(batches(v, mixed), standardize=False)["val_pair_acc"]
+    near = _split_pairing(**batches(v, mixed), standardize=False)["val_pair_acc"]
     assert near > 0.8 and pairing_accuracy(v, mixed).item() < 0.2
     # a window three away (no overlap) is a miss either way
-    far = _split_pairing(batches(v, v.roll(3, 0)), standardize=False)["val_pair_acc"]
+    far = _split_pairing(**batches(v, v.roll(3, 0)), standardize=False)["val_pair_acc"]
     assert far < 0.2
     # capped: 4 evenly spaced windows (0, 4, 7, 11), none overlapping: chance 1/4
-    capped = _split_pairing(batches(v, v), standardize=False, max_windows=4)
+    capped = _split_pairing(**batches(v, v), standardize=False, max_windows=4)
     assert capped == {"val_pair_acc": 1.0, "val_baseline_pair_acc": 0.25}
