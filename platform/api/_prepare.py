@@ -92,10 +92,7 @@ CLI = ConfigCommand(
 )
 
 
-def config_from_args(argv: Sequence[str]):
-    """The :class:`~mixhic.pipelines.prepare.PrepareConfig` ``mixhic prepare ARGS`` runs."""
-    args = CLI.parse(argv)
-    return prepare_config(args.config, args.overrides)
+config_from_args = CLI.config_from_args  # the PrepareConfig ``ARGS`` run with
 
 
 def cli_main(argv: list[str]) -> int:

@@ -220,11 +220,12 @@ class ConfigCommand:
                               default_flow_style=False)
 
     def config_from_args(self, argv: Sequence[str]) -> Any:
-        """The ``config_class`` config that ``prog ARGS`` runs with (nothing is run);
+        """The config that ``prog ARGS`` runs with (:attr:`resolve`; nothing is run);
         ConfigError names a bad key or value."""
-        if self.config_class is None:
-            raise TypeError(f"{self.prog}: ConfigCommand built without config_class")
-        return self.parse(argv).load(self.config_class)
+        if self.resolve is None:
+            raise TypeError(f"{self.prog}: ConfigCommand built without config_class or "
+                            "resolve")
+        return self.resolve(self.parse(argv))
 
     def alias_overrides(self, ns: argparse.Namespace) -> dict[str, Any]:
         """The ``key=value`` overrides the aliases given in ``ns`` stand for."""
