@@ -139,10 +139,10 @@ class ConfigCommand:
 
     ``default_config``: the shipped config used without CONFIG (None: the config class's
     defaults, so required keys come as ``key=value``). ``config_help`` says what CONFIG
-    names. ``config_class``: the dataclass :meth:`config_from_args` builds. ``resolve``:
-    how a parsed command line becomes the config the command runs with, for
+    names. ``config_class``: the config dataclass. ``resolve``: how a parsed command line
+    becomes the config the command runs with, for :meth:`config_from_args` and
     ``--print-config`` (default: :meth:`ConfigArgs.load` of ``config_class``; None and no
-    ``config_class``: no ``--print-config``). More (non-config) flags can be added to
+    ``config_class``: neither). More (non-config) flags can be added to
     :attr:`parser`.
     """
 
