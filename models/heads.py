@@ -32,7 +32,7 @@ from torch import nn
 
 from .config import MixHicConfig
 from .encoders import distance_contrast
-from .tasks import TASKS
+from .tasks import TASKS, observed_pixels
 
 __all__ = ["TokenDecoder", "DistanceEmbedding", "LoopHead", "MapHead", "CageHead", "TASKS",
            "boundaries_crossed", "build_head", "loop_contrast_features", "pixel_distances"]
@@ -158,23 +158,34 @@ def loop_contrast_features(hic: torch.Tensor, radius: int = 5, inner: int = 1) -
     window's diagonal shares the centre's genomic distance); centre minus the mean of the
     HiCCUPS donut (pixels within ``radius``, outside the ``inner`` square, off the centre
     row and column); centre minus the mean of the lower-left box (rows below, columns
-    left of the centre, towards the diagonal).
+    left of the centre, towards the diagonal). Each mean is over observed pixels only
+    (:func:`mixhic.models.tasks.observed_pixels`: a masked bin's row or column of zeros
+    is no contact); a contrast with no observed pixel to compare with is 0.
     """
     B, W, _ = hic.shape
     c = W // 2
     r = max(1, min(radius, c - 1, W - c - 1))
     x = hic.to(torch.promote_types(hic.dtype, torch.float32))  # bf16 -> f32, f64 stays
+    seen = observed_pixels(x)
     centre = x[:, c, c]  # (B,)
-    diag = torch.diagonal(x, dim1=1, dim2=2)  # (B, W): the centre's diagonal
-    oe = centre - (diag.sum(1) - centre) / (W - 1)
-    box = x[:, c - r : c + r + 1, c - r : c + r + 1]  # (B, 2r+1, 2r+1)
+
+    def contrast(values: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """centre minus the mean of ``values`` where ``observed`` (both (B, K))."""
+        n = observed.sum(1)
+        mean = (values * observed).sum(1) / n.clamp(min=1)
+        return torch.where(n > 0, centre - mean, torch.zeros_like(centre))
+
+    diag_seen = torch.diagonal(seen, dim1=1, dim2=2).clone()  # (B, W): the centre's diagonal
+    diag_seen[:, c] = False
+    oe = contrast(torch.diagonal(x, dim1=1, dim2=2), diag_seen)
+    box = x[:, c - r : c + r + 1, c - r : c + r + 1].reshape(B, -1)  # (B, (2r+1)^2)
+    box_seen = seen[:, c - r : c + r + 1, c - r : c + r + 1].reshape(B, -1)
     k = torch.arange(-r, r + 1, device=hic.device)
     di, dj = k[:, None], k[None, :]
-    donut = ((di.abs() > inner) | (dj.abs() > inner)) & (di != 0) & (dj != 0)
-    lower_left = (di > inner) & (dj < -inner)
-    d_mean = (box * donut).sum((1, 2)) / donut.sum()
-    ll_mean = (box * lower_left).sum((1, 2)) / lower_left.sum()
-    return torch.stack([centre, oe, centre - d_mean, centre - ll_mean], dim=1)
+    donut = (((di.abs() > inner) | (dj.abs() > inner)) & (di != 0) & (dj != 0)).reshape(-1)
+    lower_left = ((di > inner) & (dj < -inner)).reshape(-1)
+    return torch.stack([centre, oe, contrast(box, box_seen & donut),
+                        contrast(box, box_seen & lower_left)], dim=1)
 
 
 def anchor_signal(epi: torch.Tensor, window_bins: int) -> torch.Tensor:

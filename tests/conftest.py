@@ -8,10 +8,13 @@ A test outside that tier that starts Ray itself fails (see ``_unit_tests_start_n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -63,7 +66,42 @@ def _unit_tests_start_no_ray(request):
                     "the ray_local fixture (which marks it) or mark it", pytrace=False)
 
 
+def _processes_of_this_session() -> dict[int, str]:
+    """``{pid: command line}`` of the processes (this one left out) whose environment holds
+    this session's throwaway ``HOME``: everything the tests started (Ray, Train, Tune,
+    Serve, MLflow servers, CLI runs), whatever its parent now is; the home is made here,
+    so no process that started pytest has it (Linux ``/proc``; empty elsewhere)."""
+    mark = f"HOME={_TMP_HOME}".encode()
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+            if pid != os.getpid() and mark in env:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                found[pid] = cmd.decode(errors="replace").strip()[:120]
+        except OSError:  # gone meanwhile, or another user's
+            continue
+    return found
+
+
+def _stop_leftover_processes(grace_s: float = 10.0) -> None:
+    """Kill what the tests left running after their teardown (once: an orphaned
+    ``ray::TrainController`` of the session's Ray), so that a run leaves nothing behind;
+    names them."""
+    deadline = time.monotonic() + grace_s  # ray.shutdown() lets its daemons exit on their own
+    while (left := _processes_of_this_session()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    if left:
+        sys.stderr.write("conftest: killed processes the tests left running:\n"
+                         + "".join(f"  {pid} {cmd}\n" for pid, cmd in left.items()))
+
+
 def pytest_sessionfinish(session, exitstatus):
+    _stop_leftover_processes()
     shutil.rmtree(_TMP_HOME, ignore_errors=True)
 
 

@@ -6,20 +6,23 @@ on a real public loop case?
 
 For each data set: prepare (Ray Data), pre-train a tiny MIX-HIC (sim only; the real case
 has no matching pretraining corpus, so its bimodal model starts from scratch), then
-fine-tune loops (bimodal, epi) and Hi-C (infer, epi) and read the test metrics, each with
-its baseline computed on the same rows (``mixhic.platform.evaluate.baseline_metrics``):
+fine-tune loops (bimodal, epi), Hi-C (infer, epi) and, on the simulator, CAGE (bimodal)
+and read the test metrics, each with its baseline computed on the same rows
+(``mixhic.platform.evaluate.baseline_metrics``):
 loops AUROC vs the best baseline the mode's inputs allow (bimodal: the loop pixel's o/e,
 donut, lower-left and the anchors' track signal; epi: the track signal), Hi-C Pearson vs
-distance decay. For the simulator's Hi-C it also gives, from the simulator's own truth
+distance decay, CAGE R^2 vs a linear fit of the promoter bin's track signal. For the
+simulator's Hi-C it also gives, from the simulator's own truth
 (``noise_ceiling.py``), the test maps' test-retest ceiling (the best Pearson any
 predictor can reach on those reads) and the ``oracle``: the score of a predictor that
 knows the simulated structure but not the coverage bias, which no track carries (the real
 file holds normalised values, not reads, so it has neither). Prints one line per run and
 a table, then the last line:
 
-``sim_loops_gain=<auroc-baseline> sim_hic_gain=<pearson-baseline> real_loops_gain=<...>
-real_hic_gain=<...> sim_hic_oracle_gain=<oracle-baseline>
-sim_hic_max_gain=<ceiling-baseline>`` (bimodal loops, infer Hi-C).
+``sim_loops_gain=<auroc-baseline> sim_hic_gain=<pearson-baseline>
+sim_cage_gain=<r2-baseline> real_loops_gain=<...> real_hic_gain=<...>
+sim_hic_oracle_gain=<oracle-baseline> sim_hic_max_gain=<ceiling-baseline>`` (bimodal loops
+and CAGE, infer Hi-C).
 
 The real case is judged by 5-fold region cross-validation (``--real-folds``, default 5):
 its fixed split holds 19 test loops (AUROC +-0.05) in a block where o/e happens to score
@@ -50,7 +53,8 @@ import numpy as np
 log = logging.getLogger("bench_quality")
 
 RUNS = (("loops", "bimodal"), ("loops", "epi"), ("hic", "infer"), ("hic", "epi"))
-HEADLINE = {"loops": "auroc", "hic": "pearson"}
+SIM_RUNS = (*RUNS, ("cage", "bimodal"))  # the real case has no CAGE track
+HEADLINE = {"loops": "auroc", "hic": "pearson", "cage": "r2"}
 
 
 def _finetune(data_dir: str, work: Path, task: str, mode: str, pretrained: str | None,
@@ -99,7 +103,7 @@ def run_sim(work: Path, preset: str, epochs: int, pre_epochs: int) -> list[dict]
         "run.storage_path": str(work / "ray"), "run.runs_dir": str(work / "runs"),
         "run.experiment": "bench-quality", "run.run_name": "sim-pretrain"}))
     rows = []
-    for task, mode in RUNS:
+    for task, mode in SIM_RUNS:
         rows.append(_finetune(str(data), work, task, mode, pre.model_dir, epochs, {}))
     sys.path.insert(0, str(Path(__file__).parent))
     from noise_ceiling import replicate_ceiling, structure_oracles
@@ -235,6 +239,7 @@ def main() -> int:
 
     print(f"sim_loops_gain={gain('sim', 'loops', 'bimodal')} "
           f"sim_hic_gain={gain('sim', 'hic', 'infer')} "
+          f"sim_cage_gain={gain('sim', 'cage', 'bimodal')} "
           f"real_loops_gain={gain('real', 'loops', 'bimodal')} "
           f"real_hic_gain={gain('real', 'hic', 'infer')} "
           f"sim_hic_oracle_gain={max_gain('sim', 'oracle')} "

@@ -177,6 +177,30 @@ def test_loop_contrast_features_match_hand_computation():
     assert f[3] == pytest.approx(m[0, c, c] - np.mean(ll), abs=1e-6)
 
 
+def test_loop_contrast_features_leave_masked_bins_out():
+    """A masked bin (its row or column all zeros) is no contact: every mean skips it, and a
+    contrast with nothing observed to compare with is 0."""
+    rng = np.random.default_rng(2)
+    m = rng.random((1, 11, 11)) + 0.5
+    c = 5
+    m[0, 7, :] = 0.0  # x-anchor bin 7 masked: a row of zeros
+    m[0, :, 2] = 0.0  # y-anchor bin 2 masked: a column of zeros
+    f = loop_contrast_features(torch.tensor(m), radius=3, inner=1).numpy()[0]
+    diag = [m[0, i, i] for i in range(11) if i not in (c, 7, 2)]
+    donut = [m[0, c + a, c + b] for a in range(-3, 4) for b in range(-3, 4)
+             if (abs(a) > 1 or abs(b) > 1) and a != 0 and b != 0
+             and c + a != 7 and c + b != 2]
+    ll = [m[0, c + a, c + b] for a in range(2, 4) for b in range(-3, -1)
+          if c + a != 7 and c + b != 2]
+    assert f[1] == pytest.approx(m[0, c, c] - np.mean(diag))
+    assert f[2] == pytest.approx(m[0, c, c] - np.mean(donut))
+    assert f[3] == pytest.approx(m[0, c, c] - np.mean(ll))
+    # the lower-left box's rows (c+2, c+3) both masked: nothing to compare with
+    m[0, c + 2 : c + 4, :] = 0.0
+    g = loop_contrast_features(torch.tensor(m), radius=3, inner=1).numpy()[0]
+    assert g[3] == 0.0 and np.isfinite(g).all()
+
+
 @pytest.mark.parametrize("mode", ["nonpre"])
 def test_loop_head_learns_centre_pixel_contrast(mode):
     torch.manual_seed(0)
