@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from mixhic.core.config import shipped_defaults
+
 __all__ = ["MixHicConfig", "HIC_INPUTS", "factor_pools", "conv_down_len"]
 
 #: Hi-C encoder inputs: the map alone (the published model) or the map plus its
@@ -44,6 +46,7 @@ def conv_down_len(n: int) -> int:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class MixHicConfig:
     """Hyperparameters of the MIX-HIC pretraining and fine-tuning models.
 
@@ -60,31 +63,31 @@ class MixHicConfig:
     """
 
     # Input geometry
-    window_bins: int = 50
-    epi_bins: int = 2500
-    n_tracks: int = 2
+    window_bins: int
+    epi_bins: int
+    n_tracks: int
     # Widths and depths
-    embed_dim: int = 128
-    patch_size: int = 2
-    hic_depths: tuple[int, ...] = (2, 2, 2, 2)
-    epi_depths: tuple[int, ...] = (2, 2, 2, 2)
-    n_heads: int = 4
-    mlp_ratio: float = 2.0
-    epi_stem_convs: int = 4
-    fusion_layers: int = 2
-    loop_hidden: int = 32
+    embed_dim: int
+    patch_size: int
+    hic_depths: tuple[int, ...]
+    epi_depths: tuple[int, ...]
+    n_heads: int
+    mlp_ratio: float
+    epi_stem_convs: int
+    fusion_layers: int
+    loop_hidden: int
     # Regularisation
-    dropout: float = 0.0
-    head_dropout: float = 0.5
+    dropout: float
+    head_dropout: float
     # Positions (see class docstring)
-    hic_pos_embed: bool = True
-    epi_pos_embed: bool = True
+    hic_pos_embed: bool
+    epi_pos_embed: bool
     # Hi-C encoder input (see HicEncoder): "raw+oe" adds an observed-over-expected channel
-    hic_input: str = "raw+oe"
+    hic_input: str
     # Contrastive temperature: learnable, kept inside [min, max]
-    temperature_init: float = 0.07
-    temperature_min: float = 0.001
-    temperature_max: float = 0.5
+    temperature_init: float
+    temperature_min: float
+    temperature_max: float
 
     def __post_init__(self) -> None:
         # JSON/YAML give lists: store tuples so asdict round-trips compare equal.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mixhic.core.config import check
+from mixhic.core.config import check, shipped_defaults
 from mixhic.pipelines.schema import DATASETS
 from mixhic.pipelines.windows import NEGATIVE_KINDS
 
@@ -33,14 +33,15 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class HicInput:
     """The Hi-C file: ``x.cool``, ``x.mcool::resolutions/N``, ``x.mcool::/N`` or ``x.mcool``."""
 
     uri: str
-    resolution: int | None = None  # bp; required for a multi-resolution file without ::group
-    weight: str | None = "weight"  # bins column with balancing weights; null = raw counts
-    divisive: bool | None = None  # null = from the column's attributes / hic2cool convention
-    multiplier: float | None = None  # null = auto (undo unit-marginal balancing)
+    resolution: int | None  # bp; required for a multi-resolution file without ::group
+    weight: str | None  # bins column with balancing weights; null = raw counts
+    divisive: bool | None  # null = from the column's attributes / hic2cool convention
+    multiplier: float | None  # null = auto (undo unit-marginal balancing)
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,14 @@ class TrackInput:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class Inputs:
     hic: HicInput
     tracks: tuple[TrackInput, ...]
-    loops: str | None = None  # bedpe of true loops (loops dataset)
-    cage: str | None = None  # CAGE bigWig (cage dataset)
-    tss: str | None = None  # TSS BED (cage dataset)
-    blacklist: str | None = None  # BED of regions whose windows are dropped
+    loops: str | None  # bedpe of true loops (loops dataset)
+    cage: str | None  # CAGE bigWig (cage dataset)
+    tss: str | None  # TSS BED (cage dataset)
+    blacklist: str | None  # BED of regions whose windows are dropped
 
     def __post_init__(self):
         check(self.tracks, "tracks", "at least one track is needed")
@@ -65,13 +67,14 @@ class Inputs:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class GridPlan:
     """Grid windows (pretrain, hic): starts every ``step_bp``; y - x in ``offsets_bp``."""
 
-    enabled: bool = True
-    optional: bool = False  # inputs absent: skip with a log note instead of an error
-    step_bp: int = 62_500
-    offsets_bp: tuple[int, ...] = (0,)
+    enabled: bool
+    optional: bool  # inputs absent: skip with a log note instead of an error
+    step_bp: int
+    offsets_bp: tuple[int, ...]
 
     def __post_init__(self):
         check(self.step_bp > 0, "step_bp", f"must be positive, got {self.step_bp}")
@@ -80,6 +83,7 @@ class GridPlan:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class LoopPlan:
     """Loop windows: positives from the bedpe plus ``negative_ratio`` negatives each.
 
@@ -91,17 +95,17 @@ class LoopPlan:
     fraction of summed track signal). Kinds that cannot be filled fall back to distance.
     """
 
-    enabled: bool = True
-    optional: bool = False  # inputs absent: skip with a log note instead of an error
-    min_distance_bp: int = 20_000
-    max_distance_bp: int = 2_000_000
-    negative_ratio: float = 1.0  # negatives per positive
-    jitter_bins: int = 2  # distance kernel half-width for negatives
-    exclude_bins: int = 2  # negatives stay farther than this from every positive
-    negatives: dict[str, float] = field(default_factory=lambda: {"distance": 1.0})
-    high_contact_top: float = 0.2
-    anchor_top: float = 0.1
-    near_loop_bins: tuple[int, int] = (2, 5)
+    enabled: bool
+    optional: bool  # inputs absent: skip with a log note instead of an error
+    min_distance_bp: int
+    max_distance_bp: int
+    negative_ratio: float  # negatives per positive
+    jitter_bins: int  # distance kernel half-width for negatives
+    exclude_bins: int  # negatives stay farther than this from every positive
+    negatives: dict[str, float]
+    high_contact_top: float
+    anchor_top: float
+    near_loop_bins: tuple[int, int]
 
     def __post_init__(self):
         check(0 < self.min_distance_bp < self.max_distance_bp, "min_distance_bp",
@@ -123,9 +127,10 @@ class LoopPlan:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class CagePlan:
-    enabled: bool = True
-    optional: bool = False  # inputs absent: skip with a log note instead of an error
+    enabled: bool
+    optional: bool  # inputs absent: skip with a log note instead of an error
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ class Datasets:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class Splits:
     """Regions of the validation and test splits; everything else is train.
 
@@ -154,24 +160,26 @@ class Splits:
     demo's in ``prepare-demo.yaml``.
     """
 
-    val: tuple[str, ...] = ()
-    test: tuple[str, ...] = ()
+    val: tuple[str, ...]
+    test: tuple[str, ...]
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class Normalization:
-    hic: Literal["log1p_fixed", "log1p_window_max", "log1p", "none"] = "log1p_fixed"
-    hic_cap: float = 255.0  # log1p_fixed: contacts clipped here, then scaled to [0, 1]
-    epi: Literal["log2p1", "none"] = "log2p1"
-    epi_missing: Literal["fill", "ignore"] = "fill"  # see bigwig_reader.read_track_bins
-    epi_fill: float = 0.0
-    require_track_data: bool = True  # a track without data on a chromosome is an error
+    hic: Literal["log1p_fixed", "log1p_window_max", "log1p", "none"]
+    hic_cap: float  # log1p_fixed: contacts clipped here, then scaled to [0, 1]
+    epi: Literal["log2p1", "none"]
+    epi_missing: Literal["fill", "ignore"]  # see bigwig_reader.read_track_bins
+    epi_fill: float
+    require_track_data: bool  # a track without data on a chromosome is an error
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class QcConfig:
-    min_nonzero_frac: float = 0.1
-    max_masked_bins: int = 0  # 0 = the paper's "all finite"
+    min_nonzero_frac: float
+    max_masked_bins: int  # 0 = the paper's "all finite"
 
     def __post_init__(self):
         check(0 <= self.min_nonzero_frac <= 1, "min_nonzero_frac",
@@ -179,29 +187,31 @@ class QcConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class RunConfig:
-    chunk_bins: int = 1000  # window starts per task (5 Mb at 5 kb)
-    workers: int | None = None  # concurrent tasks; null = the cluster's CPUs
-    num_cpus: int | None = None  # local Ray only
-    seed: int = 0
-    force: bool = False
-    compression: Literal["snappy", "zstd", "lz4", "none"] = "snappy"
-    checksum: Literal["fast", "sha256"] = "fast"
+    chunk_bins: int  # window starts per task (5 Mb at 5 kb)
+    workers: int | None  # concurrent tasks; null = the cluster's CPUs
+    num_cpus: int | None  # local Ray only
+    seed: int
+    force: bool
+    compression: Literal["snappy", "zstd", "lz4", "none"]
+    checksum: Literal["fast", "sha256"]
 
     def __post_init__(self):
         check(self.chunk_bins > 0, "chunk_bins", f"must be positive, got {self.chunk_bins}")
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class PrepareConfig:
     inputs: Inputs
-    out: str = "prepared"
-    root: str = "."
-    sample: str = "sample"
-    window_bins: int = 50
-    epi_bin: int = 100
-    chromosomes: tuple[str, ...] = ()  # empty = every Hi-C chromosome long enough
-    aliases: dict[str, str] = field(default_factory=dict)  # Hi-C name -> name in other files
+    out: str
+    root: str
+    sample: str
+    window_bins: int
+    epi_bin: int
+    chromosomes: tuple[str, ...]  # empty = every Hi-C chromosome long enough
+    aliases: dict[str, str]  # Hi-C name -> name in other files
     datasets: Datasets = field(default_factory=Datasets)
     splits: Splits = field(default_factory=Splits)
     normalize: Normalization = field(default_factory=Normalization)

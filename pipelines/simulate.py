@@ -45,6 +45,7 @@ from mixhic.core.config import (
     check,
     read_config_file,
     resolve_config_path,
+    shipped_defaults,
     to_dict,
 )
 from mixhic.core.errors import MixHicError
@@ -88,44 +89,45 @@ FILES = {
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class SimulationParams:
     """Sizes and strengths of the simulated genome (bp unless named otherwise)."""
 
-    n_chroms: int = 8
-    chrom_length: int = 4_000_000  # mean length; chr1 is longest
-    length_spread: float = 0.4  # chr1 ~ (1 + spread/2) x mean, chrN ~ (1 - spread/2) x mean
-    resolution: int = 5_000
-    resolutions: tuple[int, ...] = (5_000, 10_000, 25_000, 50_000)
-    epi_bin: int = 100
-    max_distance: int = 2_500_000  # contacts simulated up to this distance
-    contacts_per_bin: float = 3_000.0  # mean cis contacts per base bin, before bias
-    decay_exponent: float = 1.0  # P(s) ~ s^-decay_exponent
-    decay_exponent_long: float = 1.0  # ... bending to s^-decay_exponent_long past decay_break
-    decay_break: int = 0  # bp; 0 = a pure power law
-    tad_size: int = 200_000  # median
-    tad_size_sigma: float = 0.5  # log-normal spread
-    min_tad_size: int = 50_000
-    max_tad_size: int = 1_000_000
-    tad_enrichment: float = 2.0  # within-TAD contact fold
-    compartment_strength: float = 0.25  # log-fold, same vs. different compartment
-    compartment_switch: float = 0.4  # probability the next TAD changes compartment
-    corner_loop_prob: float = 0.85
-    nested_loop_prob: float = 0.5
-    spanning_loop_prob: float = 0.3
-    loop_strength: float = 2.0  # median dot amplitude (fold over background - 1)
-    loop_strength_sigma: float = 0.35
-    loop_width: float = 0.8  # dot Gaussian sigma, in base bins
-    stripe_strength: float = 0.3
-    bias_sigma: float = 0.35  # log-normal coverage bias
-    low_coverage_frac: float = 0.01  # bins with ~2% coverage (masked by balancing)
-    gaps_per_chrom: float = 0.0  # mean number of unmappable gaps (no coverage, no tracks)
-    gap_size: int = 100_000  # median gap length
-    ctcf_decoys_per_mb: float = 3.0  # CTCF-like sites that anchor no loop
-    enhancers_per_mb: float = 12.0
-    tss_per_mb: float = 8.0
-    noise_peaks_per_mb: float = 20.0  # weak track-specific peaks
-    track_noise: float = 0.35  # log-sd of per-track peak heights (ATAC vs DNase)
-    cage_noise: float = 0.3
+    n_chroms: int
+    chrom_length: int  # mean length; chr1 is longest
+    length_spread: float  # chr1 ~ (1 + spread/2) x mean, chrN ~ (1 - spread/2) x mean
+    resolution: int
+    resolutions: tuple[int, ...]
+    epi_bin: int
+    max_distance: int  # contacts simulated up to this distance
+    contacts_per_bin: float  # mean cis contacts per base bin, before bias
+    decay_exponent: float  # P(s) ~ s^-decay_exponent
+    decay_exponent_long: float  # ... bending to s^-decay_exponent_long past decay_break
+    decay_break: int  # bp; 0 = a pure power law
+    tad_size: int  # median
+    tad_size_sigma: float  # log-normal spread
+    min_tad_size: int
+    max_tad_size: int
+    tad_enrichment: float  # within-TAD contact fold
+    compartment_strength: float  # log-fold, same vs. different compartment
+    compartment_switch: float  # probability the next TAD changes compartment
+    corner_loop_prob: float
+    nested_loop_prob: float
+    spanning_loop_prob: float
+    loop_strength: float  # median dot amplitude (fold over background - 1)
+    loop_strength_sigma: float
+    loop_width: float  # dot Gaussian sigma, in base bins
+    stripe_strength: float
+    bias_sigma: float  # log-normal coverage bias
+    low_coverage_frac: float  # bins with ~2% coverage (masked by balancing)
+    gaps_per_chrom: float  # mean number of unmappable gaps (no coverage, no tracks)
+    gap_size: int  # median gap length
+    ctcf_decoys_per_mb: float  # CTCF-like sites that anchor no loop
+    enhancers_per_mb: float
+    tss_per_mb: float
+    noise_peaks_per_mb: float  # weak track-specific peaks
+    track_noise: float  # log-sd of per-track peak heights (ATAC vs DNase)
+    cage_noise: float
 
     def __post_init__(self) -> None:
         positive_int = ("n_chroms", "chrom_length", "resolution", "epi_bin", "max_distance",
@@ -536,15 +538,16 @@ def _progress(items: list, desc: str):
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class SimulateRun:
     """What ``mixhic simulate`` runs: :func:`simulate_genome` ``(out_dir, preset, seed,
     overwrite, **params)``; ``params`` are :class:`SimulationParams` overrides."""
 
     out_dir: str
-    preset: str = "tiny"
-    seed: int = 0
-    overwrite: bool = False
-    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    preset: str
+    seed: int
+    overwrite: bool
+    params: dict[str, Any]
 
 
 _RUN_KEYS = ("out_dir", "preset", "seed", "overwrite")

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mixhic.core.config import Overrides, as_overrides
+from mixhic.core.config import Overrides, as_overrides, shipped_defaults
 from mixhic.core.config import check as _check
 from mixhic.models import MixHicConfig
 from mixhic.models.config import HIC_INPUTS
@@ -58,6 +58,7 @@ def _flatten_overrides(cfg: Any, *names: str) -> None:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class DataConfig:
     """A prepared dataset directory (``mixhic prepare`` output: Parquet + manifest.json).
 
@@ -68,16 +69,16 @@ class DataConfig:
     """
 
     data_dir: str
-    sample: str | None = None
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    train_fraction: float = 1.0
-    fraction_seed: int = 0
-    shuffle_buffer: int = 256  # rows in the local shuffle buffer; 0 = read order
-    prefetch_batches: int = 2
+    sample: str | None
+    batch_size: int
+    eval_batch_size: int
+    train_fraction: float
+    fraction_seed: int
+    shuffle_buffer: int  # rows in the local shuffle buffer; 0 = read order
+    prefetch_batches: int
     # "auto": keep train/val in Ray's object store after the first read when they fill
     # < 30% of it (small data: no Parquet re-read per epoch); "never": stream every epoch.
-    cache: Literal["auto", "always", "never"] = "auto"
+    cache: Literal["auto", "always", "never"]
 
     def __post_init__(self) -> None:
         _check(bool(self.data_dir), "data.data_dir", "must be a directory or URI")
@@ -93,24 +94,26 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class TestDataConfig:
     """Where the test split comes from (cross-sample evaluation: another sample or data dir).
 
     ``data_dir`` / ``sample`` default to the training data's.
     """
 
-    data_dir: str | None = None
-    sample: str | None = None
-    split: Split = "test"
+    data_dir: str | None
+    sample: str | None
+    split: Split
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class ModelConfig:
     """A :func:`mixhic.models.get_preset` name and field overrides (window/track sizes come
     from the dataset's manifest, never from here)."""
 
-    preset: str = "tiny"
-    overrides: dict[str, Any] = field(default_factory=dict)
+    preset: str
+    overrides: dict[str, Any]
 
     def __post_init__(self) -> None:
         _check(bool(self.preset), "model.preset", "must name a preset (tiny, paper-128, ...)")
@@ -131,16 +134,17 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class OptimConfig:
     """AdamW; lr rises linearly for ``warmup_epochs`` then follows a cosine down to
     ``lr * min_lr_ratio`` at the last step (``min_lr_ratio: 1`` = constant lr)."""
 
-    lr: float = 1e-4
-    weight_decay: float = 1e-6
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.1
-    grad_clip: float | None = 1.0  # max global grad norm; null = no clipping
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float]
+    warmup_epochs: float
+    min_lr_ratio: float
+    grad_clip: float | None  # max global grad norm; null = no clipping
 
     def __post_init__(self) -> None:
         _check(self.lr > 0 and math.isfinite(self.lr), "optim.lr", f"must be > 0, got {self.lr}")
@@ -154,17 +158,18 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class LossConfig:
     """Pretraining objective: contrastive only for ``contrastive_warmup_epochs`` epochs, then
     ``con * L_con + orth * L_orth + map * L_map`` (the paper: 0.5, 0.5, 0.5 after 10 epochs)."""
 
-    con: float = 0.5
-    orth: float = 0.5
-    map: float = 0.5
-    contrastive_warmup_epochs: int = 0
+    con: float
+    orth: float
+    map: float
+    contrastive_warmup_epochs: int
     # Batch-standardised InfoNCE (models.losses.info_nce); false = the published loss,
     # which collapses to ln(batch) on the simulator.
-    con_standardize: bool = True
+    con_standardize: bool
 
     def __post_init__(self) -> None:
         for name in ("con", "orth", "map"):
@@ -175,14 +180,15 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class TrainConfig:
     """Epoch budget. ``max_steps_per_epoch`` caps an epoch (smoke runs, benchmarks);
     ``fail_at_epoch`` is a test hook: the first attempt raises after checkpointing that epoch."""
 
-    epochs: int = 10
-    max_steps_per_epoch: int | None = None
-    log_every_steps: int = 50
-    fail_at_epoch: int | None = None
+    epochs: int
+    max_steps_per_epoch: int | None
+    log_every_steps: int
+    fail_at_epoch: int | None
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", f"must be >= 1, got {self.epochs}")
@@ -195,16 +201,17 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class EarlyStoppingConfig:
     """Stop when the validation ``metric`` has not improved for ``patience`` epochs.
     ``metric: null`` = the task's primary metric (loops AUROC, hic Pearson, cage R^2)."""
 
-    patience: int | None = 10
-    metric: str | None = None
-    mode: Literal["max", "min"] = "max"
+    patience: int | None
+    metric: str | None
+    mode: Literal["max", "min"]
     # Never stop before this many epochs: a flat start (the metric barely moving while
     # the head warms up) must not end training at epoch 0.
-    min_epochs: int = 3
+    min_epochs: int
 
     def __post_init__(self) -> None:
         _check(
@@ -216,16 +223,17 @@ class EarlyStoppingConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class ScalingConfig:
     """Ray Train workers (DDP when > 1). On a 2-core laptop keep ``cpus_per_worker``
     fractional so Ray Data still gets a CPU; ``max_failures`` automatic restarts from the
     last checkpoint after a worker failure."""
 
-    num_workers: int = 1
-    cpus_per_worker: float = 0.5
-    use_gpu: bool = False
-    bf16: bool = False
-    max_failures: int = 1
+    num_workers: int
+    cpus_per_worker: float
+    use_gpu: bool
+    bf16: bool
+    max_failures: int
 
     def __post_init__(self) -> None:
         _check(self.num_workers >= 1, "scaling.num_workers", "must be >= 1")
@@ -234,18 +242,19 @@ class ScalingConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class RunConfig:
     """Where a run lives. Ray Train writes checkpoints to ``storage_path/run_name`` (a local
     dir or any pyarrow URI such as ``s3://bucket/runs``); re-running with the same name
     resumes from the last checkpoint. MLflow: ``MLFLOW_TRACKING_URI`` if set, else
     ``sqlite:///<runs_dir>/mlflow.db``. ``run_name: null`` = a fresh timestamped name."""
 
-    storage_path: str = "runs/ray"
-    run_name: str | None = None
-    experiment: str = "mixhic"
-    runs_dir: str = "runs"
-    seed: int = 0
-    register: bool = True  # register the best model in the MLflow model registry
+    storage_path: str
+    run_name: str | None
+    experiment: str
+    runs_dir: str
+    seed: int
+    register: bool  # register the best model in the MLflow model registry
 
     def __post_init__(self) -> None:
         _check(bool(self.storage_path), "run.storage_path", "must be a directory or URI")
@@ -270,6 +279,7 @@ class PretrainConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class FinetuneConfig:
     """Fine-tune ``task`` in ``mode`` (bimodal | nonpre | infer | epi). ``pretrained`` is a
     pretraining model dir (path, URI, ``runs:/`` or ``models:/``); every mode but ``nonpre``
@@ -280,8 +290,8 @@ class FinetuneConfig:
 
     task: Task
     data: DataConfig
-    mode: Mode = "bimodal"
-    pretrained: str | None = None
+    mode: Mode
+    pretrained: str | None
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -291,8 +301,8 @@ class FinetuneConfig:
     run: RunConfig = field(default_factory=RunConfig)
     # Loops: weigh positives by n_negatives / n_positives of the train split, so a
     # skewed negative mix cannot be learnt by predicting the majority class.
-    class_balance: bool = True
-    allow_mismatch: bool = False
+    class_balance: bool
+    allow_mismatch: bool
 
     @property
     def uses_pretrained(self) -> bool:
@@ -301,6 +311,7 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class EvaluateConfig:
     """Metrics of a fine-tuned model dir on one split of a prepared dataset.
 
@@ -309,14 +320,14 @@ class EvaluateConfig:
 
     model: str
     data_dir: str
-    split: Split = "test"
-    sample: str | None = None
-    batch_size: int = 64
-    plots: bool = True
-    log_to_mlflow: bool = True
-    experiment: str = "mixhic"
-    runs_dir: str = "runs"
-    run_name: str | None = None
+    split: Split
+    sample: str | None
+    batch_size: int
+    plots: bool
+    log_to_mlflow: bool
+    experiment: str
+    runs_dir: str
+    run_name: str | None
 
     def __post_init__(self) -> None:
         _check(bool(self.model), "model", "must name a model dir or URI")
@@ -325,6 +336,7 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class DemoConfig:
     """The end-to-end demo: simulate -> prepare -> pretrain -> fine-tune -> evaluate.
 
@@ -333,22 +345,20 @@ class DemoConfig:
     config's keys, e.g. ``pretrain_overrides: {train.epochs: 1}``.
     Every step's MLflow run is a child of one ``demo`` run in ``experiment``."""
 
-    work_dir: str = "runs/demo"
-    simulate_preset: str = "tiny"
-    simulate_overrides: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    data_dir: str | None = None  # an already prepared data dir: skip simulate + prepare
-    prepare_config: str = "prepare-demo"
-    pretrain_config: str = "demo-pretrain"
-    finetune_config: str = "demo-finetune"
-    tasks: tuple[Task, ...] = ("loops", "hic", "cage")
-    finetune_modes: dict[str, str] = field(
-        default_factory=lambda: {"loops": "bimodal", "hic": "infer", "cage": "bimodal"}
-    )
-    pretrain_overrides: Overrides = field(default_factory=dict)
-    finetune_overrides: Overrides = field(default_factory=dict)
-    experiment: str = "mixhic-demo"
-    runs_dir: str = "runs"
+    work_dir: str
+    simulate_preset: str
+    simulate_overrides: dict[str, Any]
+    seed: int
+    data_dir: str | None  # an already prepared data dir: skip simulate + prepare
+    prepare_config: str
+    pretrain_config: str
+    finetune_config: str
+    tasks: tuple[Task, ...]
+    finetune_modes: dict[str, str]
+    pretrain_overrides: Overrides
+    finetune_overrides: Overrides
+    experiment: str
+    runs_dir: str
 
     def __post_init__(self) -> None:
         _flatten_overrides(self, "pretrain_overrides", "finetune_overrides")
@@ -359,6 +369,7 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class AblateConfig:
     """The modality table (epi | infer | nonpre | bimodal) and the few-shot curve.
 
@@ -369,17 +380,17 @@ class AblateConfig:
     e.g. ``finetune_overrides: {data.data_dir: runs/demo/data}``."""
 
     finetune_config: str
-    pretrain_config: str | None = None
-    pretrained: str | None = None
-    task: Task | None = None
-    modes: tuple[Mode, ...] = ("epi", "infer", "nonpre", "bimodal")
-    fractions: tuple[float, ...] = (0.1, 0.5, 1.0)
-    few_shot_mode: Mode = "bimodal"
-    finetune_overrides: Overrides = field(default_factory=dict)
-    pretrain_overrides: Overrides = field(default_factory=dict)
-    out_dir: str = "runs/ablate"
-    experiment: str = "mixhic-ablate"
-    runs_dir: str = "runs"
+    pretrain_config: str | None
+    pretrained: str | None
+    task: Task | None
+    modes: tuple[Mode, ...]
+    fractions: tuple[float, ...]
+    few_shot_mode: Mode
+    finetune_overrides: Overrides
+    pretrain_overrides: Overrides
+    out_dir: str
+    experiment: str
+    runs_dir: str
 
     def __post_init__(self) -> None:
         _flatten_overrides(self, "finetune_overrides", "pretrain_overrides")

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from mixhic.core.config import Overrides, as_overrides
+from mixhic.core.config import Overrides, as_overrides, shipped_defaults
 from mixhic.core.config import check as _check
 from mixhic.platform.train_config import TASKS, Mode, Task
 
@@ -52,15 +52,16 @@ Algorithm = Literal["random", "grid", "optuna", "hyperopt"]
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class ParamSpec:
     """One swept value: ``choice``/``grid`` over ``values``; ``uniform``/``loguniform``
     (``q`` optional: quantised) or ``randint`` over [``low``, ``high``]."""
 
     type: Literal["choice", "grid", "uniform", "loguniform", "randint"]
-    values: tuple[float, ...] | None = None
-    low: float | None = None
-    high: float | None = None
-    q: float | None = None
+    values: tuple[float, ...] | None
+    low: float | None
+    high: float | None
+    q: float | None
 
     def validate(self, name: str) -> None:
         if self.type in ("choice", "grid"):
@@ -91,14 +92,15 @@ class ParamSpec:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class SearchSpace:
     """Swept fields (see :data:`PARAM_PATHS`); ``null`` = not swept."""
 
-    con: ParamSpec | None = None
-    orth: ParamSpec | None = None
-    map: ParamSpec | None = None
-    lr: ParamSpec | None = None
-    warmup_epochs: ParamSpec | None = None
+    con: ParamSpec | None
+    orth: ParamSpec | None
+    map: ParamSpec | None
+    lr: ParamSpec | None
+    warmup_epochs: ParamSpec | None
 
     def __post_init__(self) -> None:
         _check(bool(self.items()), "search_space",
@@ -121,6 +123,7 @@ class SearchSpace:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class SearchConfig:
     """How trials are drawn. ``random``: Tune's variant generator (grid-typed params are
     crossed, the rest sampled ``num_samples`` times); ``grid``: every param must be
@@ -128,11 +131,11 @@ class SearchConfig:
     ``hyperopt``: model-based search (the package must be installed).
     ``points_to_evaluate``: trials to run first, e.g. the paper's 0.5/0.5/0.5."""
 
-    algorithm: Algorithm = "random"
-    num_samples: int = 8
-    max_concurrent_trials: int = 2
-    seed: int = 0
-    points_to_evaluate: tuple[dict[str, float], ...] = ()
+    algorithm: Algorithm
+    num_samples: int
+    max_concurrent_trials: int
+    seed: int
+    points_to_evaluate: tuple[dict[str, float], ...]
 
     def __post_init__(self) -> None:
         _check(self.num_samples >= 1, "search.num_samples", f"must be >= 1, got {self.num_samples}")
@@ -140,16 +143,17 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class SchedulerConfig:
     """``asha`` (early stopping on the metric, one rung step = one fine-tuning epoch) or
     ``fifo`` (every trial runs to the end). ``max_t: null`` = the fine-tuning epochs; a
     smaller max_t shortens the trials' fine-tuning to max_t epochs (a trial that passes
     every rung ends by itself there)."""
 
-    type: Literal["asha", "fifo"] = "asha"
-    grace_period: int = 1
-    reduction_factor: float = 2.0
-    max_t: int | None = None
+    type: Literal["asha", "fifo"]
+    grace_period: int
+    reduction_factor: float
+    max_t: int | None
 
     def __post_init__(self) -> None:
         _check(self.grace_period >= 1, "scheduler.grace_period", "must be >= 1")
@@ -159,14 +163,15 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class TrialResources:
     """What Tune reserves for a trial's driver (the function trainable). Its Ray Train
     workers are scheduled separately from the pretrain/finetune ``scaling`` sections.
     On 2 cores: cpu 0.25, ``scaling.cpus_per_worker=0.25``, 2 trials -> 1 CPU left for Ray
     Data. Fractions are fine; 0 CPU is refused by Tune."""
 
-    cpu: float = 0.25
-    gpu: float = 0.0
+    cpu: float
+    gpu: float
 
     def __post_init__(self) -> None:
         _check(self.cpu > 0, "resources.cpu", f"must be > 0 (fractions are fine), got {self.cpu}")
@@ -174,20 +179,21 @@ class TrialResources:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class TuneRunConfig:
     """Where the sweep lives: ``storage_path/name`` (local dir or pyarrow URI). Re-running
     an existing sweep with ``resume: true`` restores it (finished trials are kept).
     ``interrupt_after_trials``: test hook, interrupts the sweep like Ctrl+C once that many
     trials have finished."""
 
-    name: str = "tune"
-    storage_path: str = "runs/tune"
-    experiment: str = "mixhic-tune"
-    runs_dir: str = "runs"
-    resume: bool = True
-    time_budget_s: float | None = None
-    max_failures: int = 0
-    interrupt_after_trials: int | None = None
+    name: str
+    storage_path: str
+    experiment: str
+    runs_dir: str
+    resume: bool
+    time_budget_s: float | None
+    max_failures: int
+    interrupt_after_trials: int | None
 
     def __post_init__(self) -> None:
         _check(bool(self.name) and "/" not in self.name, "run.name",
@@ -202,6 +208,7 @@ class TuneRunConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class TuneConfig:
     """The sweep. ``task``/``mode`` override the fine-tuning config's; ``metric: null`` =
     ``val_<primary metric of task>`` (loops AUROC, hic Pearson, cage R^2), maximised.
@@ -213,18 +220,18 @@ class TuneConfig:
     finetune_config: str
     task: Task
     search_space: SearchSpace
-    mode: Mode | None = None
-    data_dir: str | None = None
-    metric: str | None = None
-    metric_mode: Literal["max", "min"] = "max"
-    pretrain_overrides: Overrides = field(default_factory=dict)
-    trial_pretrain_overrides: Overrides = field(default_factory=dict)
-    finetune_overrides: Overrides = field(default_factory=dict)
+    mode: Mode | None
+    data_dir: str | None
+    metric: str | None
+    metric_mode: Literal["max", "min"]
+    pretrain_overrides: Overrides
+    trial_pretrain_overrides: Overrides
+    finetune_overrides: Overrides
     search: SearchConfig = field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     resources: TrialResources = field(default_factory=TrialResources)
     run: TuneRunConfig = field(default_factory=TuneRunConfig)
-    best_config: str | None = None
+    best_config: str | None
 
     def __post_init__(self) -> None:
         for name in ("pretrain_overrides", "trial_pretrain_overrides", "finetune_overrides"):

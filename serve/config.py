@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mixhic.core.config import check
+from mixhic.core.config import check, shipped_defaults
 
 __all__ = [
     "GenomeFiles",
@@ -81,6 +81,7 @@ def haproxy_env(private_dir: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class GenomeFiles:
     """Genome files that region requests (and ``mixhic predict``) read windows from.
 
@@ -91,9 +92,9 @@ class GenomeFiles:
     the model's ``mixhic.json``, so requests see exactly what ``mixhic prepare`` wrote.
     """
 
-    mcool: str | None = None
-    tracks: dict[str, str] = field(default_factory=dict)
-    loops: str | None = None  # bedpe of known loops, marked by the region viewer (/view)
+    mcool: str | None
+    tracks: dict[str, str]
+    loops: str | None  # bedpe of known loops, marked by the region viewer (/view)
 
     def __post_init__(self) -> None:
         for name, path in self.tracks.items():
@@ -105,6 +106,7 @@ class GenomeFiles:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class Batching:
     """Dynamic batching of each task's requests (:class:`mixhic.serve.batching.GreedyBatcher`).
 
@@ -113,8 +115,8 @@ class Batching:
     most ``batch_wait_timeout_s`` for company (0: runs at once, no added latency).
     """
 
-    max_batch_size: int = 16
-    batch_wait_timeout_s: float = 0.0
+    max_batch_size: int
+    batch_wait_timeout_s: float
 
     def __post_init__(self) -> None:
         check(self.max_batch_size >= 1, "max_batch_size",
@@ -124,12 +126,13 @@ class Batching:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class Autoscaling:
     """Ray Serve ``autoscaling_config`` (replaces a fixed ``num_replicas`` when set)."""
 
-    min_replicas: int = 1
-    max_replicas: int = 2
-    target_ongoing_requests: float = 16.0
+    min_replicas: int
+    max_replicas: int
+    target_ongoing_requests: float
 
     def __post_init__(self) -> None:
         check(self.min_replicas >= 0, "min_replicas", f"must be >= 0, got {self.min_replicas}")
@@ -140,14 +143,15 @@ class Autoscaling:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class DeploymentOptions:
     """Replicas and resources of one deployment."""
 
-    num_replicas: int = 1
-    autoscaling: Autoscaling | None = None
-    max_ongoing_requests: int = 64
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
+    num_replicas: int
+    autoscaling: Autoscaling | None
+    max_ongoing_requests: int
+    num_cpus: float
+    num_gpus: float
 
     def __post_init__(self) -> None:
         check(self.num_replicas >= 1, "num_replicas", f"must be >= 1, got {self.num_replicas}")
@@ -175,6 +179,7 @@ class DeploymentOptions:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class ServeConfig:
     """Everything ``mixhic serve`` needs; ``models`` may be given on the command line.
 
@@ -194,17 +199,17 @@ class ServeConfig:
     and models together, see :class:`mixhic.serve.app.MixHicServer`).
     """
 
-    models: tuple[str, ...] = ()
-    host: str = "127.0.0.1"
-    port: int = 8000
-    app_name: str = "mixhic"
-    route_prefix: str = "/"
-    max_body_mb: float = 8.0
-    max_abs_input: float = 1e6  # larger |values| in epi/hic get 422 (mixhic.serve.api)
-    device: Device = "auto"
-    http_ingress: HttpIngress = "proxy"
-    request_timeout_s: float = 60.0
-    keep_alive_timeout_s: int = 5
+    models: tuple[str, ...]
+    host: str
+    port: int
+    app_name: str
+    route_prefix: str
+    max_body_mb: float
+    max_abs_input: float  # larger |values| in epi/hic get 422 (mixhic.serve.api)
+    device: Device
+    http_ingress: HttpIngress
+    request_timeout_s: float
+    keep_alive_timeout_s: int
     batching: Batching = field(default_factory=Batching)
     model_deployment: DeploymentOptions = field(default_factory=DeploymentOptions)
     genome: GenomeFiles = field(default_factory=GenomeFiles)
@@ -232,6 +237,7 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class LoopCalling:
     """Post-processing of scored candidates into loop calls (:mod:`mixhic.serve.loopcall`).
 
@@ -246,10 +252,10 @@ class LoopCalling:
     model (the parts hold the candidates).
     """
 
-    enabled: bool = True
-    cluster_radius_bins: int = 0
-    min_separation_bp: int = 0
-    top_n: int = 0
+    enabled: bool
+    cluster_radius_bins: int
+    min_separation_bp: int
+    top_n: int
 
     def __post_init__(self) -> None:
         check(self.cluster_radius_bins >= 0, "cluster_radius_bins",
@@ -260,6 +266,7 @@ class LoopCalling:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class LoopScan:
     """Candidate anchor pairs for genome-wide loop calling.
 
@@ -281,10 +288,10 @@ class LoopScan:
     ``stride_bins=4`` (~7.7 M windows) for a first pass.
     """
 
-    min_distance: int = 20_000
-    max_distance: int = 1_000_000
-    stride_bins: int = 2
-    min_probability: float = 0.5
+    min_distance: int
+    max_distance: int
+    stride_bins: int
+    min_probability: float
     call: LoopCalling = field(default_factory=LoopCalling)
 
     def __post_init__(self) -> None:
@@ -305,6 +312,7 @@ class LoopScan:
 
 
 @dataclass(frozen=True)
+@shipped_defaults
 class PredictConfig:
     """Genome-wide prediction: windows of ``chroms`` -> .cool / .mcool / bedpe / bigWig.
 
@@ -319,24 +327,24 @@ class PredictConfig:
     resolution times 2^k up to HiGlass's quad-tree depth).
     """
 
-    models: tuple[str, ...] = ()
-    out_dir: str = ""
-    chroms: tuple[str, ...] = ()  # empty: every chromosome of the Hi-C file
-    regions: tuple[str, ...] = ()  # chrom:start-end; replace chroms
-    regions_bed: str | None = None  # BED file of regions; replaces chroms
+    models: tuple[str, ...]
+    out_dir: str
+    chroms: tuple[str, ...]  # empty: every chromosome of the Hi-C file
+    regions: tuple[str, ...]  # chrom:start-end; replace chroms
+    regions_bed: str | None  # BED file of regions; replaces chroms
     genome: GenomeFiles = field(default_factory=GenomeFiles)
-    step_bins: int = 0  # stride of diagonal windows (hic, cage); 0: half a window
+    step_bins: int  # stride of diagonal windows (hic, cage); 0: half a window
     loops: LoopScan = field(default_factory=LoopScan)
-    skip_unmappable: bool = True
-    batch_size: int = 32
-    chunk_windows: int = 2048
-    concurrency: int = 1  # model actors
-    num_cpus: float = 1.0  # per model actor
-    num_gpus: float = 0.0  # per model actor
-    device: Device = "auto"
-    mcool_resolutions: tuple[int, ...] = ()
-    resume: bool = True
-    progress: bool = True
+    skip_unmappable: bool
+    batch_size: int
+    chunk_windows: int
+    concurrency: int  # model actors
+    num_cpus: float  # per model actor
+    num_gpus: float  # per model actor
+    device: Device
+    mcool_resolutions: tuple[int, ...]
+    resume: bool
+    progress: bool
 
     def __post_init__(self) -> None:
         check(self.step_bins >= 0, "step_bins", f"must be >= 0, got {self.step_bins}")

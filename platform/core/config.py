@@ -17,6 +17,10 @@ inside an ``Overrides`` mapping (``pretrain_overrides``) is resolved in the conf
 holds it; ``$${train.epochs}`` there passes ``${train.epochs}`` on to the config it
 overrides.
 
+Defaults are shipped YAML, not code: a config class decorated with
+:func:`shipped_defaults` takes its field defaults from the ``<module>.defaults.yaml`` beside
+its module, so the dataclass holds each key's type, check and meaning, the YAML its value.
+
     >>> cfg = load_config("demo-pretrain", PretrainConfig, ["train.epochs=3"])
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -45,6 +50,7 @@ __all__ = [
     "Overrides",
     "as_overrides",
     "shipped_configs",
+    "shipped_defaults",
     "resolve_config_path",
 ]
 
@@ -88,6 +94,54 @@ def check(cond: Any, key: str, msg: str) -> None:
     """
     if not cond:
         raise ConfigError(f"{key}: {msg}", key=key)
+
+
+def shipped_defaults(cls: type[T]) -> type[T]:
+    """Give a config class its defaults from the YAML file shipped beside its module.
+
+    Applied under ``@dataclass``: the defaults of the classes in ``pkg/mod.py`` are the
+    mapping under the class's name in ``pkg/mod.defaults.yaml``; the class keeps the types,
+    checks and the meaning of each key, the YAML file their values. A key of the YAML
+    missing from the class, or given a value in both places, is a :class:`ConfigError` at
+    import. A list becomes a tuple where the field is a tuple; a list or mapping is copied
+    for each instance. Fields left out of the YAML stay required, and nested config
+    sections keep ``field(default_factory=Section)`` (their defaults are their own
+    class's)."""
+    path, table = _defaults_file(cls.__module__)
+    values = table.get(cls.__name__, {})
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{path}: {cls.__name__}: expected a mapping of its defaults")
+    annotations = cls.__dict__.get("__annotations__", {})
+    for name, value in values.items():
+        if name not in annotations:
+            raise ConfigError(f"{path}: {cls.__name__}.{name}: no such field "
+                              f"(fields: {', '.join(annotations)})", key=name)
+        if name in cls.__dict__:
+            raise ConfigError(f"{path}: {cls.__name__}.{name}: also given a default in code",
+                              key=name)
+        if isinstance(value, list) and str(annotations[name]).startswith("tuple"):
+            value = tuple(value)
+        if isinstance(value, (list, dict)):
+            value = dataclasses.field(default_factory=functools.partial(_deep_copy, value))
+        setattr(cls, name, value)
+    return cls
+
+
+def _defaults_file(module: str) -> tuple[str, dict[str, Any]]:
+    """``(path, {class name: {field: default}})`` of ``module``'s ``.defaults.yaml``."""
+    source = Path(sys.modules[module].__file__)  # the module being imported
+    path = source.with_name(f"{source.stem}.defaults.yaml")
+    if not path.is_file():
+        raise ConfigError(f"{path}: the defaults of {module}'s configs are missing")
+    return str(path), _read_defaults(str(path))
+
+
+@functools.cache  # once per file, not per class
+def _read_defaults(path: str) -> dict[str, Any]:
+    table = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: expected a mapping of class names")
+    return table
 
 
 def shipped_configs() -> list[str]:

@@ -1,9 +1,10 @@
 """Does pretraining align the two modalities on held-out windows? Pairing accuracy vs chance.
 
     python tests/benchmarks/bench_pretrain_pairing.py [--work DIR] [--epochs 8] [--skip-real]
-        [--sim-step 62500] [--real-step 125000]
+        [--sim-preset small] [--sim-step 62500] [--real-step 125000]
 
-Pretrains ``demo-pretrain`` (tiny model) on the simulator's ``small`` preset (prepared
+Pretrains ``demo-pretrain`` (tiny model) on the simulator's ``small`` preset (or
+``--sim-preset``; prepared
 with ``prepare-demo``, pretraining windows every ``--sim-step`` bp) and on the real GM12878
 case (:mod:`real_case`, windows every ``--real-step`` bp, fold 0 of its 5 region folds),
 and logs per epoch the val pairing accuracy beside its chance, and the val contrastive
@@ -58,18 +59,18 @@ def _pretrain(data_dir: str, work: Path, name: str, epochs: int) -> dict:
     return pre.history[-1]
 
 
-def run_sim(work: Path, epochs: int, step_bp: int) -> dict:
+def run_sim(work: Path, epochs: int, step_bp: int, preset: str = "small") -> dict:
     from mixhic.core.config import load_config
     from mixhic.pipelines.prepare import PrepareConfig, prepare
     from mixhic.pipelines.simulate import simulate_genome
 
     genome, data = work / "genome", work / "data"
     if not (genome / "simulation.json").is_file():
-        simulate_genome(genome, preset="small", seed=0)
+        simulate_genome(genome, preset=preset, seed=0)
     if not (data / "manifest.json").is_file():
         prepare(load_config("prepare-demo", PrepareConfig, {
             "root": str(genome), "out": str(data), "datasets.pretrain.step_bp": step_bp}))
-    return _pretrain(str(data), work, "sim-small", epochs)
+    return _pretrain(str(data), work, f"sim-{preset}", epochs)
 
 
 def run_real(work: Path, epochs: int, step_bp: int) -> dict:
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=None, help="scratch dir (default: a temp dir)")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--sim-preset", default="small", help="simulator preset (default small)")
     ap.add_argument("--sim-step", type=int, default=62_500,
                     help="pretraining window step on the simulator, bp (the paper's 62500)")
     ap.add_argument("--real-step", type=int, default=125_000,
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     nan = {"val_pair_acc": float("nan"), "val_baseline_pair_acc": float("nan")}
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        sim = run_sim(work / "sim", args.epochs, args.sim_step)
+        sim = run_sim(work / "sim", args.epochs, args.sim_step, args.sim_preset)
         real = nan if args.skip_real else run_real(work / "real", args.epochs, args.real_step)
     print(f"sim_pair_acc={sim['val_pair_acc']:.3f} sim_chance={sim['val_baseline_pair_acc']:.3f} "
           f"real_pair_acc={real['val_pair_acc']:.3f} "

@@ -294,3 +294,150 @@ def test_importing_the_config_core_does_not_import_pydantic():
             "build(TrainConfig, {'epochs': 2})\n"
             "assert 'pydantic' in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- defaults: shipped YAML beside each config module (mixhic.core.config.shipped_defaults)
+
+#: The modules whose dataclasses are run configs: their defaults live in ``<stem>.defaults.yaml``.
+CONFIG_MODULES = ("platform/train_config.py", "platform/tune_config.py",
+                  "pipelines/prepare_config.py", "pipelines/simulate.py", "serve/config.py",
+                  "models/config.py")
+
+
+def _dataclass_defaults_in_code(path: Path) -> list[str]:
+    """``Class.field`` of every dataclass field in ``path`` given a default in code, other
+    than a nested section's ``field(default_factory=Section)``."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    found = []
+    for node in tree.body:
+        if not (isinstance(node, ast.ClassDef)
+                and any("dataclass" in ast.unparse(d) for d in node.decorator_list)):
+            continue
+        for stmt in node.body:
+            if not (isinstance(stmt, ast.AnnAssign) and stmt.value is not None):
+                continue
+            v = stmt.value
+            nested = (isinstance(v, ast.Call) and ast.unparse(v.func).endswith("field")
+                      and [k.arg for k in v.keywords] == ["default_factory"]
+                      and isinstance(v.keywords[0].value, ast.Name)
+                      and v.keywords[0].value.id in classes)
+            if not nested:
+                found.append(f"{node.name}.{stmt.target.id} = {ast.unparse(v)}")
+    return found
+
+
+@pytest.mark.parametrize("module", CONFIG_MODULES)
+def test_config_defaults_live_in_shipped_yaml_not_code(module):
+    """No run-config field carries its default in code; every default in the module's
+    ``.defaults.yaml`` is the one the class has, and every key there is a field."""
+    import importlib
+
+    path = Path(__file__).resolve().parents[2] / module
+    assert _dataclass_defaults_in_code(path) == []
+    table = yaml.safe_load(path.with_name(f"{path.stem}.defaults.yaml").read_text())
+    top, name = module.split("/")
+    package = {"platform": "mixhic.platform", "pipelines": "mixhic.pipelines",
+               "serve": "mixhic.serve", "models": "mixhic.models"}[top]
+    mod = importlib.import_module(f"{package}.{name[:-3]}")
+    assert table, module
+    for cls_name, values in table.items():
+        fields = {f.name: f for f in dataclasses.fields(getattr(mod, cls_name))}
+        for key, value in values.items():
+            f = fields[key]
+            default = (f.default if f.default is not dataclasses.MISSING
+                       else f.default_factory())
+            expected = tuple(value) if isinstance(default, tuple) else value
+            assert default == expected and type(default) is type(expected), (cls_name, key)
+
+
+def test_every_defaults_file_ships_in_the_package():
+    """pyproject's package-data takes the ``*.defaults.yaml`` of every package that has one."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs = {Path(d): pkg for pkg, d in tool["package-dir"].items()}
+    files = sorted(root.glob("*/*.defaults.yaml")) + sorted(root.glob("*/*/*.defaults.yaml"))
+    assert len(files) >= len(CONFIG_MODULES)
+    for f in files:
+        pkg = dirs[f.parent.relative_to(root)]
+        assert any(f.match(g) for g in tool["package-data"].get(pkg, [])), (f, pkg)
+
+
+def _import_config_module(tmp_path: Path, monkeypatch, source: str, defaults: str | None,
+                          name: str):
+    """Import ``source`` as module ``name`` from ``tmp_path``, its ``.defaults.yaml`` beside
+    (in ``sys.modules`` for the test: pydantic resolves its annotations there)."""
+    import importlib.util
+    import textwrap
+
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    if defaults is not None:
+        (tmp_path / f"{name}.defaults.yaml").write_text(textwrap.dedent(defaults))
+    spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_SECTION = """
+    from __future__ import annotations
+    from dataclasses import dataclass, field
+    from mixhic.core.config import shipped_defaults
+
+    @dataclass(frozen=True)
+    @shipped_defaults
+    class Section:
+        name: str
+        steps: tuple[int, ...]
+        mix: dict[str, float]
+        rate: float{code_default}
+
+    @dataclass(frozen=True)
+    @shipped_defaults
+    class Root:
+        required: str
+        section: Section = field(default_factory=Section)
+    """
+
+
+def test_shipped_defaults_are_read_from_the_yaml_beside_the_module(tmp_path, monkeypatch):
+    mod = _import_config_module(tmp_path, monkeypatch, _SECTION.format(code_default=""), """
+        Section: {name: a, steps: [1, 2], mix: {x: 1.0}, rate: 0.5}
+        """, "cfg_ok")
+    one, two = mod.Root("r"), mod.Root("r")
+    assert one.section == mod.Section("a", (1, 2), {"x": 1.0}, 0.5)
+    assert one.section.mix is not two.section.mix  # a mapping is copied per instance
+    with pytest.raises(TypeError, match="required"):  # left out of the YAML: still required
+        mod.Root()
+    other = _import_config_module(tmp_path, monkeypatch, _SECTION.format(code_default=""), """
+        Section: {name: b, steps: [3], mix: {}, rate: 2.0}
+        """, "cfg_other")
+    assert other.Root("r").section == other.Section("b", (3,), {}, 2.0)
+    built = build(other.Root, {"required": "r", "section": {"rate": 4}})
+    assert built.section.rate == 4.0 and built.section.steps == (3,)
+
+
+@pytest.mark.parametrize("code_default, yaml_text, text", [
+    ("", "Section: {name: a, steps: [], mix: {}, rat: 0.5}",
+     r"cfg_bad\.defaults\.yaml: Section\.rat: no such field"),
+    (" = 0.5", "Section: {name: a, steps: [], mix: {}, rate: 0.5}",
+     r"cfg_bad\.defaults\.yaml: Section\.rate: also given a default in code"),
+    ("", "Section: [a, b]", r"cfg_bad\.defaults\.yaml: Section: expected a mapping"),
+])
+def test_a_bad_defaults_file_names_file_class_and_key(tmp_path, monkeypatch, code_default,
+                                                      yaml_text, text):
+    with pytest.raises(ConfigError, match=text):
+        _import_config_module(tmp_path, monkeypatch, _SECTION.format(code_default=code_default),
+                              yaml_text, "cfg_bad")
+
+
+def test_a_missing_defaults_file_names_it(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"cfg_none\.defaults\.yaml: the defaults of "
+                                          r"cfg_none's configs are missing"):
+        _import_config_module(tmp_path, monkeypatch, _SECTION.format(code_default=""), None,
+                              "cfg_none")
