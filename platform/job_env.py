@@ -2,7 +2,8 @@
 the submitting shell, and never a credential.
 
 The job's environment gets the settings named in :data:`FORWARDED_ENV` (MLflow URIs and
-experiment, ``MIXHIC_STORAGE``; nothing else, other ``MIXHIC_*`` variables included),
+experiment, the S3 endpoint; nothing else, ``MIXHIC_*`` variables included: mixhic
+reads its settings from its config and ``key=value``, not from the environment),
 plus the ``env`` given to :func:`~mixhic.platform.jobs.submit`. Credentials are never
 sent: a job's runtime env and entrypoint are stored in the cluster's job table, readable
 by anyone with dashboard access. A variable whose name looks secret (``KEY``,
@@ -34,7 +35,6 @@ FORWARDED_ENV = (
     "MLFLOW_REGISTRY_URI",
     "MLFLOW_EXPERIMENT_NAME",
     "MLFLOW_S3_ENDPOINT_URL",
-    "MIXHIC_STORAGE",
 )
 # Name parts that mark a variable as a credential (matched case-insensitively).
 SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL")

@@ -184,7 +184,7 @@ def submit(
 _EPILOG = """\
 examples:
   mixhic submit --address http://127.0.0.1:8265 -- pretrain paper-pretrain data.data_dir=s3://bucket/ds
-  mixhic submit --ship installed --env MIXHIC_STORAGE=s3://bucket/runs -- tune tune-demo
+  mixhic submit --ship installed --env MLFLOW_S3_ENDPOINT_URL=http://minio:9000 -- tune tune-demo run.storage_path=s3://bucket/tune
   mixhic submit --runtime-env-extra '{"pip": ["optuna"]}' --no-wait -- prepare my-prepare.yaml
 
 address: --address, else RAY_API_SERVER_ADDRESS, else RAY_ADDRESS, else http://127.0.0.1:8265.

@@ -92,12 +92,12 @@ def test_entrypoint_quotes_arguments():
 
 def test_runtime_env_ships_the_package_not_the_checkout(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////srv/mlflow.db")
-    monkeypatch.setenv("MIXHIC_STORAGE", "s3://bucket/runs")
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://minio:9000")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-forward")
     env = job_package.build_runtime_env(env={"EXTRA": "1"},
                                         extra={"env_vars": {"B": 2}, "pip": ["optuna"]})
     assert env["env_vars"]["MLFLOW_TRACKING_URI"] == "sqlite:////srv/mlflow.db"
-    assert env["env_vars"]["MIXHIC_STORAGE"] == "s3://bucket/runs"
+    assert env["env_vars"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert env["env_vars"]["EXTRA"] == "1" and env["env_vars"]["B"] == "2"
     assert "AWS_SECRET_ACCESS_KEY" not in env["env_vars"]
     assert env["pip"] == ["optuna"] and "working_dir" not in env
@@ -127,7 +127,8 @@ def _clear_forwarded(monkeypatch):
 def test_only_allow_listed_settings_are_forwarded(monkeypatch):
     _clear_forwarded(monkeypatch)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.example/")
-    monkeypatch.setenv("MIXHIC_STORAGE", "s3://bucket/runs")
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://minio:9000")
+    monkeypatch.setenv("MIXHIC_STORAGE", "s3://bucket/runs")  # mixhic reads no env setting
     monkeypatch.setenv("MIXHIC_S3_SECRET_KEY", "s3cr3t-value")
     monkeypatch.setenv("MIXHIC_API_TOKEN", "tok-value")
     monkeypatch.setenv("MIXHIC_SOMETHING_ELSE", "1")
@@ -135,7 +136,7 @@ def test_only_allow_listed_settings_are_forwarded(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-value")
     env = job_package.build_runtime_env(ship="installed")["env_vars"]
     assert env == {"MLFLOW_TRACKING_URI": "https://mlflow.example/",
-                   "MIXHIC_STORAGE": "s3://bucket/runs"}
+                   "MLFLOW_S3_ENDPOINT_URL": "http://minio:9000"}
     assert set(job_env.FORWARDED_ENV) >= set(env)
     assert not any(job_env.looks_secret(k) for k in job_env.FORWARDED_ENV)
 
