@@ -1,4 +1,5 @@
-"""Named model presets: small builder functions returning a MixHicConfig.
+"""Named model presets, read from ``models/presets.yaml``: each is the
+:class:`MixHicConfig` defaults with a few keys changed.
 
 - ``paper-128``: the paper's released size (E = 128; ~63 M pretraining parameters).
 - ``paper-256``: the paper's larger size (E = 256).
@@ -8,38 +9,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
+
+from mixhic.core.config import read_config_file
 
 from .config import MixHicConfig
 
-__all__ = ["get_preset", "preset_names", "PRESETS"]
+__all__ = ["get_preset", "preset_names", "PRESETS", "PRESETS_FILE"]
+
+PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 
 
-def paper_128() -> MixHicConfig:
-    return MixHicConfig(embed_dim=128)
-
-
-def paper_256() -> MixHicConfig:
-    return MixHicConfig(embed_dim=256)
-
-
-def tiny() -> MixHicConfig:
-    return MixHicConfig(
-        embed_dim=16,
-        hic_depths=(1, 1, 1, 1),
-        epi_depths=(1, 1, 1, 1),
-        n_heads=1,
-        epi_stem_convs=3,
-        fusion_layers=1,
-        loop_hidden=16,
-        head_dropout=0.1,
-    )
-
-
+#: name -> a builder of the preset's MixHicConfig (its lists become tuples there)
 PRESETS: dict[str, Callable[[], MixHicConfig]] = {
-    "paper-128": paper_128,
-    "paper-256": paper_256,
-    "tiny": tiny,
+    name: functools.partial(MixHicConfig, **changes)
+    for name, changes in read_config_file(PRESETS_FILE).items()
 }
 
 

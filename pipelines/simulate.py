@@ -208,26 +208,9 @@ class SimulationParams:
         )
 
 
-_REALISTIC: dict[str, Any] = {
-    "decay_exponent": 0.5, "decay_exponent_long": 1.1, "decay_break": 500_000,
-    "contacts_per_bin": 200.0, "gaps_per_chrom": 0.7, "gap_size": 100_000,
-    "loop_strength": 1.5,
-}
-_SMALL: dict[str, Any] = {"n_chroms": 12, "chrom_length": 9_000_000, "max_distance": 3_000_000}
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # demo and tests: 8 x ~4 Mb, a few seconds
-    "tiny": {},
-    # closing-note experiments: 12 x ~9 Mb
-    "small": _SMALL,
-    # the demo's: the size of tiny at the sparsity and decay of real 5 kb Hi-C (measured
-    # by mixhic.pipelines.realism): P(s) slope ~-0.95 over 20 kb-2 Mb, shallower below
-    # 200 kb; ~65 % non-zero raw pixels in 50-bin diagonal windows; unmappable gaps and
-    # ~4 % masked bins; loop APA P2LL ~3.5-4
-    "realistic": _REALISTIC,
-    # benchmarks: the size of small at the sparsity and decay of realistic
-    "small-realistic": {**_SMALL, **_REALISTIC},
-}
+#: preset name -> the SimulationParams keys it changes (pipelines/simulate.presets.yaml)
+PRESETS: dict[str, dict[str, Any]] = read_config_file(
+    Path(__file__).with_name("simulate.presets.yaml"))
 
 
 @dataclass(frozen=True)

@@ -138,10 +138,7 @@ def _defaults_file(module: str) -> tuple[str, dict[str, Any]]:
 
 @functools.cache  # once per file, not per class
 def _read_defaults(path: str) -> dict[str, Any]:
-    table = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: expected a mapping of class names")
-    return table
+    return read_config_file(Path(path))
 
 
 def shipped_configs() -> list[str]:

@@ -353,17 +353,20 @@ def test_config_defaults_live_in_shipped_yaml_not_code(module):
             assert default == expected and type(default) is type(expected), (cls_name, key)
 
 
-def test_every_defaults_file_ships_in_the_package():
-    """pyproject's package-data takes the ``*.defaults.yaml`` of every package that has one."""
+def test_every_yaml_of_a_package_ships_in_it():
+    """pyproject's package-data takes every YAML file of an installed package: each config
+    module's ``.defaults.yaml``, the preset tables, the shipped configs."""
     import tomllib
 
     root = Path(__file__).resolve().parents[2]
     tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
-    dirs = {Path(d): pkg for pkg, d in tool["package-dir"].items()}
-    files = sorted(root.glob("*/*.defaults.yaml")) + sorted(root.glob("*/*/*.defaults.yaml"))
-    assert len(files) >= len(CONFIG_MODULES)
+    dirs = {root / d: pkg for pkg, d in tool["package-dir"].items()}
+    dirs[root / "platform" / "configs"] = "mixhic.platform.configs"
+    files = [f for d in dirs for f in sorted(d.glob("*.yaml"))]
+    assert sum(f.name.endswith(".defaults.yaml") for f in files) == len(CONFIG_MODULES)
+    assert {"presets.yaml", "simulate.presets.yaml", "demo.yaml"} <= {f.name for f in files}
     for f in files:
-        pkg = dirs[f.parent.relative_to(root)]
+        pkg = dirs[f.parent]
         assert any(f.match(g) for g in tool["package-data"].get(pkg, [])), (f, pkg)
 
 
