@@ -34,7 +34,7 @@ from mixhic.core.cliargs import Alias, ConfigCommand
 from mixhic.core.config import as_overrides, load_config
 from mixhic.core.errors import MixHicError
 from mixhic.core.runtime import ensure_ray
-from mixhic.serve import viewer
+from mixhic.serve import viewer, viewer_page
 from mixhic.serve.api import MAX_ABS_INPUT, RequestError, build_api
 from mixhic.serve.batching import GreedyBatcher
 from mixhic.serve.config import HAPROXY_PUBLIC_PORTS, GenomeFiles, ServeConfig, haproxy_env
@@ -159,7 +159,7 @@ class MixHicServer:
             except MixHicError as exc:  # files that do not fit the models: server setup
                 raise RequestError("region", f"cannot read {region!r}: {exc}", 400,
                                    "query") from None
-            return viewer.render_region_html(page)
+            return viewer_page.render_region_html(page)
 
         return await asyncio.to_thread(build)
 

@@ -293,7 +293,8 @@ def predict_region(model, region: str | None = None, *, hic=None, tracks=None,
         of the wrong shape, non-finite or outside the model's range.
     """
     # lazy: serve.viewer pulls yaml (+95 ms) into `from mixhic import predict_region`
-    from mixhic.serve.viewer import MAX_LOOP_WINDOWS, log_region_report
+    from mixhic.serve.viewer import MAX_LOOP_WINDOWS
+    from mixhic.serve.viewer_page import log_region_report
 
     models = _models(model)
     if region is None:

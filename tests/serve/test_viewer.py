@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mixhic.core.errors import MixHicError
-from mixhic.serve import viewer
+from mixhic.serve import viewer, viewer_page
 from mixhic.serve.viewer import Loop, Region, RegionError, RegionView, parse_view_region
 from serve_helpers import RES, W, cached_genome, cached_models, independent_window
 
@@ -80,7 +80,7 @@ def _synthetic_view(n: int = 40) -> RegionView:
 
 
 def test_page_is_self_contained_with_stable_hooks():
-    page = viewer.render_region_html(_synthetic_view())
+    page = viewer_page.render_region_html(_synthetic_view())
     assert page.startswith("<!doctype html>")
     for hook in ('id="contact-map"', 'id="tracks"', 'id="identity"', 'id="loops"',
                  'id="track-atac"', 'id="track-dnase"', 'id="track-predicted-cage"'):
@@ -108,7 +108,7 @@ def test_page_is_self_contained_with_stable_hooks():
 
 def test_map_shows_observed_above_and_predicted_below_the_diagonal():
     view = _synthetic_view()
-    img, vmax = viewer._map_image(view)
+    img, vmax = viewer_page._map_image(view)
     iu = np.triu_indices(40)
     il = np.tril_indices(40, -1)
     np.testing.assert_array_equal(img[iu], view.observed[iu])
@@ -118,7 +118,7 @@ def test_map_shows_observed_above_and_predicted_below_the_diagonal():
 
 def test_report_file_and_png_when_mlflow_is_off(tmp_path):
     view = _synthetic_view()
-    out = viewer.log_region_report(view, tmp_path / "report")
+    out = viewer_page.log_region_report(view, tmp_path / "report")
     html_path, png_path = Path(out["html"]), Path(out["png"])
     assert html_path.name == "chr1_100000_300000.html"
     page = html_path.read_text()
@@ -126,7 +126,7 @@ def test_report_file_and_png_when_mlflow_is_off(tmp_path):
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(html_path.parent.glob(".*tmp"))
     with pytest.raises(MixHicError, match="out_dir"):
-        viewer.log_region_report(view)  # no run, nowhere to write
+        viewer_page.log_region_report(view)  # no run, nowhere to write
 
 
 def test_report_logged_to_the_active_mlflow_run(tmp_path):
@@ -136,7 +136,7 @@ def test_report_logged_to_the_active_mlflow_run(tmp_path):
     tracking.configure(tmp_path / "runs")
     try:
         with mlflow.start_run() as run:
-            out = viewer.log_region_report(_synthetic_view())
+            out = viewer_page.log_region_report(_synthetic_view())
         assert out == {"html": "viewer/chr1_100000_300000.html",
                        "png": "viewer/chr1_100000_300000.png"}
         names = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id,
