@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from mixhic.core.config import shipped_defaults
+from mixhic.core.config import check, shipped_defaults
 
 __all__ = ["MixHicConfig", "HIC_INPUTS", "factor_pools", "conv_down_len"]
 
@@ -99,52 +99,42 @@ class MixHicConfig:
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
-        def fail(field: str, msg: str) -> None:
-            raise ValueError(f"MixHicConfig.{field}: {msg} (got {getattr(self, field)!r})")
+        def ok(cond: bool, field: str, msg: str) -> None:
+            check(cond, field, f"{msg} (got {getattr(self, field)!r})")
 
         for name in ("window_bins", "epi_bins", "n_tracks", "embed_dim", "patch_size",
-                     "n_heads", "epi_stem_convs", "loop_hidden"):
+                     "n_heads", "epi_stem_convs", "loop_hidden", "fusion_layers"):
             val = getattr(self, name)
-            if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-                fail(name, "must be a positive integer")
-        if not isinstance(self.fusion_layers, int) or self.fusion_layers < 1:
-            fail("fusion_layers", "must be a positive integer")
+            ok(isinstance(val, int) and not isinstance(val, bool) and val >= 1, name,
+               "must be a positive integer")
         for name in ("hic_depths", "epi_depths"):
             val = getattr(self, name)
-            if (not isinstance(val, tuple) or not val
-                    or not all(isinstance(d, int) and d >= 1 for d in val)):
-                fail(name, "must be a non-empty tuple of positive integers")
-        if len(self.hic_depths) != len(self.epi_depths):
-            fail("epi_depths", f"must have as many stages as hic_depths ({len(self.hic_depths)})")
-        if not self.mlp_ratio > 0:
-            fail("mlp_ratio", "must be > 0")
+            ok(isinstance(val, tuple) and bool(val)
+               and all(isinstance(d, int) and d >= 1 for d in val), name,
+               "must be a non-empty tuple of positive integers")
+        ok(len(self.hic_depths) == len(self.epi_depths), "epi_depths",
+           f"must have as many stages as hic_depths ({len(self.hic_depths)})")
+        ok(self.mlp_ratio > 0, "mlp_ratio", "must be > 0")
         for name in ("dropout", "head_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                fail(name, "must be in [0, 1)")
+            ok(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
         for name in ("hic_pos_embed", "epi_pos_embed"):
-            if not isinstance(getattr(self, name), bool):
-                fail(name, "must be true or false")
-        if self.hic_input not in HIC_INPUTS:
-            fail("hic_input", f"must be one of {', '.join(HIC_INPUTS)}")
-        if self.epi_bins % self.window_bins:
-            fail("epi_bins", f"must be a multiple of window_bins ({self.window_bins}) so that "
-                 "each Hi-C bin gets one epigenomic token")
-        if self.window_bins % self.patch_size:
-            fail("window_bins", f"must be a multiple of patch_size ({self.patch_size})")
-        if not 0 < self.temperature_min < self.temperature_max:
-            fail("temperature_min",
-                 f"must satisfy 0 < min < temperature_max ({self.temperature_max})")
-        if not self.temperature_min < self.temperature_init < self.temperature_max:
-            fail("temperature_init", "must lie strictly inside [temperature_min, temperature_max]")
-        for d in self.stage_dims:
-            if d % self.n_heads:
-                fail("n_heads", f"must divide every stage width {self.stage_dims}")
-        if self.hic_grid_sizes[-1] < 1:
-            fail("window_bins", f"too small for {self.n_stages} stages (Hi-C grid sizes "
-                 f"{self.hic_grid_sizes})")
-        if self.epi_token_counts[-1] < 1:
-            fail("window_bins", f"too small for {self.n_stages} stages (epi token counts "
-                 f"{self.epi_token_counts})")
+            ok(isinstance(getattr(self, name), bool), name, "must be true or false")
+        ok(self.hic_input in HIC_INPUTS, "hic_input", f"must be one of {', '.join(HIC_INPUTS)}")
+        ok(self.epi_bins % self.window_bins == 0, "epi_bins",
+           f"must be a multiple of window_bins ({self.window_bins}) so that each Hi-C bin "
+           "gets one epigenomic token")
+        ok(self.window_bins % self.patch_size == 0, "window_bins",
+           f"must be a multiple of patch_size ({self.patch_size})")
+        ok(0 < self.temperature_min < self.temperature_max, "temperature_min",
+           f"must satisfy 0 < min < temperature_max ({self.temperature_max})")
+        ok(self.temperature_min < self.temperature_init < self.temperature_max,
+           "temperature_init", "must lie strictly inside [temperature_min, temperature_max]")
+        ok(all(d % self.n_heads == 0 for d in self.stage_dims), "n_heads",
+           f"must divide every stage width {self.stage_dims}")
+        ok(self.hic_grid_sizes[-1] >= 1, "window_bins",
+           f"too small for {self.n_stages} stages (Hi-C grid sizes {self.hic_grid_sizes})")
+        ok(self.epi_token_counts[-1] >= 1, "window_bins",
+           f"too small for {self.n_stages} stages (epi token counts {self.epi_token_counts})")
 
     # ------------------------------------------------------------------ derived sizes
     @property

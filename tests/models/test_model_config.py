@@ -4,7 +4,7 @@ import dataclasses
 import json
 
 import pytest
-
+from mixhic.core.config import ConfigError
 from mixhic.models import MixHicConfig, get_preset, preset_names
 from mixhic.models.config import factor_pools
 
@@ -55,7 +55,7 @@ def test_factor_pools(factor, pools):
     ({"n_tracks": 1.5}, "n_tracks"),
 ])
 def test_bad_values_name_the_field(changes, field):
-    with pytest.raises(ValueError, match=rf"MixHicConfig\.{field}"):
+    with pytest.raises(ConfigError, match=rf"^{field}: "):
         get_preset("tiny", **changes)
 
 
