@@ -26,13 +26,19 @@ and CAGE, infer Hi-C).
 
 The real case is judged by 5-fold region cross-validation (``--real-folds``, default 5):
 its fixed split holds 19 test loops (AUROC +-0.05) in a block where o/e happens to score
-0.892 (0.63 on val, 0.80 on train). Measured 2026-12-03 (2 shared cores): sim ``small``
-loops bimodal 0.990 vs 0.929, epi 0.968 vs 0.901; Hi-C (observed pixels) infer 0.938 vs
-0.921, epi 0.939 vs 0.921, where the oracle that knows the simulated structure scores
-0.950 and the test-retest ceiling is 0.959 (no model of the tracks can gain more than
-+0.029); real 5-fold CV loops bimodal 0.840 vs o/e 0.779 (4 of 5 folds won), epi 0.826 vs
-0.756, Hi-C infer 0.851 vs 0.851 (46 train windows a fold: the model stays at its decay
-start); the fixed split alone: bimodal 0.845 vs 0.892. The simulator's Hi-C gain is not a
+0.892 (0.63 on val, 0.80 on train). Measured 2026-12-03 (2 shared cores, session 9's
+code: loop contrasts skip masked bins, which lifted the real o/e baseline 0.779 -> 0.795):
+sim ``small`` loops bimodal 0.990 vs 0.932, epi 0.958 vs 0.901; Hi-C (observed pixels)
+infer 0.938 vs 0.921, epi 0.939 vs 0.921, where the oracle that knows the simulated
+structure scores 0.950 and the test-retest ceiling is 0.959 (no model of the tracks can
+gain more than +0.029, no predictor at all more than +0.038); CAGE bimodal R^2 0.239 vs
+0.122; real 5-fold CV loops bimodal 0.821 vs o/e 0.795 (4 of 5 folds won), epi 0.814 vs
+0.756, Hi-C infer 0.851 vs 0.851 (every fold within 0.001: 42-46 train windows a fold,
+the model stays at its decay start). ``--preset small-realistic`` (small's size at the
+demo's sparsity and decay, ``--skip-real``): loops bimodal 0.988 vs 0.878, epi 0.987 vs
+0.878; Hi-C infer 0.686 vs 0.671, epi 0.686 vs 0.671, ceiling 0.715 (+0.045 at most; its
+replicate-mean oracle, 0.660, is itself noisy at that depth); CAGE 0.421 vs 0.190. A Hi-C
+gain of 0.1 over decay is above the ceiling on both. The simulator's Hi-C gain is not a
 matter of training length or width: on the same pretrained model and data, infer gains
 +0.0178 after 8 epochs, +0.0182 after 24 (val Pearson flat from epoch 10) and +0.0178
 with a model twice as wide (embed_dim 32, pretrained and fine-tuned; 2026-12-03).
