@@ -371,11 +371,14 @@ def regional(ray_local, tmp_path_factory):
     out = tmp_path_factory.mktemp("regional")
     bed = out.parent / "regions.bed"
     bed.write_text(f"2\t{REGION2[0]}\t{REGION2[1]}\n")  # 2 -> chr2
+    # loops.min_probability: the untrained loops model's o/e + donut prior scores the
+    # planted loop's pixel 0.64 and its neighbours <= 0.49 (masked bins left out of the
+    # contrasts' means)
     argv = [*(f"--checkpoint={p}" for p in models.values()), "--out", str(out),
             "--mcool", str(genome.mcool), "--track", f"atac={genome.atac}",
             "--track", f"dnase={genome.dnase}", "--region", f"chr1:{REGION1[0]}-{REGION1[1]}",
             "--regions-bed", str(bed), f"step_bins={STEP}", "loops.stride_bins=1",
-            "loops.max_distance=400000", "loops.min_probability=0.65", "num_cpus=0.5",
+            "loops.max_distance=400000", "loops.min_probability=0.6", "num_cpus=0.5",
             "chunk_windows=128", "progress=false"]
     cfg = config_from_args(argv)
     return cfg, predict_genome(cfg), genome, argv
@@ -427,7 +430,7 @@ def test_planted_loop_is_called(regional):
     assert min(near) <= 1  # a planted loop is found
     best = int(np.argmax(calls["probability"]))
     assert np.min(np.maximum(np.abs(ti - ci[best]), np.abs(tj - cj[best]))) <= 1
-    assert (calls["probability"] >= 0.65).all() and (calls["cluster_size"] >= 1).all()
+    assert (calls["probability"] >= 0.6).all() and (calls["cluster_size"] >= 1).all()
 
 
 def test_resume_after_a_crash_gives_identical_files(regional, tmp_path):
