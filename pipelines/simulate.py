@@ -534,6 +534,9 @@ class SimulateRun:
 
 
 _RUN_KEYS = ("out_dir", "preset", "seed", "overwrite")
+#: SimulateRun's shipped defaults of those keys (out_dir has none)
+_RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SimulateRun)
+                 if f.name in _RUN_KEYS and f.default is not dataclasses.MISSING}
 
 CLI = ConfigCommand(
     "mixhic simulate",
@@ -572,10 +575,10 @@ def _keys_of(args: ConfigArgs) -> tuple[dict[str, Any], dict[str, Any]]:
     preset name or a YAML file of keys (as ``--print-config`` writes); the preset checked."""
     if str(args.config).endswith((".yaml", ".yml")):
         loaded = read_config_file(resolve_config_path(args.config))
-        raw = {"preset": "tiny", **loaded, **args.overrides}
+        raw = {**loaded, **args.overrides}
     else:
         raw = {"preset": args.config, **args.overrides}
-    run = {k: raw.pop(k) for k in _RUN_KEYS if k in raw}
+    run = {**_RUN_DEFAULTS, **{k: raw.pop(k) for k in _RUN_KEYS if k in raw}}
     preset = run["preset"]
     if preset not in PRESETS:
         hint = ("; the output directory is out_dir=DIR (or --out DIR)"
@@ -591,20 +594,18 @@ def _run_of(args: ConfigArgs) -> SimulateRun:
     if run.get("out_dir") in (None, ""):
         raise MixHicError("simulate: give the output directory, out_dir=DIR (or --out DIR), "
                           "or --report COOL to measure a map")
-    if not isinstance(run.get("overwrite", False), bool):
+    if not isinstance(run["overwrite"], bool):
         raise MixHicError(f"simulate: overwrite: expected true/false, got {run['overwrite']!r}")
-    return SimulateRun(out_dir=str(run["out_dir"]), preset=run["preset"],
-                       seed=run.get("seed", 0), overwrite=run.get("overwrite", False),
-                       params=raw)
+    return SimulateRun(out_dir=str(run["out_dir"]), preset=run["preset"], seed=run["seed"],
+                       overwrite=run["overwrite"], params=raw)
 
 
 def _printable(args: ConfigArgs) -> dict[str, Any]:
     """What ``--print-config`` shows: the run keys and every simulation parameter of the
     preset with the overrides applied (out_dir may still be missing: null)."""
     run, raw = _keys_of(args)
-    return {"out_dir": run.get("out_dir"), "preset": run["preset"],
-            "seed": run.get("seed", 0), "overwrite": run.get("overwrite", False),
-            **to_dict(simulation_params(run["preset"], **raw))}
+    return {"out_dir": run.get("out_dir"), "preset": run["preset"], "seed": run["seed"],
+            "overwrite": run["overwrite"], **to_dict(simulation_params(run["preset"], **raw))}
 
 
 def config_from_args(argv: Sequence[str]) -> SimulateRun:
